@@ -1,0 +1,87 @@
+"""The whole offline pipeline: files -> definitions -> rendered messages -> requests."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from commbox_yaml.compile import Compiler, Request
+from commbox_yaml.definitions import load_definitions
+from commbox_yaml.enums import ENUM_FIELDS, normalize_enum
+from commbox_yaml.errors import Problem, UserError
+from commbox_yaml.project import Project
+from commbox_yaml.render import RenderedMessage, Renderer
+from commbox_yaml.validate import schema_problems
+from commbox_yaml.variables import Variables
+
+_ADDRESS = re.compile(r"^([a-z0-9][a-z0-9_-]*)(?:\[([^\[\]\n]+)\])?$")
+
+
+@dataclass(frozen=True)
+class Build:
+    """Everything a project gives: requests to consider, messages skipped, and problems."""
+
+    project: Project
+    variables: Variables
+    requests: list[Request] = field(default_factory=list)
+    skipped: list[RenderedMessage] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def message_count(self) -> int:
+        return len(self.requests) + len(self.skipped)
+
+
+def parse_address(address: str) -> tuple[str, str | None]:
+    found = _ADDRESS.match(address)
+    if not found:
+        raise UserError(f"{address!r} is not a message address; write NAME or NAME[KEY]")
+    return found.group(1), found.group(2)
+
+
+def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -> Build:
+    loaded = load_definitions(project)
+    wanted = [parse_address(t) for t in targets]
+    result = Build(project, variables, files=loaded.files, problems=list(loaded.problems))
+    renderer = Renderer(project, variables)
+    compiler = Compiler(project)
+    matched: set[str] = set()
+    for definition in loaded.definitions:
+        if wanted and not any(name == definition.name for name, _ in wanted):
+            continue
+        messages, problems = renderer.render(definition)
+        result.problems.extend(problems)
+        for message in messages:
+            if wanted and not _targeted(message, wanted):
+                continue
+            matched.add(definition.name if message.item_key is None else message.address)
+            matched.add(definition.name)
+            if message.skipped:
+                result.skipped.append(message)
+                continue
+            for name in ENUM_FIELDS:
+                if name in message.values:
+                    message.values[name] = normalize_enum(name, message.values[name])
+            schema = schema_problems(
+                message.values, definition.channel, definition.positions, message.item_key
+            )
+            if schema:
+                result.problems.extend(schema)
+                continue
+            request, problems = compiler.compile(message)
+            result.problems.extend(problems)
+            if request is not None:
+                result.requests.append(request)
+    for target in targets:
+        if target not in matched and not result.problems:
+            raise UserError(f"no message matches the address {target!r}; "
+                            "'commbox-yaml plan' lists every address")
+    result.problems.sort(key=Problem.sort_key)
+    return result
+
+
+def _targeted(message: RenderedMessage, wanted: list[tuple[str, str | None]]) -> bool:
+    name = message.definition.name
+    return any(n == name and (k is None or k == message.item_key) for n, k in wanted)

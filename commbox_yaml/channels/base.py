@@ -1,0 +1,38 @@
+"""What every channel provides."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from commbox_yaml.source import PathKey
+
+
+@dataclass
+class ContentParts:
+    """The Content object a channel's shorthands give, and the files to upload."""
+
+    content: dict[str, Any] = field(default_factory=dict)
+    # (path as written, where it was written in the definition)
+    uploads: list[tuple[str, PathKey]] = field(default_factory=list)
+    # Content key -> the definition key that set it, to name the source of a clash
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def put(self, wire: str, value: Any, source: str) -> None:
+        self.content[wire] = value
+        self.sources[wire] = source
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    # definition key -> value used when the definition does not set it
+    presets: Mapping[str, int]
+    content: Callable[[Mapping[str, Any]], ContentParts]
+
+
+def phones(values: Mapping[str, Any], parts: ContentParts) -> None:
+    """`to:` as Content.to, a list of phone numbers (SMS, WhatsApp)."""
+    if "to" in values:
+        parts.put("to", [str(v) for v in values["to"]], "to")

@@ -1,0 +1,124 @@
+"""The command line: argument parsing, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+
+from commbox_yaml import __version__
+from commbox_yaml.commands import render, schema, validate
+from commbox_yaml.context import Context
+from commbox_yaml.errors import UserError, ValidationFailed
+from commbox_yaml.output import Console
+
+COMMANDS: dict[str, ModuleType] = {
+    "validate": validate,
+    "render": render,
+    "schema": schema,
+}
+
+EXIT_OK, EXIT_ERROR, EXIT_SIGINT = 0, 1, 130
+
+
+def _global_options(prefix: str) -> argparse.ArgumentParser:
+    """The options accepted before or after the command (`plan --var-file f` as in Terraform).
+
+    Before the command they land in `g_*`, after it in `c_*`; `_merge` combines both.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("global options")
+    default = None if prefix == "g" else argparse.SUPPRESS
+    group.add_argument("-C", dest=f"{prefix}_directory", metavar="DIR", default=default,
+                       help="run as if started in DIR (the project root is found from there)")
+    group.add_argument("--no-color", dest=f"{prefix}_no_color", action="store_true",
+                       default=default, help="no colours (also: NO_COLOR set)")
+    group.add_argument("--debug", dest=f"{prefix}_debug", action="store_true", default=default,
+                       help="show tracebacks of internal errors")
+    group.add_argument("--var", dest=f"{prefix}_var", action="append", metavar="NAME=VALUE",
+                       default=default, help="set a variable (a YAML scalar); repeatable")
+    group.add_argument("--var-file", dest=f"{prefix}_var_file", action="append", metavar="FILE",
+                       default=default, help="load a variables file after commbox.yaml's; repeatable")
+    return parser
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="commbox-yaml",
+        parents=[_global_options("g")],
+        description="Send CommBox messages from YAML files: validate, plan, apply, once.",
+    )
+    parser.add_argument("--version", action="version", version=f"commbox-yaml {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS.values():
+        module.add_parser(sub, [_global_options("c")])
+    return parser
+
+
+def _merge(args: argparse.Namespace) -> argparse.Namespace:
+    merged = argparse.Namespace(**{k: v for k, v in vars(args).items()
+                                   if not k.startswith(("g_", "c_"))})
+    get = vars(args).get
+    merged.directory = get("c_directory") or get("g_directory") or "."
+    merged.no_color = bool(get("g_no_color") or get("c_no_color"))
+    merged.debug = bool(get("g_debug") or get("c_debug"))
+    merged.var = (get("g_var") or []) + (get("c_var") or [])
+    merged.var_file = (get("g_var_file") or []) + (get("c_var_file") or [])
+    return merged
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = make_parser()
+    try:
+        args = _merge(parser.parse_args(argv))
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    no_color = args.no_color or "NO_COLOR" in os.environ
+    console = Console(color=False if no_color else None)
+    ctx = Context(
+        directory=Path(args.directory),
+        console=console,
+        var_files=args.var_file,
+        var_assignments=args.var,
+        debug=args.debug,
+    )
+    command: Callable[[Context, argparse.Namespace], int] = COMMANDS[args.command].run
+    return run_command(command, ctx, args)
+
+
+def run_command(
+    command: Callable[[Context, argparse.Namespace], int],
+    ctx: Context,
+    args: argparse.Namespace,
+) -> int:
+    console = ctx.console
+    try:
+        return command(ctx, args)
+    except ValidationFailed as exc:
+        console.problems(exc.problems, args.command)
+    except UserError as exc:
+        console.err(f"{console.style('error', 'red', 'bold')}: {exc}")
+    except KeyboardInterrupt:
+        console.err("interrupted")
+        return EXIT_SIGINT
+    except BrokenPipeError:
+        _silence_stdout()
+    except Exception as exc:  # the CLI edge: anything unexpected is an internal error
+        if ctx.debug:
+            console.err(traceback.format_exc().rstrip())
+        console.err(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "this is a bug in commbox-yaml; run again with --debug for the traceback"
+        )
+    return EXIT_ERROR
+
+
+def _silence_stdout() -> None:
+    # The reader went away (`commbox-yaml plan | head`): stop quietly.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,59 @@
+"""render ADDRESS: the exact request(s) one message would send."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from commbox_yaml.compile import Request
+from commbox_yaml.context import Context
+from commbox_yaml.errors import ValidationFailed
+from commbox_yaml.output import Console
+from commbox_yaml.report import message_object
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "render", parents=parents, help="print the exact request(s) for one message",
+        description="Print the exact request(s) one message would send: method, path, body, "
+        "and the multipart parts. ADDRESS is NAME or NAME[KEY].",
+    )
+    parser.add_argument("address", metavar="ADDRESS")
+    parser.add_argument("--json", action="store_true", help="print {\"messages\": [...]}")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    result = ctx.build([args.address])
+    if result.problems:
+        raise ValidationFailed(result.problems)
+    if args.json:
+        ctx.console.json({"messages": [message_object(r) for r in result.requests]})
+        return 0
+    for index, request in enumerate(result.requests):
+        if index:
+            ctx.console.out()
+        show_request(ctx.console, request)
+    for message in result.skipped:
+        ctx.console.out(f"# {message.address}: skipped ('when' is false)")
+    return 0
+
+
+def show_request(console: Console, request: Request) -> None:
+    console.out(console.style(
+        f"# {request.address}  (key {request.key}, {request.channel})", "bold"))
+    console.out(f"{request.method} {request.path}")
+    if not request.multipart:
+        console.out("Content-Type: application/json")
+        console.out()
+        console.out(json.dumps(console.redactor.data(request.body), indent=2, ensure_ascii=False))
+        return
+    console.out("Content-Type: multipart/form-data")
+    console.out()
+    console.out('part "data" (the JSON text of the data object):')
+    console.out(json.dumps(console.redactor.data(request.data), indent=2, ensure_ascii=False))
+    for attachment in request.files:
+        console.out(
+            f'part "file": {attachment.name} ({attachment.mime}, {attachment.size:,} bytes, '
+            f"sha256 {attachment.sha256}) from {attachment.path}"
+        )

@@ -1,0 +1,231 @@
+"""Rendered definitions -> the exact Create Object requests, with their fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from commbox_yaml.channels import CHANNELS
+from commbox_yaml.errors import Problem, UserError
+from commbox_yaml.project import Project
+from commbox_yaml.render import RenderedMessage
+
+# Definition key -> wire field, in the order the reference examples write them.
+# "Content" and "User" are built, not copied.
+WIRE_ORDER: tuple[tuple[str, str], ...] = (
+    ("type", "Type"),
+    ("status_id", "StatusId"),
+    ("stream_provider_type", "StreamProviderType"),
+    ("stream_provider_id", "StreamProviderId"),
+    ("user_stream_provider_id", "UserStreamProviderId"),
+    ("user_stream_provider_type", "UserStreamProviderType"),
+    ("user_identity", "UserIdentity"),
+    ("manager_id", "ManagerId"),
+    ("sub_stream_id", "SubStreamId"),
+    ("send_to_client", "sendToClient"),
+    ("content", "Content"),
+    ("message", "Message"),
+    ("create_child_object", "createChildObject"),
+    ("user", "User"),
+)
+USER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("unique_id", "UniqueId"),
+    ("last_name", "LastName"),
+    ("first_name", "FirstName"),
+    ("phone1", "Phone1"),
+    ("email", "Email"),
+    ("remarks", "Remarks"),
+)
+_RAW_STREAM_ID = re.compile(r"^[A-Za-z0-9]+$")
+# Built-in table only, so a MIME type (part of the fingerprint) is the same on every machine.
+_MIME = mimetypes.MimeTypes(filenames=())
+for _ext, _type in {
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".md": "text/markdown",
+    ".webp": "image/webp",
+}.items():
+    _MIME.add_type(_type, _ext)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file uploaded with a message."""
+
+    path: str  # as the user wrote it, relative to the project root
+    name: str  # the base name sent in the multipart part
+    size: int
+    sha256: str
+    mime: str
+    absolute: Path
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": self.path, "name": self.name, "bytes": self.size, "sha256": self.sha256,
+                "mime": self.mime}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One Create Object request, exactly as it would be sent."""
+
+    message: RenderedMessage
+    stream: str
+    data: dict[str, Any]
+    files: tuple[Attachment, ...]
+    fingerprint: str
+    field_hashes: dict[str, str]
+
+    method = "POST"
+
+    @property
+    def address(self) -> str:
+        return self.message.address
+
+    @property
+    def key(self) -> str:
+        return self.message.key
+
+    @property
+    def channel(self) -> str:
+        return self.message.definition.channel
+
+    @property
+    def path(self) -> str:
+        return f"/streams/{self.stream}/objects"
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return {"data": self.data}
+
+    @property
+    def multipart(self) -> bool:
+        return bool(self.files)
+
+    @property
+    def send_always(self) -> bool:
+        return self.message.values.get("send", "once") == "always"
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+class Compiler:
+    """Compiles rendered messages of one project; attachment hashes are computed once."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self._files: dict[Path, tuple[int, str]] = {}
+
+    def compile(self, message: RenderedMessage) -> tuple[Request | None, list[Problem]]:
+        problems: list[Problem] = []
+        definition = message.definition
+        values = message.values
+        channel = CHANNELS[definition.channel]
+
+        def problem(path: tuple[str | int, ...], text: str, key: bool = False) -> None:
+            loc = definition.where_key(*path) if key else definition.where(*path)
+            dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
+            problems.append(Problem(loc, text, dotted.replace(".[", "["), message.item_key))
+
+        stream = self._stream(str(values["stream"]), problem)
+        parts = channel.content(values)
+        content = dict(parts.content)
+        folded = {k.lower(): k for k in content}
+        for key, value in (values.get("content") or {}).items():
+            if str(key).lower() in folded:
+                source = parts.sources[folded[str(key).lower()]]
+                problem(("content", key), f"Content key '{key}' is already set by '{source}'; "
+                        "set it in one place", key=True)
+            content[key] = value
+
+        data: dict[str, Any] = {}
+        for name, wire in WIRE_ORDER:
+            if name == "content":
+                if content:
+                    data[wire] = content
+            elif name == "user":
+                if "user" in values:
+                    user = values["user"]
+                    data[wire] = {w: user[n] for n, w in USER_FIELDS if n in user}
+            elif name in values:
+                data[wire] = values[name]
+            elif name in channel.presets:
+                data[wire] = channel.presets[name]
+        wire_names = {k.lower() for k in data}
+        for key, value in (values.get("raw") or {}).items():
+            if str(key).lower() in wire_names:
+                problem(("raw", key), f"data key '{key}' is already set from the definition; "
+                        "use the definition's own key instead of raw", key=True)
+            data[key] = value
+
+        files = []
+        for relative, path in parts.uploads:
+            try:
+                files.append(self._attachment(relative))
+            except UserError as exc:
+                problem(path, exc.problem.message)
+        if problems:
+            return None, problems
+        fingerprint, hashes = fingerprint_of(stream, data, files)
+        return Request(message, stream, data, tuple(files), fingerprint, hashes), []
+
+    def _stream(self, value: str, problem: Any) -> str:
+        streams = self.project.streams
+        if value in streams:
+            return streams[value]
+        if not _RAW_STREAM_ID.match(value):
+            known = ", ".join(sorted(streams)) or "none defined"
+            problem(("stream",), f"unknown stream alias {value!r} (aliases: {known}); "
+                    "add it under 'streams:' in commbox.yaml or use a raw stream id")
+        return value
+
+    def _attachment(self, relative: str) -> Attachment:
+        path = self.project.resolve(relative, None, "attachment")
+        if not path.is_file():
+            raise UserError(f"attachment {relative!r} not found (paths are relative to the "
+                            "project root)")
+        stat = path.stat()
+        limit = self.project.api.max_attachment_mb * 1024 * 1024
+        if stat.st_size > limit:
+            raise UserError(
+                f"attachment {relative!r} is {stat.st_size / 1048576:.1f} MiB, over the "
+                f"{self.project.api.max_attachment_mb:g} MiB limit (api.max_attachment_mb)"
+            )
+        cached = self._files.get(path)
+        if cached is None or cached[0] != stat.st_size:
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            cached = self._files[path] = (stat.st_size, digest.hexdigest())
+        mime = _MIME.guess_type(path.name, strict=False)[0] or "application/octet-stream"
+        return Attachment(relative, path.name, cached[0], cached[1], mime, path)
+
+
+def fingerprint_of(
+    stream: str, data: dict[str, Any], files: list[Attachment]
+) -> tuple[str, dict[str, str]]:
+    """The request's fingerprint, and a hash per field (to name what changed later)."""
+    file_ids = [{"name": f.name, "sha256": f.sha256, "mime": f.mime} for f in files]
+    fingerprint = "sha256:" + _digest({"stream": stream, "body": {"data": data}, "files": file_ids})
+    hashes = {"stream": _digest(stream)[:16]}
+    for key, value in data.items():
+        if key == "Content" and isinstance(value, dict):
+            for sub, sub_value in value.items():
+                hashes[f"Content.{sub}"] = _digest(sub_value)[:16]
+        else:
+            hashes[key] = _digest(value)[:16]
+    if file_ids:
+        hashes["files"] = _digest(file_ids)[:16]
+    return fingerprint, hashes

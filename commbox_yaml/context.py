@@ -1,0 +1,37 @@
+"""What every command gets: global options, the console, and the project on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from commbox_yaml.build import Build, build
+from commbox_yaml.output import Console
+from commbox_yaml.project import Project, load_project
+from commbox_yaml.variables import Variables, load_variables
+
+
+@dataclass
+class Context:
+    directory: Path
+    console: Console
+    var_files: list[str] = field(default_factory=list)
+    var_assignments: list[str] = field(default_factory=list)
+    debug: bool = False
+    _project: Project | None = None
+    _variables: Variables | None = None
+
+    def project(self) -> Project:
+        if self._project is None:
+            self._project = load_project(self.directory)
+        return self._project
+
+    def variables(self) -> Variables:
+        if self._variables is None:
+            self._variables = load_variables(self.project(), self.var_files, self.var_assignments)
+            self.console.redactor.add(self._variables.sensitive_values())
+        return self._variables
+
+    def build(self, targets: Sequence[str] = ()) -> Build:
+        return build(self.project(), self.variables(), targets)

@@ -1,0 +1,289 @@
+"""Strict YAML loading that remembers where every value came from.
+
+The only module that parses YAML. Values come out as plain JSON-like Python data;
+a side table (`Positions`) maps each value's path to its `file:line:col`, so later
+stages (templates, schemas, compilation) can point back at the source line.
+
+Strict means: duplicate keys are errors, alias expansion is bounded (no "billion
+laughs"), only JSON types are produced (timestamps stay strings), and files must
+be UTF-8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from commbox_yaml.errors import Location, UserError
+
+PathKey = tuple[str | int, ...]
+
+# A document may share subtrees through aliases; what counts is the size it would
+# have once every alias is expanded (as a template or a JSON dump would see it).
+MAX_EXPANDED_NODES = 200_000
+MAX_EXPANSION_RATIO = 10
+
+_BaseLoader: type[yaml.SafeLoader]
+try:
+    _BaseLoader = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - libyaml missing
+    _BaseLoader = yaml.SafeLoader
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """Safe loader without the YAML 1.1 timestamp type: dates stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_SCALAR_TAGS = {
+    _STR: "construct_yaml_str",
+    "tag:yaml.org,2002:int": "construct_yaml_int",
+    "tag:yaml.org,2002:float": "construct_yaml_float",
+    "tag:yaml.org,2002:bool": "construct_yaml_bool",
+    "tag:yaml.org,2002:null": "construct_yaml_null",
+}
+
+
+@dataclass
+class Positions:
+    """Where each value (and each mapping key) of a document was written."""
+
+    values: dict[PathKey, Location] = field(default_factory=dict)
+    keys: dict[PathKey, Location] = field(default_factory=dict)
+
+    def locate(self, path: PathKey) -> Location | None:
+        """The position of the value at `path`, or of its nearest located ancestor."""
+        for end in range(len(path), -1, -1):
+            loc = self.values.get(path[:end])
+            if loc is not None:
+                return loc
+        return None
+
+    def locate_key(self, path: PathKey) -> Location | None:
+        """The position of the key naming `path`, falling back to the value's."""
+        return self.keys.get(path) or self.locate(path)
+
+    def under(self, prefix: PathKey) -> Positions:
+        """The positions below `prefix`, re-rooted so that `prefix` becomes ()."""
+        n = len(prefix)
+        return Positions(
+            {p[n:]: loc for p, loc in self.values.items() if p[:n] == prefix},
+            {p[n:]: loc for p, loc in self.keys.items() if p[:n] == prefix},
+        )
+
+
+@dataclass
+class Document:
+    """One YAML document: its data and the positions of its values."""
+
+    value: Any
+    positions: Positions
+    location: Location
+
+
+def read_text(path: Path, display: str) -> str:
+    """A file's text, decoded as UTF-8, with a located error when it is not."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError("file not found", Location(display)) from None
+    except IsADirectoryError:
+        raise UserError("is a directory, not a file", Location(display)) from None
+    except OSError as exc:
+        raise UserError(f"cannot read: {exc.strerror}", Location(display)) from None
+    return decode_utf8(data, display)
+
+
+def decode_utf8(data: bytes, display: str) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:4] in (b"\x00\x00\xfe\xff",):
+        raise UserError("file is UTF-16/32 encoded; re-save it as UTF-8", Location(display, 1, 1))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        raise UserError(
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); re-save the file as UTF-8",
+            Location(display, line, col),
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def load_documents(path: Path, display: str) -> list[Document]:
+    """Every non-empty document in a YAML file."""
+    return list(iter_documents(read_text(path, display), display))
+
+
+def load_single(path: Path, display: str) -> Document | None:
+    """The one document of a file (None when empty); several documents are an error."""
+    docs = load_documents(path, display)
+    if len(docs) > 1:
+        raise UserError(
+            "holds several YAML documents; only one is allowed here", docs[1].location
+        )
+    return docs[0] if docs else None
+
+
+def iter_documents(text: str, display: str) -> Iterator[Document]:
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:  # pragma: no cover - check_node guards this
+                continue
+            if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+                continue
+            yield _Builder(loader, display).document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
+        what = exc.problem or exc.context or "invalid YAML"
+        raise UserError(f"YAML syntax error: {what}", where) from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"YAML error: {exc}", Location(display)) from None
+    finally:
+        loader.dispose()
+
+
+class _Builder:
+    """Turns a composed node graph into plain data plus positions."""
+
+    def __init__(self, loader: yaml.SafeLoader, display: str) -> None:
+        self.loader = loader
+        self.display = display
+        self.positions = Positions()
+        self.built: dict[int, Any] = {}
+        self.sizes: dict[int, int] = {}
+
+    def loc(self, node: yaml.Node) -> Location:
+        mark = node.start_mark
+        return Location(self.display, mark.line + 1, mark.column + 1)
+
+    def document(self, node: yaml.Node) -> Document:
+        distinct: set[int] = set()
+        expanded = self.expanded_size(node, set(), distinct)
+        limit = max(MAX_EXPANDED_NODES, MAX_EXPANSION_RATIO * len(distinct))
+        if expanded > limit:
+            raise UserError(
+                f"YAML aliases expand to more than {limit:,} values; "
+                "remove the alias chain (this looks like a 'billion laughs' document)",
+                self.loc(node),
+            )
+        value = self.build(node, ())
+        return Document(value, self.positions, self.loc(node))
+
+    def expanded_size(self, node: yaml.Node, active: set[int], distinct: set[int]) -> int:
+        key = id(node)
+        distinct.add(key)
+        known = self.sizes.get(key)
+        if known is not None:
+            return known
+        if key in active:
+            raise UserError("recursive YAML alias: a value contains itself", self.loc(node))
+        size = 1
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            active.add(key)
+            children: list[yaml.Node] = (
+                [n for pair in node.value for n in pair]
+                if isinstance(node, yaml.MappingNode)
+                else list(node.value)
+            )
+            for child in children:
+                size += self.expanded_size(child, active, distinct)
+                if size > 10 * MAX_EXPANDED_NODES * MAX_EXPANSION_RATIO:
+                    break  # already far past any limit; stop counting
+            active.discard(key)
+        self.sizes[key] = size
+        return size
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        key = id(node)
+        if key in self.built:  # an alias: share the value built at its anchor
+            return self.built[key]
+        self.positions.values.setdefault(path, self.loc(node))
+        if isinstance(node, yaml.ScalarNode):
+            value = self.scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            self.check_tag(node, "tag:yaml.org,2002:seq")
+            value = []
+            self.built[key] = value
+            for index, child in enumerate(node.value):
+                value.append(self.build(child, (*path, index)))
+            return value
+        elif isinstance(node, yaml.MappingNode):
+            self.check_tag(node, "tag:yaml.org,2002:map")
+            value = {}
+            self.built[key] = value
+            self.mapping(node, path, value)
+            return value
+        else:  # pragma: no cover - composer yields only these three
+            raise UserError("unsupported YAML node", self.loc(node))
+        self.built[key] = value
+        return value
+
+    def check_tag(self, node: yaml.Node, expected: str) -> None:
+        if node.tag != expected:
+            raise UserError(
+                f"unsupported YAML tag {node.tag!r}; only plain JSON-like values are allowed",
+                self.loc(node),
+            )
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        method = _SCALAR_TAGS.get(node.tag)
+        if method is None:
+            raise UserError(
+                f"unsupported YAML tag {node.tag!r}; only plain JSON-like values are allowed",
+                self.loc(node),
+            )
+        if node.tag == _STR:
+            return node.value
+        return getattr(self.loader, method)(node)
+
+    def mapping(self, node: yaml.MappingNode, path: PathKey, out: dict[Any, Any]) -> None:
+        explicit: dict[Any, Location] = {}
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged.update(self.merge_sources(value_node, path))
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise UserError("mapping keys must be plain scalars", self.loc(key_node))
+            name = self.scalar(key_node)
+            if isinstance(name, float) or name is None:
+                name = key_node.value
+            where = self.loc(key_node)
+            first = explicit.get(name)
+            if first is not None:
+                raise UserError(
+                    f"duplicate key {name!r} (first defined at line {first.line}); "
+                    "YAML would silently keep only the last one",
+                    where,
+                )
+            explicit[name] = where
+            self.positions.keys[(*path, name)] = where
+            out[name] = self.build(value_node, (*path, name))
+        for name, value in merged.items():
+            out.setdefault(name, value)
+
+    def merge_sources(self, node: yaml.Node, path: PathKey) -> dict[Any, Any]:
+        """The mapping(s) a `<<:` merge key pulls in; earlier sources win, as in YAML 1.1."""
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        result: dict[Any, Any] = {}
+        for source in reversed(sources):
+            if not isinstance(source, yaml.MappingNode):
+                raise UserError("a '<<' merge needs a mapping or a list of mappings",
+                                self.loc(source))
+            value = self.build(source, path)
+            result.update(value)
+        return result

@@ -1,0 +1,120 @@
+"""Template variables: var files, --var-file, COMMBOX_VAR_*, --var, and the env allowlist."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from commbox_yaml.errors import Location, UserError
+from commbox_yaml.project import Project
+from commbox_yaml.source import iter_documents, load_single
+
+ENV_PREFIX = "COMMBOX_VAR_"
+RESERVED = frozenset({"env", "item", "key", "definition"})
+
+
+@dataclass(frozen=True)
+class Variables:
+    """The variables templates see, and where each came from."""
+
+    values: dict[str, Any]
+    origins: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    sensitive_names: frozenset[str] = frozenset()
+
+    def sensitive_values(self) -> set[str]:
+        """The text of every sensitive value, for redaction (leaves of containers too)."""
+        found: set[str] = set()
+        for name in self.sensitive_names:
+            if name in self.values:
+                _leaves(self.values[name], found)
+        return {v for v in found if v}
+
+
+def _leaves(value: Any, out: set[str]) -> None:
+    if isinstance(value, Mapping):
+        for v in value.values():
+            _leaves(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _leaves(v, out)
+    elif value is not None and not isinstance(value, bool):
+        out.add(str(value))
+
+
+def parse_scalar(text: str, where: str) -> Any:
+    """A --var or COMMBOX_VAR_ value, read as a YAML scalar ('3' is 3, 'true' is True)."""
+    try:
+        docs = list(iter_documents(text, where))
+    except UserError:
+        return text
+    if not docs:
+        return None if text.strip() in ("", "~", "null") else text
+    value = docs[0].value
+    return value if not isinstance(value, (dict, list)) else text
+
+
+def load_variables(
+    project: Project,
+    var_files: Sequence[str] = (),
+    cli_vars: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Variables:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+
+    def put(name: str, value: Any, origin: str, where: Location | None) -> None:
+        if name in RESERVED:
+            raise UserError(
+                f"variable name '{name}' is reserved for templates ({', '.join(sorted(RESERVED))})",
+                where,
+            )
+        values[name] = value
+        origins[name] = origin
+
+    files: list[tuple[str, Location | None]] = [
+        (rel, project.where("vars", i)) for i, rel in enumerate(project.vars)
+    ]
+    files += [(rel, None) for rel in var_files]
+    for rel, where in files:
+        for name, value, loc in _var_file(project, rel, where):
+            put(name, value, rel, loc)
+    for env_name in sorted(environ):
+        if env_name.startswith(ENV_PREFIX) and len(env_name) > len(ENV_PREFIX):
+            name = env_name[len(ENV_PREFIX) :]
+            put(name, parse_scalar(environ[env_name], env_name), env_name, None)
+    for assignment in cli_vars:
+        name, sep, text = assignment.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UserError(f"--var {assignment!r} is not NAME=VALUE; write e.g. --var version=1.4.0")
+        put(name, parse_scalar(text, f"--var {name}"), "--var", None)
+
+    env = {name: environ[name] for name in project.env if name in environ}
+    return Variables(values, origins, env, frozenset(project.sensitive))
+
+
+def _var_file(
+    project: Project, relative: str, where: Location | None
+) -> Iterable[tuple[str, Any, Location | None]]:
+    path = project.resolve(relative, where, "var file")
+    display = project.display(path)
+    if not path.is_file():
+        raise UserError(f"var file {relative!r} not found", where or Location(relative))
+    doc = load_single(path, display)
+    if doc is None:
+        return []
+    if not isinstance(doc.value, dict):
+        raise UserError("a var file must be a mapping of NAME: value", doc.location)
+    out = []
+    for name, value in doc.value.items():
+        if not isinstance(name, str):
+            raise UserError(
+                f"variable name {name!r} must be text", doc.positions.locate_key((name,))
+            )
+        out.append((name, value, doc.positions.locate_key((name,))))
+    return out
+

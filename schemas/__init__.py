@@ -1,0 +1,1 @@
+"""JSON Schemas shipped with commbox-yaml (loaded with importlib.resources)."""

@@ -1,0 +1,1 @@
+"""Built-in templates shipped with commbox-yaml (loaded with importlib.resources)."""
