@@ -76,8 +76,10 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
                 result.requests.append(request)
     for target in targets:
         if target not in matched and not result.problems:
-            raise UserError(f"no message matches the address {target!r}; "
-                            "'commbox-yaml plan' lists every address")
+            raise UserError(
+                f"no message matches the address {target!r}; "
+                "'commbox-yaml plan' lists every address"
+            )
     result.problems.sort(key=Problem.sort_key)
     return result
 

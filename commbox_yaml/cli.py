@@ -33,16 +33,43 @@ def _global_options(prefix: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("global options")
     default = None if prefix == "g" else argparse.SUPPRESS
-    group.add_argument("-C", dest=f"{prefix}_directory", metavar="DIR", default=default,
-                       help="run as if started in DIR (the project root is found from there)")
-    group.add_argument("--no-color", dest=f"{prefix}_no_color", action="store_true",
-                       default=default, help="no colours (also: NO_COLOR set)")
-    group.add_argument("--debug", dest=f"{prefix}_debug", action="store_true", default=default,
-                       help="show tracebacks of internal errors")
-    group.add_argument("--var", dest=f"{prefix}_var", action="append", metavar="NAME=VALUE",
-                       default=default, help="set a variable (a YAML scalar); repeatable")
-    group.add_argument("--var-file", dest=f"{prefix}_var_file", action="append", metavar="FILE",
-                       default=default, help="load a variables file after commbox.yaml's; repeatable")
+    group.add_argument(
+        "-C",
+        dest=f"{prefix}_directory",
+        metavar="DIR",
+        default=default,
+        help="run as if started in DIR (the project root is found from there)",
+    )
+    group.add_argument(
+        "--no-color",
+        dest=f"{prefix}_no_color",
+        action="store_true",
+        default=default,
+        help="no colours (also: NO_COLOR set)",
+    )
+    group.add_argument(
+        "--debug",
+        dest=f"{prefix}_debug",
+        action="store_true",
+        default=default,
+        help="show tracebacks of internal errors",
+    )
+    group.add_argument(
+        "--var",
+        dest=f"{prefix}_var",
+        action="append",
+        metavar="NAME=VALUE",
+        default=default,
+        help="set a variable (a YAML scalar); repeatable",
+    )
+    group.add_argument(
+        "--var-file",
+        dest=f"{prefix}_var_file",
+        action="append",
+        metavar="FILE",
+        default=default,
+        help="load a variables file after commbox.yaml's; repeatable",
+    )
     return parser
 
 
@@ -60,8 +87,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _merge(args: argparse.Namespace) -> argparse.Namespace:
-    merged = argparse.Namespace(**{k: v for k, v in vars(args).items()
-                                   if not k.startswith(("g_", "c_"))})
+    merged = argparse.Namespace(
+        **{k: v for k, v in vars(args).items() if not k.startswith(("g_", "c_"))}
+    )
     get = vars(args).get
     merged.directory = get("c_directory") or get("g_directory") or "."
     merged.no_color = bool(get("g_no_color") or get("c_no_color"))

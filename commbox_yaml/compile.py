@@ -66,8 +66,13 @@ class Attachment:
     absolute: Path
 
     def describe(self) -> dict[str, Any]:
-        return {"path": self.path, "name": self.name, "bytes": self.size, "sha256": self.sha256,
-                "mime": self.mime}
+        return {
+            "path": self.path,
+            "name": self.name,
+            "bytes": self.size,
+            "sha256": self.sha256,
+            "mime": self.mime,
+        }
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ class Request:
 
     @property
     def send_always(self) -> bool:
-        return self.message.values.get("send", "once") == "always"
+        return bool(self.message.values.get("send", "once") == "always")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -145,8 +150,11 @@ class Compiler:
         for key, value in (values.get("content") or {}).items():
             if str(key).lower() in folded:
                 source = parts.sources[folded[str(key).lower()]]
-                problem(("content", key), f"Content key '{key}' is already set by '{source}'; "
-                        "set it in one place", key=True)
+                problem(
+                    ("content", key),
+                    f"Content key '{key}' is already set by '{source}'; set it in one place",
+                    key=True,
+                )
             content[key] = value
 
         data: dict[str, Any] = {}
@@ -165,8 +173,12 @@ class Compiler:
         wire_names = {k.lower() for k in data}
         for key, value in (values.get("raw") or {}).items():
             if str(key).lower() in wire_names:
-                problem(("raw", key), f"data key '{key}' is already set from the definition; "
-                        "use the definition's own key instead of raw", key=True)
+                problem(
+                    ("raw", key),
+                    f"data key '{key}' is already set from the definition; "
+                    "use the definition's own key instead of raw",
+                    key=True,
+                )
             data[key] = value
 
         files = []
@@ -186,15 +198,19 @@ class Compiler:
             return streams[value]
         if not _RAW_STREAM_ID.match(value):
             known = ", ".join(sorted(streams)) or "none defined"
-            problem(("stream",), f"unknown stream alias {value!r} (aliases: {known}); "
-                    "add it under 'streams:' in commbox.yaml or use a raw stream id")
+            problem(
+                ("stream",),
+                f"unknown stream alias {value!r} (aliases: {known}); "
+                "add it under 'streams:' in commbox.yaml or use a raw stream id",
+            )
         return value
 
     def _attachment(self, relative: str) -> Attachment:
         path = self.project.resolve(relative, None, "attachment")
         if not path.is_file():
-            raise UserError(f"attachment {relative!r} not found (paths are relative to the "
-                            "project root)")
+            raise UserError(
+                f"attachment {relative!r} not found (paths are relative to the project root)"
+            )
         stat = path.stat()
         limit = self.project.api.max_attachment_mb * 1024 * 1024
         if stat.st_size > limit:

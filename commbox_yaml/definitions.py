@@ -152,5 +152,6 @@ def _check_identity(
         ok = False
     if not ok:
         return None
-    assert isinstance(name, str) and isinstance(channel, str)
+    assert isinstance(name, str)
+    assert isinstance(channel, str)
     return name, channel

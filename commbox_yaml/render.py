@@ -105,7 +105,9 @@ class Renderer:
             return
         where = definition.where("for_each")
         source = data["for_each"]
-        items = self._evaluate(source, base, where, "for_each") if isinstance(source, str) else source
+        items = (
+            self._evaluate(source, base, where, "for_each") if isinstance(source, str) else source
+        )
         key_template = data.get("key")
         if key_template is not None and not isinstance(key_template, str):
             raise self._fail(definition.where("key"), "key", "must be a template string")
@@ -183,8 +185,9 @@ class Renderer:
                     "give either 'message' or 'message_file', not both",
                     item_key,
                 )
-            values["message"] = self._message_file(definition, values.pop("message_file"), scope,
-                                                    item_key)
+            values["message"] = self._message_file(
+                definition, values.pop("message_file"), scope, item_key
+            )
         return RenderedMessage(definition, address, key, item_key, values)
 
     def _when(self, definition: Definition, scope: dict[str, Any], item_key: str | None) -> bool:
@@ -192,8 +195,9 @@ class Renderer:
         if isinstance(raw, bool):
             return raw
         if not isinstance(raw, str):
-            raise self._fail(definition.where("when"), "when", "must be an expression or true/false",
-                             item_key)
+            raise self._fail(
+                definition.where("when"), "when", "must be an expression or true/false", item_key
+            )
         result = self._evaluate(raw, scope, definition.where("when"), "when", item_key)
         if isinstance(result, str):
             return result.strip().lower() not in _FALSE_WORDS

@@ -129,9 +129,7 @@ def load_single(path: Path, display: str) -> Document | None:
     """The one document of a file (None when empty); several documents are an error."""
     docs = load_documents(path, display)
     if len(docs) > 1:
-        raise UserError(
-            "holds several YAML documents; only one is allowed here", docs[1].location
-        )
+        raise UserError("holds several YAML documents; only one is allowed here", docs[1].location)
     return docs[0] if docs else None
 
 
@@ -282,8 +280,9 @@ class _Builder:
         result: dict[Any, Any] = {}
         for source in reversed(sources):
             if not isinstance(source, yaml.MappingNode):
-                raise UserError("a '<<' merge needs a mapping or a list of mappings",
-                                self.loc(source))
+                raise UserError(
+                    "a '<<' merge needs a mapping or a list of mappings", self.loc(source)
+                )
             value = self.build(source, path)
             result.update(value)
         return result

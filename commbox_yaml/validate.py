@@ -15,7 +15,9 @@ from commbox_yaml.errors import Problem
 from commbox_yaml.resources import schema
 from commbox_yaml.source import PathKey, Positions
 
-_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 _PHONE = re.compile(r"^\+?[0-9]{3,20}$")
 _TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
 
@@ -91,8 +93,9 @@ def _explain(error: ValidationError, positions: Positions, item_key: str | None)
         return Problem(loc, message, format_path(at), item_key)
 
     validator_name = error.validator
+    subschema = error.schema if isinstance(error.schema, dict) else {}
     if validator_name == "additionalProperties" and isinstance(error.instance, dict):
-        known = list(error.schema.get("properties", {}))
+        known = list(subschema.get("properties", {}))
         extra = [k for k in error.instance if k not in known]
         out = []
         for key in extra:
@@ -117,33 +120,34 @@ def _explain(error: ValidationError, positions: Positions, item_key: str | None)
 
 def _message(error: ValidationError) -> str:
     value = error.instance
+    rule: Any = error.validator_value
     shown = _show(value)
     validator_name = error.validator
     if validator_name == "format":
-        return f"{shown} {_FORMAT_MESSAGES.get(str(error.validator_value), 'has the wrong format')}"
+        return f"{shown} {_FORMAT_MESSAGES.get(str(rule), 'has the wrong format')}"
     if validator_name == "type":
-        expected = error.validator_value
-        names = [expected] if isinstance(expected, str) else list(expected)
+        names = [rule] if isinstance(rule, str) else list(rule)
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
         hint = ""
         if "string" in names and isinstance(value, (int, float)) and not isinstance(value, bool):
             hint = " (put it in quotes to keep it as text)"
         return f"{shown} is {_kind(value)}, expected {wanted}{hint}"
     if validator_name == "enum":
-        options = [o for o in error.validator_value if isinstance(o, str)] or error.validator_value
-        hint = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
-        tip = f"; did you mean '{hint[0]}'?" if hint else ""
+        options = [o for o in rule if isinstance(o, str)] or list(rule)
+        close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
+        tip = f"; did you mean '{close[0]}'?" if close else ""
         return f"{shown} is not one of: {', '.join(str(o) for o in options)}{tip}"
     if validator_name == "const":
-        return f"{shown} must be {_show(error.validator_value)}"
+        return f"{shown} must be {_show(rule)}"
     if validator_name == "pattern":
-        if error.validator_value == "^[a-z0-9][a-z0-9_-]*$":
-            return f"{shown} must be lower case letters, digits, '-' and '_', not starting with '-' or '_'"
-        return f"{shown} does not match the pattern {error.validator_value}"
-    if validator_name == "minItems":
-        return "must not be empty" if error.validator_value == 1 else error.message
-    if validator_name == "minLength":
-        return "must not be empty" if error.validator_value == 1 else error.message
+        if rule == "^[a-z0-9][a-z0-9_-]*$":
+            return (
+                f"{shown} must be lower case letters, digits, '-' and '_', "
+                "not starting with '-' or '_'"
+            )
+        return f"{shown} does not match the pattern {rule}"
+    if validator_name in ("minItems", "minLength") and rule == 1:
+        return "must not be empty"
     return error.message
 
 
@@ -154,9 +158,8 @@ def _kind(value: Any) -> str:
         return "empty"
     if isinstance(value, (int, float)):
         return "a number"
-    return _TYPE_NAMES.get(
-        {str: "string", list: "array", dict: "object"}.get(type(value), ""), type(value).__name__
-    )
+    kinds: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return _TYPE_NAMES.get(kinds.get(type(value), ""), type(value).__name__)
 
 
 def _show(value: Any) -> str:

@@ -90,7 +90,9 @@ def load_variables(
         name, sep, text = assignment.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise UserError(f"--var {assignment!r} is not NAME=VALUE; write e.g. --var version=1.4.0")
+            raise UserError(
+                f"--var {assignment!r} is not NAME=VALUE; write e.g. --var version=1.4.0"
+            )
         put(name, parse_scalar(text, f"--var {name}"), "--var", None)
 
     env = {name: environ[name] for name in project.env if name in environ}
@@ -117,4 +119,3 @@ def _var_file(
             )
         out.append((name, value, doc.positions.locate_key((name,))))
     return out
-

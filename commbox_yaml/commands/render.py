@@ -15,12 +15,14 @@ from commbox_yaml.report import message_object
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        "render", parents=parents, help="print the exact request(s) for one message",
+        "render",
+        parents=parents,
+        help="print the exact request(s) for one message",
         description="Print the exact request(s) one message would send: method, path, body, "
         "and the multipart parts. ADDRESS is NAME or NAME[KEY].",
     )
     parser.add_argument("address", metavar="ADDRESS")
-    parser.add_argument("--json", action="store_true", help="print {\"messages\": [...]}")
+    parser.add_argument("--json", action="store_true", help='print {"messages": [...]}')
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -40,8 +42,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def show_request(console: Console, request: Request) -> None:
-    console.out(console.style(
-        f"# {request.address}  (key {request.key}, {request.channel})", "bold"))
+    console.out(
+        console.style(f"# {request.address}  (key {request.key}, {request.channel})", "bold")
+    )
     console.out(f"{request.method} {request.path}")
     if not request.multipart:
         console.out("Content-Type: application/json")

@@ -14,12 +14,19 @@ _CHOICES = (*CHANNEL_NAMES, "commbox")
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        "schema", parents=parents, help="print the JSON Schema(s)",
+        "schema",
+        parents=parents,
+        help="print the JSON Schema(s)",
         description="Print a channel's JSON Schema, 'commbox' for commbox.yaml, or with no "
         "argument one schema for any message definition (for # yaml-language-server: $schema=).",
     )
-    parser.add_argument("channel", nargs="?", choices=_CHOICES, metavar="CHANNEL",
-                        help=f"one of {', '.join(_CHOICES)}")
+    parser.add_argument(
+        "channel",
+        nargs="?",
+        choices=_CHOICES,
+        metavar="CHANNEL",
+        help=f"one of {', '.join(_CHOICES)}",
+    )
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -43,12 +50,16 @@ def combined_schema() -> dict[str, Any]:
         "type": "object",
         "required": ["channel"],
         "properties": {
-            "channel": {"description": "The channel: " + ", ".join(CHANNEL_NAMES) + ".",
-                        "enum": list(CHANNEL_NAMES)},
+            "channel": {
+                "description": "The channel: " + ", ".join(CHANNEL_NAMES) + ".",
+                "enum": list(CHANNEL_NAMES),
+            },
         },
         "allOf": [
-            {"if": {"properties": {"channel": {"const": name}}, "required": ["channel"]},
-             "then": {"$ref": f"#/$defs/{name}"}}
+            {
+                "if": {"properties": {"channel": {"const": name}}, "required": ["channel"]},
+                "then": {"$ref": f"#/$defs/{name}"},
+            }
             for name in CHANNEL_NAMES
         ],
         "$defs": defs,

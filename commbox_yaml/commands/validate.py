@@ -10,7 +10,9 @@ from commbox_yaml.context import Context
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        "validate", parents=parents, help="check every message definition (no network)",
+        "validate",
+        parents=parents,
+        help="check every message definition (no network)",
         description="Load, render and check every message against its channel's schema.",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
