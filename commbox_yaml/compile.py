@@ -109,6 +109,11 @@ class Request:
         return {"data": self.data}
 
     @property
+    def data_field(self) -> str:
+        """The multipart `data` field: the JSON text of the data object, as in the reference."""
+        return json.dumps(self.data)
+
+    @property
     def multipart(self) -> bool:
         return bool(self.files)
 

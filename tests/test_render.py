@@ -1,0 +1,201 @@
+"""Templating: native single-expression values, strictness, sandbox, for_each/key/when."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.projects import SMS, build_project, project
+
+_counter = itertools.count()
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**53), max_value=2**53),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.text(max_size=20),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=json_values)
+def test_a_single_expression_keeps_its_native_type(tmp_path: Path, value: Any) -> None:
+    root = tmp_path / str(next(_counter))
+    project(
+        root,
+        SMS + "raw:\n  Extra: '{{ value }}'\n  Text: 'v={{ value | tojson }}'\n",
+        yaml.safe_dump({"value": value}, allow_unicode=True),
+    )
+    result = build_project(root)
+    assert result.problems == []
+    data = result.requests[0].data
+    assert data["Extra"] == value
+    assert type(data["Extra"]) is type(value)
+    assert data["Text"].startswith("v=")
+    assert json.loads(data["Text"][2:]) == value
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ n }}", 7),
+        ("{{ n + 1 }}", 8),
+        (" {{ n }}", " 7"),
+        ("{{ n }}{{ n }}", "77"),
+        ("{{ n }} and {{ n }}", "7 and 7"),
+        ("{{- n -}}", 7),
+        ("{{ '7' }}", "7"),
+        ("{{ [n, 'a'] }}", [7, "a"]),
+        ("{{ {'k': n} }}", {"k": 7}),
+        ("{% if n %}yes{% endif %}", "yes"),
+        ("{{ names | map('upper') | list }}", ["A", "B"]),
+        ("{{ names | map('upper') }}", ["A", "B"]),
+    ],
+)
+def test_native_or_text(tmp_path: Path, template: str, expected: Any) -> None:
+    project(tmp_path, SMS + f"raw:\n  X: {json.dumps(template)}\n", "n: 7\nnames: [a, b]\n")
+    result = build_project(tmp_path)
+    assert result.problems == []
+    assert result.requests[0].data["X"] == expected
+
+
+def test_undefined_is_an_error_never_empty(tmp_path: Path) -> None:
+    project(tmp_path, SMS.replace("message: hello", "message: 'hi {{ nobody }}'"))
+    result = build_project(tmp_path)
+    assert result.requests == []
+    (problem,) = result.problems
+    assert str(problem).startswith("messages/main.yaml:5:10: message: 'nobody' is undefined")
+    assert "--var nobody=" in problem.message
+
+
+def test_undefined_attribute_is_an_error(tmp_path: Path) -> None:
+    project(tmp_path, SMS.replace("message: hello", "message: '{{ c.missing }}'"), "c: {a: 1}\n")
+    (problem,) = build_project(tmp_path).problems
+    assert "has no attribute 'missing'" in problem.message
+
+
+def test_sandbox_refuses_unsafe_attribute_access(tmp_path: Path) -> None:
+    body = SMS.replace("message: hello", "message: \"{{ ''.__class__.__mro__ }}\"")
+    project(tmp_path, body)
+    (problem,) = build_project(tmp_path).problems
+    assert "sandbox" in problem.message
+
+
+def test_variable_precedence(tmp_path: Path) -> None:
+    project(
+        tmp_path,
+        SMS.replace("message: hello", "message: '{{ a }} {{ b }} {{ c }} {{ d }}'"),
+        "a: file\nb: file\nc: file\nd: file\n",
+        {"vars/extra.yaml": "b: extra\nc: extra\nd: extra\n"},
+    )
+    result = build_project(
+        tmp_path,
+        var_files=("vars/extra.yaml",),
+        environ={"COMMBOX_VAR_c": "env", "COMMBOX_VAR_d": "env"},
+        cli_vars=("d=cli",),
+    )
+    assert result.requests[0].data["Message"] == "file extra env cli"
+
+
+def test_cli_var_is_a_yaml_scalar(tmp_path: Path) -> None:
+    project(tmp_path, SMS + "manager_id: '{{ mid }}'\n")
+    result = build_project(tmp_path, cli_vars=("mid=36197",))
+    assert result.requests[0].data["ManagerId"] == 36197
+
+
+def test_env_is_visible_only_when_allowed(tmp_path: Path) -> None:
+    project(tmp_path, SMS.replace("message: hello", "message: '{{ env.GITHUB_REF_NAME }}'"))
+    environ = {"GITHUB_REF_NAME": "v1.4.0"}
+    (problem,) = build_project(tmp_path, environ=environ).problems
+    assert "GITHUB_REF_NAME" in problem.message
+    commbox = (tmp_path / "commbox.yaml").read_text() + "env: [GITHUB_REF_NAME]\n"
+    (tmp_path / "commbox.yaml").write_text(commbox)
+    assert build_project(tmp_path, environ=environ).requests[0].data["Message"] == "v1.4.0"
+
+
+def test_for_each_mapping_list_and_scalars(tmp_path: Path) -> None:
+    messages = (
+        SMS.replace("name: note", "name: a").replace("message: hello", "message: '{{ item }}'")
+        + "for_each: phones\n---\n"
+        + SMS.replace("name: note", "name: b").replace("message: hello", "message: '{{ item.n }}'")
+        + "for_each: people\nkey: '{{ item.id }}'\nid: 'b-{{ v }}'\n---\n"
+        + SMS.replace("name: note", "name: c").replace("message: hello", "message: '{{ key }}'")
+        + "for_each: '{{ byname }}'\n"
+    )
+    variables = (
+        "v: 2\nphones: ['1', '2']\npeople: [{id: x, n: X}, {id: y, n: Y}]\n"
+        "byname: {p: 1, q: 2}\n"
+    )
+    project(tmp_path, messages, variables)
+    result = build_project(tmp_path)
+    assert result.problems == []
+    got = [(r.address, r.key, r.data["Message"]) for r in result.requests]
+    assert got == [
+        ("a[1]", "a[1]", "1"),
+        ("a[2]", "a[2]", "2"),
+        ("b[x]", "b-2[x]", "X"),
+        ("b[y]", "b-2[y]", "Y"),
+        ("c[p]", "c[p]", "p"),
+        ("c[q]", "c[q]", "q"),
+    ]
+
+
+def test_when_skips_and_strings_like_false_are_false(tmp_path: Path) -> None:
+    messages = (
+        SMS + "when: flag\n---\n"
+        + SMS.replace("name: note", "name: other") + "when: false\n---\n"
+        + SMS.replace("name: note", "name: third") + "when: \"{{ 'yes' }}\"\n"
+    )
+    project(tmp_path, messages, "flag: 'false'\n")
+    result = build_project(tmp_path)
+    assert [m.address for m in result.skipped] == ["note", "other"]
+    assert [r.address for r in result.requests] == ["third"]
+
+
+def test_item_key_is_named_in_errors(tmp_path: Path) -> None:
+    messages = SMS.replace("message: hello", "message: '{{ item.missing }}'")
+    project(tmp_path, messages + "for_each: people\nkey: '{{ item.id }}'\n",
+            "people: [{id: x}, {id: y}]\n")
+    problems = build_project(tmp_path).problems
+    assert [p.item_key for p in problems] == ["x", "y"]
+    assert str(problems[0]).startswith("messages/main.yaml:5:10: [x]: message: ")
+
+
+def test_message_file_renders_with_includes(tmp_path: Path) -> None:
+    project(
+        tmp_path,
+        SMS.replace("message: hello", "message_file: templates/note.txt.j2"),
+        "who: Dana\n",
+        {
+            "templates/note.txt.j2": "Hi {{ who }}\n{% include 'templates/footer.txt' %}",
+            "templates/footer.txt": "-- ops",
+        },
+    )
+    result = build_project(tmp_path)
+    assert result.problems == []
+    assert result.requests[0].data["Message"] == "Hi Dana\n-- ops"
+
+
+def test_message_file_error_points_into_the_template(tmp_path: Path) -> None:
+    project(
+        tmp_path,
+        SMS.replace("message: hello", "message_file: templates/note.txt.j2"),
+        extra={"templates/note.txt.j2": "line one\nHi {{ who }}\n"},
+    )
+    (problem,) = build_project(tmp_path).problems
+    assert str(problem).startswith("templates/note.txt.j2:2:1: message_file: 'who' is undefined")
