@@ -32,7 +32,9 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(value=json_values)
 def test_a_single_expression_keeps_its_native_type(tmp_path: Path, value: Any) -> None:
     root = tmp_path / str(next(_counter))
@@ -138,8 +140,7 @@ def test_for_each_mapping_list_and_scalars(tmp_path: Path) -> None:
         + "for_each: '{{ byname }}'\n"
     )
     variables = (
-        "v: 2\nphones: ['1', '2']\npeople: [{id: x, n: X}, {id: y, n: Y}]\n"
-        "byname: {p: 1, q: 2}\n"
+        "v: 2\nphones: ['1', '2']\npeople: [{id: x, n: X}, {id: y, n: Y}]\nbyname: {p: 1, q: 2}\n"
     )
     project(tmp_path, messages, variables)
     result = build_project(tmp_path)
@@ -157,9 +158,12 @@ def test_for_each_mapping_list_and_scalars(tmp_path: Path) -> None:
 
 def test_when_skips_and_strings_like_false_are_false(tmp_path: Path) -> None:
     messages = (
-        SMS + "when: flag\n---\n"
-        + SMS.replace("name: note", "name: other") + "when: false\n---\n"
-        + SMS.replace("name: note", "name: third") + "when: \"{{ 'yes' }}\"\n"
+        SMS
+        + "when: flag\n---\n"
+        + SMS.replace("name: note", "name: other")
+        + "when: false\n---\n"
+        + SMS.replace("name: note", "name: third")
+        + "when: \"{{ 'yes' }}\"\n"
     )
     project(tmp_path, messages, "flag: 'false'\n")
     result = build_project(tmp_path)
@@ -169,8 +173,11 @@ def test_when_skips_and_strings_like_false_are_false(tmp_path: Path) -> None:
 
 def test_item_key_is_named_in_errors(tmp_path: Path) -> None:
     messages = SMS.replace("message: hello", "message: '{{ item.missing }}'")
-    project(tmp_path, messages + "for_each: people\nkey: '{{ item.id }}'\n",
-            "people: [{id: x}, {id: y}]\n")
+    project(
+        tmp_path,
+        messages + "for_each: people\nkey: '{{ item.id }}'\n",
+        "people: [{id: x}, {id: y}]\n",
+    )
     problems = build_project(tmp_path).problems
     assert [p.item_key for p in problems] == ["x", "y"]
     assert str(problems[0]).startswith("messages/main.yaml:5:10: [x]: message: ")

@@ -18,9 +18,9 @@ keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8)
 scalars = st.one_of(
     st.integers(min_value=-(10**12), max_value=10**12),
     st.booleans(),
-    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 -", min_size=1, max_size=20).map(
-        str.strip
-    ).filter(bool),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 -", min_size=1, max_size=20)
+    .map(str.strip)
+    .filter(bool),
 )
 trees = st.recursive(
     scalars,
