@@ -10,7 +10,7 @@ from commbox_yaml.compile import Request
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.output import Console
-from commbox_yaml.report import message_object
+from commbox_yaml.report.data import message_object
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:

@@ -1,0 +1,227 @@
+"""Requests x ledger -> Plan: an inert value that can be shown, saved, compared and applied."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from commbox_yaml.build import Build
+from commbox_yaml.compile import Request
+from commbox_yaml.errors import UserError
+from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
+from commbox_yaml.render import RenderedMessage
+
+PLAN_FORMAT = "1"
+PLAN_KIND = "commbox-yaml plan"
+
+
+class Action(Enum):
+    SEND = "send"
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOLS[self]
+
+
+_SYMBOLS = {
+    Action.SEND: "+",
+    Action.UNCHANGED: "=",
+    Action.CHANGED: "~",
+    Action.UNKNOWN: "?",
+    Action.SKIPPED: " ",
+}
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    message: RenderedMessage
+    request: Request | None  # None when skipped
+    action: Action
+    state: KeyState
+    changed_fields: tuple[str, ...] = ()
+    replace: bool = False  # a held message sent anyway because of --replace
+
+    @property
+    def address(self) -> str:
+        return self.message.address
+
+    @property
+    def key(self) -> str:
+        return self.message.key
+
+    @property
+    def sends(self) -> bool:
+        return self.action is Action.SEND
+
+
+@dataclass(frozen=True)
+class Plan:
+    messages: tuple[PlannedMessage, ...]
+    ledger: LedgerView
+    ledger_display: str
+    files: int
+    replace: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+
+    @property
+    def sends(self) -> list[PlannedMessage]:
+        return [m for m in self.messages if m.sends]
+
+    def summary(self) -> dict[str, int]:
+        counts = {action.value: 0 for action in Action}
+        for message in self.messages:
+            counts[message.action.value] += 1
+        return counts
+
+
+def make_plan(
+    result: Build,
+    ledger: LedgerView,
+    ledger_display: str,
+    replace: Sequence[str] = (),
+    targets: Sequence[str] = (),
+) -> Plan:
+    """Decide, for every message, what apply would do with it."""
+    wanted = set(replace)
+    keys = {r.key for r in result.requests}
+    unknown = sorted(wanted - keys)
+    if unknown:
+        raise UserError(
+            f"--replace {unknown[0]!r} names no message key of this plan; "
+            "'commbox-yaml plan' shows each message's key"
+        )
+    planned: list[PlannedMessage] = []
+    for request in result.requests:
+        state = ledger.state(request.key)
+        action, changed = decide(request, state)
+        replacing = False
+        if action in (Action.CHANGED, Action.UNKNOWN) and request.key in wanted:
+            action, replacing = Action.SEND, True
+        planned.append(PlannedMessage(request.message, request, action, state, changed, replacing))
+    for message in result.skipped:
+        planned.append(PlannedMessage(message, None, Action.SKIPPED, ledger.state(message.key)))
+    planned.sort(
+        key=lambda m: (m.message.definition.file, m.message.definition.location.line, m.address)
+    )
+    return Plan(
+        tuple(planned), ledger, ledger_display, len(result.files), tuple(replace), tuple(targets)
+    )
+
+
+def decide(request: Request, state: KeyState) -> tuple[Action, tuple[str, ...]]:
+    if request.send_always:
+        return Action.SEND, ()
+    if state.status is KeyStatus.UNKNOWN:
+        return Action.UNKNOWN, ()
+    if state.status is KeyStatus.SENT:
+        if state.sent_fingerprint == request.fingerprint:
+            return Action.UNCHANGED, ()
+        return Action.CHANGED, changed_fields(state.sent_fields, request.field_hashes)
+    return Action.SEND, ()  # never sent, forgotten, or the last try failed definitively
+
+
+def changed_fields(before: dict[str, str], after: dict[str, str]) -> tuple[str, ...]:
+    names = sorted(set(before) | set(after))
+    return tuple(n for n in names if before.get(n) != after.get(n))
+
+
+# -- plan files --------------------------------------------------------------------------------
+
+
+def plan_file_data(plan: Plan) -> dict[str, Any]:
+    """What `plan -out` saves: keys, actions, fingerprints and ledger digests; no content."""
+    return {
+        "format_version": PLAN_FORMAT,
+        "kind": PLAN_KIND,
+        "created_at": now(),
+        "ledger": plan.ledger_display,
+        "targets": list(plan.targets),
+        "replace": list(plan.replace),
+        "messages": [
+            {
+                "address": m.address,
+                "key": m.key,
+                "action": m.action.value,
+                "fingerprint": m.request.fingerprint if m.request else None,
+                "ledger_digest": m.state.digest,
+            }
+            for m in plan.messages
+        ],
+    }
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    data = json.dumps(plan_file_data(plan), indent=2, ensure_ascii=False) + "\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(data, encoding="utf-8")
+    tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    targets: tuple[str, ...]
+    replace: tuple[str, ...]
+    messages: tuple[dict[str, Any], ...]
+    digest: str
+
+
+def load_plan(path: Path, display: str) -> SavedPlan:
+    try:
+        raw = path.read_bytes()
+        data = json.loads(raw)
+    except FileNotFoundError:
+        raise UserError(f"plan file {display} not found") from None
+    except (OSError, ValueError):
+        raise UserError(f"{display} is not a commbox-yaml plan file (not JSON)") from None
+    if not isinstance(data, dict) or data.get("kind") != PLAN_KIND:
+        raise UserError(f"{display} is not a commbox-yaml plan file")
+    if data.get("format_version") != PLAN_FORMAT:
+        raise UserError(
+            f"{display} has plan format {data.get('format_version')!r}; this commbox-yaml "
+            f"reads format {PLAN_FORMAT}: make the plan again with this version"
+        )
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise UserError(f"{display} is damaged: 'messages' is not a list of messages")
+    return SavedPlan(
+        tuple(data.get("targets") or ()),
+        tuple(data.get("replace") or ()),
+        tuple(messages),
+        hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def stale_reasons(saved: SavedPlan, current: Plan) -> list[str]:
+    """Why a saved plan no longer holds; empty when it can be applied as it is."""
+    reasons: list[str] = []
+    now_by_key = {m.key: m for m in current.messages}
+    saved_keys = set()
+    for entry in saved.messages:
+        key = str(entry.get("key"))
+        saved_keys.add(key)
+        live = now_by_key.get(key)
+        if live is None:
+            reasons.append(f"{entry.get('address')}: no longer in the project")
+            continue
+        fingerprint = live.request.fingerprint if live.request else None
+        if fingerprint != entry.get("fingerprint"):
+            reasons.append(f"{live.address}: the message changed since the plan was made")
+        elif live.state.digest != entry.get("ledger_digest"):
+            reasons.append(f"{live.address}: the ledger changed for key {key}")
+        elif live.action.value != entry.get("action"):
+            reasons.append(
+                f"{live.address}: now '{live.action.value}', planned '{entry.get('action')}'"
+            )
+    for key in sorted(set(now_by_key) - saved_keys):
+        if now_by_key[key].sends:
+            reasons.append(f"{now_by_key[key].address}: new since the plan was made")
+    return reasons

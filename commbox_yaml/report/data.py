@@ -1,0 +1,74 @@
+"""The JSON shapes of messages, plans and apply results (format_version "1")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commbox_yaml.compile import Request
+from commbox_yaml.output import Console
+from commbox_yaml.plan import PLAN_FORMAT, Plan, PlannedMessage
+
+
+def message_object(
+    request: Request, action: str = "send", changed_fields: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    return {
+        "address": request.address,
+        "key": request.key,
+        "action": action,
+        "channel": request.channel,
+        "stream": request.stream,
+        "fingerprint": request.fingerprint,
+        "changed_fields": list(changed_fields),
+        "request": request_object(request),
+    }
+
+
+def request_object(request: Request) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "path": request.path,
+        "body": request.body,
+        "files": [
+            {"path": f.path, "name": f.name, "bytes": f.size, "sha256": f.sha256, "mime": f.mime}
+            for f in request.files
+        ],
+    }
+
+
+def planned_object(message: PlannedMessage) -> dict[str, Any]:
+    if message.request is not None:
+        out = message_object(message.request, message.action.value, message.changed_fields)
+    else:
+        out = {
+            "address": message.address,
+            "key": message.key,
+            "action": message.action.value,
+            "channel": message.message.definition.channel,
+            "stream": None,
+            "fingerprint": None,
+            "changed_fields": [],
+            "request": None,
+        }
+    state = message.state
+    out["replace"] = message.replace
+    out["ledger"] = {
+        "status": state.status.value,
+        "object_id": state.object_id,
+        "sent_at": state.sent_at,
+        "last_at": state.last_at,
+        "last_status": state.last_status,
+    }
+    return out
+
+
+def plan_object(plan: Plan) -> dict[str, Any]:
+    return {
+        "format_version": PLAN_FORMAT,
+        "summary": plan.summary(),
+        "messages": [planned_object(m) for m in plan.messages],
+    }
+
+
+def show_plan(console: Console, plan: Plan) -> None:
+    console.json(plan_object(plan))

@@ -1,0 +1,85 @@
+"""The few request fields a reviewer needs, shared by the text and Markdown reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commbox_yaml.compile import Request
+from commbox_yaml.plan import Action, Plan, PlannedMessage
+
+
+def size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.0f} KiB"
+    return f"{n / 1048576:.1f} MiB"
+
+
+def first_line(text: str, limit: int = 40) -> str:
+    stripped = text.strip()
+    line = stripped.splitlines()[0] if stripped else ""
+    more = len(line) > limit or line != stripped
+    return (line[:limit].rstrip() + " ...") if more else line
+
+
+def _recipient(value: Any) -> str:
+    if isinstance(value, dict):
+        address = str(value.get("address", ""))
+        return f"{address} ({value['name']})" if value.get("name") else address
+    return str(value)
+
+
+def fields(request: Request) -> list[tuple[str, str]]:
+    """(label, text) rows describing a request for review."""
+    data = request.data
+    content = data.get("Content") if isinstance(data.get("Content"), dict) else {}
+    assert isinstance(content, dict)
+    rows: list[tuple[str, str]] = [("key", request.key)]
+    if "subject" in content:
+        rows.append(("subject", f'"{content["subject"]}"'))
+    for label in ("to", "cc", "bcc"):
+        if content.get(label):
+            rows.append((label, ", ".join(_recipient(v) for v in content[label])))
+    if request.channel != "email" or not content.get("to"):
+        rows.append(("user", str(data.get("UserStreamProviderId", ""))))
+    if "whatsapp_hsm_name" in content:
+        language = content.get("whatsapp_language_code")
+        rows.append(
+            ("template", content["whatsapp_hsm_name"] + (f" ({language})" if language else ""))
+        )
+    message = str(data.get("Message", ""))
+    rows.append(("message", f'"{first_line(message)}" ({len(message)} chars)'))
+    files = [f"{f.name} ({size(f.size)})" for f in request.files]
+    files += [
+        f"{a.get('name')} (link)" for a in content.get("attachments", []) if isinstance(a, dict)
+    ]
+    if files:
+        rows.append(("files", ", ".join(files)))
+    return rows
+
+
+def sent_text(message: PlannedMessage) -> str:
+    state = message.state
+    when = (state.sent_at or "")[:16].replace("T", " ")
+    return f"{when} UTC as object {state.object_id}" if when else f"as object {state.object_id}"
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.summary()
+    line = (
+        f"Plan: {counts['send']} to send, {counts['unchanged']} unchanged, "
+        f"{counts['changed']} changed (held), {counts['unknown']} unknown"
+    )
+    if counts["skipped"]:
+        line += f", {counts['skipped']} skipped"
+    return line + "."
+
+
+def stream_label(message: PlannedMessage) -> str:
+    stream = message.message.values.get("stream")
+    channel = message.message.definition.channel
+    return f"{channel} -> {stream}" if stream is not None else channel
+
+
+ACTIONABLE = (Action.SEND, Action.CHANGED, Action.UNKNOWN)

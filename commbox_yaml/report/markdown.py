@@ -1,0 +1,84 @@
+"""The plan as a Markdown document for a pull-request comment (kept under 60,000 characters)."""
+
+from __future__ import annotations
+
+from commbox_yaml.output import Console
+from commbox_yaml.plan import Action, Plan, PlannedMessage
+from commbox_yaml.report.describe import ACTIONABLE, fields, sent_text, stream_label, summary_line
+
+LIMIT = 60_000
+_ICONS = {Action.SEND: "+", Action.CHANGED: "~", Action.UNKNOWN: "?", Action.UNCHANGED: "=",
+          Action.SKIPPED: " "}  # fmt: skip
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def _section(message: PlannedMessage) -> str:
+    title = f"{_cell(message.address)} ({_cell(stream_label(message))})"
+    lines = [f"#### `{_ICONS[message.action]}` {title}", ""]
+    rows: list[tuple[str, str]] = []
+    if message.action is Action.CHANGED:
+        rows = [
+            ("key", message.key),
+            ("sent", sent_text(message)),
+            ("changed", ", ".join(message.changed_fields)),
+        ]
+        note = f"Held: not sent again unless `--replace {_cell(message.key)}`."
+    elif message.action is Action.UNKNOWN:
+        rows = [("key", message.key), ("last try", message.state.description or "no outcome")]
+        note = f"Held: outcome unknown; check CommBox, then `--replace {_cell(message.key)}`."
+    else:
+        assert message.request is not None
+        rows = fields(message.request)
+        note = "Replacing the earlier send (`--replace`)." if message.replace else ""
+    lines += ["| field | value |", "| --- | --- |"]
+    lines += [f"| {label} | {_cell(text)} |" for label, text in rows]
+    if note:
+        lines += ["", note]
+    return "\n".join(lines) + "\n\n"
+
+
+def render_markdown(plan: Plan) -> str:
+    head = f"### commbox-yaml plan\n\n**{summary_line(plan)}**\n\n"
+    footer_reserve = 400
+    body = ""
+    actionable = [m for a in ACTIONABLE for m in plan.messages if m.action is a]
+    shown = 0
+    for message in actionable:
+        section = _section(message)
+        if len(head) + len(body) + len(section) + footer_reserve > LIMIT:
+            break
+        body += section
+        shown += 1
+    quiet = [m for m in plan.messages if m.action in (Action.UNCHANGED, Action.SKIPPED)]
+    quiet_lines = ""
+    for message in quiet:
+        note = (
+            f"sent {message.state.sent_at and message.state.sent_at[:10]} as "
+            f"{message.state.object_id}"
+            if message.action is Action.UNCHANGED
+            else "skipped"
+        )
+        line = f"- `{_ICONS[message.action]}` {_cell(message.address)} ({note})\n"
+        if len(head) + len(body) + len(quiet_lines) + len(line) + footer_reserve > LIMIT:
+            break
+        quiet_lines += line
+        shown += 1
+    if quiet_lines:
+        body += (
+            f"<details><summary>{len(quiet)} unchanged or skipped</summary>\n\n"
+            f"{quiet_lines}\n</details>\n\n"
+        )
+    left_out = len(actionable) + len(quiet) - shown
+    if left_out:
+        body += (
+            f"_{left_out} more messages not shown: this comment is limited to "
+            f"{LIMIT:,} characters._\n"
+        )
+    return head + body
+
+
+def show_plan(console: Console, plan: Plan) -> None:
+    console.out(render_markdown(plan).rstrip("\n"))

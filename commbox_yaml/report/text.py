@@ -1,0 +1,87 @@
+"""The plan for people at a terminal, as SPEC's example shows it."""
+
+from __future__ import annotations
+
+from commbox_yaml.output import Console
+from commbox_yaml.plan import Action, Plan, PlannedMessage
+from commbox_yaml.report.describe import ACTIONABLE, fields, sent_text, stream_label, summary_line
+
+_COLOURS = {
+    Action.SEND: "green",
+    Action.CHANGED: "yellow",
+    Action.UNKNOWN: "red",
+    Action.UNCHANGED: "dim",
+    Action.SKIPPED: "dim",
+}
+SHOWN_UNCHANGED = 3
+
+
+def show_plan(console: Console, plan: Plan) -> None:
+    ledger = plan.ledger
+    entries = f"{ledger.entries} entries" if ledger.exists else "not created yet"
+    total = len(plan.messages)
+    console.out(
+        f"commbox-yaml plan: {total} message{'s' if total != 1 else ''} from {plan.files} "
+        f"file{'s' if plan.files != 1 else ''}, ledger {plan.ledger_display} ({entries})"
+    )
+    console.out()
+    for action in ACTIONABLE:
+        for message in plan.messages:
+            if message.action is action:
+                _show_actionable(console, message)
+    for action in (Action.UNCHANGED, Action.SKIPPED):
+        listed = [m for m in plan.messages if m.action is action]
+        for message in listed[:SHOWN_UNCHANGED]:
+            _show_quiet(console, message)
+        if len(listed) > SHOWN_UNCHANGED:
+            console.out(f"  ... {len(listed) - SHOWN_UNCHANGED} more {action.value}")
+    if total:
+        console.out()
+    console.out(console.style(summary_line(plan), "bold"))
+
+
+def _head(console: Console, message: PlannedMessage, tail: str = "") -> str:
+    symbol = console.style(message.action.symbol, _COLOURS[message.action], "bold")
+    return f"  {symbol} {message.address:<38} {stream_label(message)}{tail}"
+
+
+def _show_actionable(console: Console, message: PlannedMessage) -> None:
+    console.out(_head(console, message))
+    request = message.request
+    assert request is not None
+    rows = fields(request)
+    if message.action is Action.CHANGED:
+        rows = [
+            ("key", message.key),
+            ("sent", sent_text(message)),
+            ("changed", ", ".join(message.changed_fields) or "(attachments)"),
+        ]
+    elif message.action is Action.UNKNOWN:
+        state = message.state
+        reason = state.description or (
+            f"HTTP {state.last_status}"
+            if state.last_status
+            else "no outcome recorded (interrupted)"
+        )
+        rows = [("key", message.key), ("last try", f"{(state.last_at or '')[:16]} UTC: {reason}")]
+    for label, text in rows:
+        console.out(f"      {label:<8} {text}")
+    if message.replace:
+        console.out("      replacing: sent again because of --replace")
+    elif message.action is Action.CHANGED:
+        console.out(f"      held: not sent again unless --replace {message.key}")
+    elif message.action is Action.UNKNOWN:
+        console.out(
+            "      held: it may have reached CommBox; check there, then "
+            f"--replace {message.key} to send it anyway"
+        )
+
+
+def _show_quiet(console: Console, message: PlannedMessage) -> None:
+    if message.action is Action.SKIPPED:
+        console.out(_head(console, message, " (skipped: 'when' is false)"))
+        return
+    state = message.state
+    console.out(
+        _head(console, message, f" (sent {(state.sent_at or '')[:10]} as {state.object_id})")
+    )
