@@ -74,6 +74,7 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
             result.problems.extend(problems)
             if request is not None:
                 result.requests.append(request)
+    _check_unique_keys(result)
     for target in targets:
         if target not in matched and not result.problems:
             raise UserError(
@@ -82,6 +83,24 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
             )
     result.problems.sort(key=Problem.sort_key)
     return result
+
+
+def _check_unique_keys(result: Build) -> None:
+    """Two messages under one ledger key would block each other: refuse, naming both."""
+    seen: dict[str, RenderedMessage] = {}
+    for message in [r.message for r in result.requests] + result.skipped:
+        first = seen.setdefault(message.key, message)
+        if first is not message:
+            definition = message.definition
+            result.problems.append(
+                Problem(
+                    definition.where("id") if "id" in definition.data else definition.location,
+                    f"ledger key '{message.key}' is also the key of {first.address} "
+                    f"({first.definition.location}); give one of them a different 'id'",
+                    "id",
+                    message.item_key,
+                )
+            )
 
 
 def _targeted(message: RenderedMessage, wanted: list[tuple[str, str | None]]) -> bool:

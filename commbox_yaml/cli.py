@@ -11,7 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 from commbox_yaml import __version__
-from commbox_yaml.commands import render, schema, validate
+from commbox_yaml.commands import apply, ledger, plan, render, schema, validate
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
 from commbox_yaml.output import Console
@@ -19,6 +19,9 @@ from commbox_yaml.output import Console
 COMMANDS: dict[str, ModuleType] = {
     "validate": validate,
     "render": render,
+    "plan": plan,
+    "apply": apply,
+    "ledger": ledger,
     "schema": schema,
 }
 

@@ -1,0 +1,284 @@
+"""apply: send what the plan says, once, recording every send in the ledger."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from commbox_yaml.commands.plan import add_selection_options, compute_plan
+from commbox_yaml.context import Context
+from commbox_yaml.errors import UserError
+from commbox_yaml.output import Console
+from commbox_yaml.plan import Plan, PlannedMessage, load_plan, stale_reasons
+from commbox_yaml.report import REPORTERS
+from commbox_yaml.send import Outcome, Sender, SendResult
+
+EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SANDBOX_TOKEN = "sandbox"
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "apply",
+        parents=parents,
+        help="send the planned messages, once",
+        description="Plan, show the plan, ask, and send; or send exactly a saved plan file.",
+    )
+    parser.add_argument(
+        "planfile",
+        nargs="?",
+        metavar="PLANFILE",
+        help="a plan saved by 'plan -out FILE': sent as planned, no prompt",
+    )
+    add_selection_options(parser)
+    parser.add_argument("--auto-approve", action="store_true", help="do not ask before sending")
+    parser.add_argument(
+        "--allow-bulk", action="store_true", help="allow more sends than limits.max_sends"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    project = ctx.project()
+    if args.planfile and (args.target or args.replace):
+        raise UserError(
+            "a plan file already fixes --target and --replace; make a new plan to change them"
+        )
+    ledger = ctx.ledger(args.sandbox)
+    if project.ledger_must_exist and not args.sandbox and not ledger.path.exists():
+        raise UserError(
+            f"the ledger {ledger.display} is missing and ledger.must_exist is true: nothing was "
+            "sent. Restore it (CI cache or artifact), or run 'commbox-yaml ledger init' for a "
+            "first run"
+        )
+    token = SANDBOX_TOKEN if args.sandbox else _token(ctx)
+    with ledger.locked():
+        if args.planfile:
+            saved = load_plan(ctx.path(args.planfile), args.planfile)
+            args.target, args.replace = list(saved.targets), list(saved.replace)
+            plan = compute_plan(ctx, args, ledger)
+            reasons = stale_reasons(saved, plan)
+            if reasons:
+                listed = "; ".join(reasons[:3]) + (
+                    f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+                )
+                raise UserError(
+                    f"the plan {args.planfile} is stale, nothing was sent: "
+                    f"{listed}. Run 'commbox-yaml plan' again"
+                )
+        else:
+            plan = compute_plan(ctx, args, ledger)
+        if not args.json:
+            REPORTERS["text"](ctx.console, plan)
+        sends = plan.sends
+        if not sends:
+            return _finish(ctx, args, plan, [], None)
+        if len(sends) > project.max_sends and not args.allow_bulk:
+            raise UserError(
+                f"this apply would send {len(sends)} messages, over limits.max_sends "
+                f"({project.max_sends}); nothing was sent. Pass --allow-bulk if that is intended"
+            )
+        if not args.planfile and not args.auto_approve:
+            _confirm(ctx.console, len(sends), args.json)
+        with _sandbox_if(args.sandbox) as sandbox_url:
+            base_url = sandbox_url or project.api.base_url
+            return _send(ctx, args, plan, sends, ledger, base_url, token)
+
+
+def _token(ctx: Context) -> str:
+    name = ctx.project().api.token_env
+    token = os.environ.get(name, "").strip()
+    if not token:
+        raise UserError(
+            f"no API token: set the environment variable {name} (api.token_env) to your "
+            "CommBox API key; nothing was sent. To rehearse without one: apply --sandbox"
+        )
+    ctx.console.redactor.add([token, os.environ[name]])
+    return token
+
+
+def _confirm(console: Console, count: int, as_json: bool) -> None:
+    if as_json or not sys.stdin.isatty():
+        raise UserError(
+            f"apply would send {count} message{'s' if count != 1 else ''} and needs approval: "
+            "pass --auto-approve, or apply a saved plan file"
+        )
+    console.stdout.write(
+        f"\nSend {count} message{'s' if count != 1 else ''}? Only 'yes' is accepted: "
+    )
+    console.stdout.flush()
+    if sys.stdin.readline().strip() != "yes":
+        raise UserError("apply cancelled; nothing was sent")
+
+
+@contextlib.contextmanager
+def _sandbox_if(enabled: bool) -> Iterator[str | None]:
+    if not enabled:
+        yield None
+        return
+    from commbox_yaml.sandbox import SandboxServer
+
+    server = SandboxServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _send(
+    ctx: Context,
+    args: argparse.Namespace,
+    plan: Plan,
+    sends: list[PlannedMessage],
+    ledger: Any,
+    base_url: str,
+    token: str,
+) -> int:
+    stop = threading.Event()
+    caught: list[int] = []
+    sender = Sender(
+        ctx.project().api,
+        base_url,
+        token,
+        ledger,
+        ctx.console.redactor,
+        uuid.uuid4().hex[:12],
+        stop,
+    )
+    progress = Progress(ctx.console, len(sends), quiet=args.json)
+    with _signals_stop(stop, caught):
+        try:
+            results = sender.send_all(sends, progress.update)
+        finally:
+            sender.close()
+            progress.close()
+    if sender.refused:
+        ctx.console.err(f"error: {sender.refused}; apply stopped, nothing more was sent")
+    code = _finish(ctx, args, plan, results, sender.refused)
+    if caught:
+        return EXIT_BY_SIGNAL.get(signal.Signals(caught[0]), 1)
+    return code
+
+
+def _finish(
+    ctx: Context,
+    args: argparse.Namespace,
+    plan: Plan,
+    results: list[SendResult],
+    refused: str | None,
+) -> int:
+    counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
+    failed = counts[Outcome.FAILED] + counts[Outcome.UNKNOWN] > 0 or refused is not None
+    if args.json:
+        ctx.console.json(
+            {
+                "format_version": "1",
+                "summary": {o.value: n for o, n in counts.items()},
+                "plan": plan.summary(),
+                "results": [r.as_dict() for r in results],
+                "error": refused,
+            }
+        )
+        return 1 if failed else 0
+    if not results:
+        ctx.console.out("\nNo changes: nothing to send.")
+        return 0
+    line = (
+        f"Apply complete: {counts[Outcome.SENT]} sent, {counts[Outcome.FAILED]} failed, "
+        f"{counts[Outcome.UNKNOWN]} unknown."
+    )
+    if counts[Outcome.NOT_SENT]:
+        line = line.replace("complete", "stopped")[:-1] + f", {counts[Outcome.NOT_SENT]} not sent."
+    ctx.console.out(ctx.console.style(line, "bold", "red" if failed else "green"))
+    if counts[Outcome.UNKNOWN]:
+        ctx.console.out(
+            "Unknown outcomes may have reached CommBox: they are held ('?') until you check "
+            "and pass --replace KEY."
+        )
+    return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _signals_stop(stop: threading.Event, caught: list[int]) -> Iterator[None]:
+    """SIGINT/SIGTERM: start nothing new, let requests in flight finish and be recorded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in EXIT_BY_SIGNAL}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Progress:
+    """A bar on a terminal (done/total, rate, ETA); a line per result otherwise."""
+
+    def __init__(self, console: Console, total: int, quiet: bool = False) -> None:
+        self.console = console
+        self.total = total
+        self.done = 0
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.bar = not quiet and _isatty(console.stderr)
+
+    def update(self, result: SendResult) -> None:
+        self.done += 1
+        if self.quiet:
+            return
+        if self.bar:
+            if result.outcome is not Outcome.SENT:
+                self.console.stderr.write("\r\x1b[K")
+                self.console.err(_line(result))
+            self._draw()
+        else:
+            self.console.out(_line(result))
+
+    def _draw(self) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.done / elapsed
+        eta = (self.total - self.done) / rate if rate else 0
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        self.console.stderr.write(
+            f"\r[{bar}] {self.done}/{self.total}  {rate:.1f}/s  ETA {eta:.0f}s"
+        )
+        self.console.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar and self.done:
+            self.console.stderr.write("\n")
+
+
+def _line(result: SendResult) -> str:
+    detail = ""
+    if result.outcome is Outcome.SENT:
+        detail = f"as object {result.object_id}"
+    elif result.outcome is not Outcome.NOT_SENT:
+        status = f"HTTP {result.status}: " if result.status else ""
+        detail = f"{status}{result.description or ''}"
+    return f"  {result.outcome.value:<8} {result.address}  {detail}".rstrip()
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

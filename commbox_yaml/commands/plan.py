@@ -1,0 +1,89 @@
+"""plan: what apply would do, against the ledger; never touches the network."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from commbox_yaml.context import Context
+from commbox_yaml.errors import ValidationFailed
+from commbox_yaml.ledger import Ledger
+from commbox_yaml.plan import Plan, make_plan, save_plan
+from commbox_yaml.report import REPORTERS
+
+
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="only this message (NAME or NAME[KEY]); repeatable",
+    )
+    parser.add_argument(
+        "--replace",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="send this held message (changed or unknown) again; repeatable",
+    )
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="against the local sandbox and its own ledger (.commbox/sandbox-ledger.jsonl)",
+    )
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "plan",
+        parents=parents,
+        help="show what apply would send (no network)",
+        description="Show what apply would do for every message, against the send ledger.",
+    )
+    add_selection_options(parser)
+    parser.add_argument(
+        "-out",
+        "--out",
+        dest="out",
+        metavar="FILE",
+        help="save the plan for 'apply FILE' (keys and fingerprints, no content)",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the plan as JSON")
+    output.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        default=None,
+        help="text (default), json, or markdown for a pull-request comment",
+    )
+    parser.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when the plan would send something (0: nothing to send)",
+    )
+
+
+def compute_plan(ctx: Context, args: argparse.Namespace, ledger: Ledger) -> Plan:
+    result = ctx.build(args.target)
+    if result.problems:
+        raise ValidationFailed(result.problems)
+    view = ledger.read()
+    for warning in view.warnings:
+        ctx.console.err(f"warning: {warning}")
+    return make_plan(result, view, ledger.display, args.replace, args.target)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    plan = compute_plan(ctx, args, ctx.ledger(args.sandbox))
+    if args.out:
+        save_plan(plan, ctx.path(args.out))
+    REPORTERS["json" if args.json else args.format or "text"](ctx.console, plan)
+    if args.out and not args.json and args.format in (None, "text"):
+        ctx.console.out(
+            f"\nSaved the plan to {args.out}: 'commbox-yaml apply {args.out}' "
+            "sends exactly these messages."
+        )
+    if args.detailed_exitcode and plan.sends:
+        return 2
+    return 0

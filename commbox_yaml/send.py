@@ -1,0 +1,400 @@
+"""Sending planned requests: a pooled urllib3 client, a shared pace, and an explicit retry policy.
+
+The policy (SPEC section 6) exists because a POST to Create Object is not idempotent and the
+API has no idempotency key: only a reply that says the server did *not* take a request (429,
+503) or a connection that never opened makes a retry safe. Everything that may have reached
+the server without a clear answer (500, 502, 504, a read timeout, a dropped connection) is
+`unknown` and is never retried: sending twice is worse than asking a person.
+urllib3's own `Retry` is therefore switched off (`retries=False`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from commbox_yaml import __version__
+from commbox_yaml.compile import Request
+from commbox_yaml.ledger import Ledger
+from commbox_yaml.output import Redactor
+from commbox_yaml.plan import PlannedMessage
+from commbox_yaml.project import ApiSettings
+
+BACKOFF_BASE_S = 0.5
+DESCRIPTION_LIMIT = 200
+
+
+class Outcome(Enum):
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    NOT_SENT = "not_sent"  # apply stopped before this request went out
+
+
+@dataclass(frozen=True)
+class SendResult:
+    address: str
+    key: str
+    outcome: Outcome
+    object_id: Any = None
+    status: int | None = None
+    description: str | None = None
+    attempts: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "key": self.key,
+            "outcome": self.outcome.value,
+            "object_id": self.object_id,
+            "status": self.status,
+            "description": self.description,
+            "attempts": self.attempts,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class Pace:
+    """When the next request may start: `rate_per_s` and any server-asked pause, for all workers."""
+
+    def __init__(self, rate_per_s: float) -> None:
+        self._lock = threading.Lock()
+        self._interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+        self._next = 0.0
+        self._paused_until = 0.0
+
+    def wait_turn(self, stop: threading.Event) -> bool:
+        """Block until this worker may send; False when apply is stopping."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                if now >= self._paused_until:
+                    slot = max(now, self._next)
+                    self._next = slot + self._interval
+                    delay, reserved = slot - now, True
+                else:
+                    delay, reserved = self._paused_until - now, False
+            if delay > 0 and stop.wait(delay):
+                return False
+            if stop.is_set():
+                return False
+            if reserved and time.monotonic() >= self._paused_until:
+                return True
+
+    def pause(self, seconds: float) -> None:
+        """A 429 or 503 slows every worker, not only the one that saw it."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+
+class TokenRefused(Exception):
+    """401 or 403: nothing more is sent."""
+
+
+class Sender:
+    def __init__(
+        self,
+        api: ApiSettings,
+        base_url: str,
+        token: str,
+        ledger: Ledger,
+        redactor: Redactor,
+        run_id: str,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.api = api
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.ledger = ledger
+        self.redactor = redactor
+        self.run_id = run_id
+        self.stop = stop or threading.Event()
+        self.refused: str | None = None  # why the token was refused, when it was
+        self.pace = Pace(api.rate_per_s)
+        self.pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=api.concurrency,
+            block=True,
+            retries=False,
+            timeout=urllib3.Timeout(connect=api.timeout_s, read=api.timeout_s),
+        )
+
+    def close(self) -> None:
+        self.pool.clear()
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def send_all(
+        self,
+        messages: Sequence[PlannedMessage],
+        on_result: Callable[[SendResult], None] = lambda r: None,
+    ) -> list[SendResult]:
+        """Send every message, `concurrency` at a time; results in the messages' order."""
+        work: queue.Queue[tuple[int, PlannedMessage]] = queue.Queue()
+        for index, message in enumerate(messages):
+            work.put((index, message))
+        results: dict[int, SendResult] = {}
+        report_lock = threading.Lock()
+
+        def worker() -> None:
+            while not self.stop.is_set():
+                try:
+                    index, message = work.get_nowait()
+                except queue.Empty:
+                    return
+                result = self.send_one(message)
+                with report_lock:
+                    results[index] = result
+                    on_result(result)
+
+        threads = [
+            threading.Thread(target=worker, name=f"commbox-send-{n}", daemon=True)
+            for n in range(min(self.api.concurrency, max(len(messages), 1)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.1)  # short joins keep the main thread free to take signals
+        for index, message in enumerate(messages):
+            if index not in results:
+                results[index] = SendResult(message.address, message.key, Outcome.NOT_SENT)
+        return [results[i] for i in range(len(messages))]
+
+    # -- one message ------------------------------------------------------------------------
+
+    def send_one(self, message: PlannedMessage) -> SendResult:
+        request = message.request
+        assert request is not None
+        started = time.monotonic()
+        try:
+            body, content_type = self._encode(request)
+        except ValueError as exc:
+            return SendResult(message.address, message.key, Outcome.FAILED, description=str(exc))
+        attempt = 0
+        while True:
+            if not self.pace.wait_turn(self.stop):
+                return self._result(message, Outcome.NOT_SENT, attempt, started)
+            attempt += 1
+            self._event(
+                "pending",
+                request,
+                attempt=attempt,
+                address=request.address,
+                stream=request.stream,
+                fields=request.field_hashes,
+            )
+            outcome = self._attempt(request, body, content_type)
+            if outcome.retry_after is None:
+                return self._finish(message, outcome, attempt, started)
+            self._event(
+                "retry",
+                request,
+                attempt=attempt,
+                status=outcome.status,
+                description=outcome.description,
+            )
+            if attempt >= self.api.max_attempts:
+                outcome.description = (
+                    f"{outcome.description}; gave up after {attempt} attempts (api.max_attempts)"
+                )
+                return self._finish(message, outcome, attempt, started, final=Outcome.FAILED)
+            delay = outcome.retry_after if outcome.retry_after >= 0 else _backoff(attempt)
+            if outcome.status in (429, 503):
+                self.pace.pause(delay)  # every worker waits, this one at the top of the loop
+            elif self.stop.wait(delay):
+                return self._result(message, Outcome.NOT_SENT, attempt, started)
+
+    def _finish(
+        self,
+        message: PlannedMessage,
+        outcome: _Attempt,
+        attempt: int,
+        started: float,
+        final: Outcome | None = None,
+    ) -> SendResult:
+        request = message.request
+        assert request is not None
+        result_outcome = final or outcome.outcome
+        fields: dict[str, Any] = {"attempt": attempt, "status": outcome.status}
+        if result_outcome is Outcome.SENT:
+            fields["object_id"] = outcome.object_id
+        else:
+            fields["description"] = outcome.description
+        self._event(result_outcome.value, request, **fields)
+        return SendResult(
+            message.address, message.key, result_outcome, outcome.object_id, outcome.status,
+            outcome.description, attempt, time.monotonic() - started,
+        )  # fmt: skip
+
+    def _result(
+        self, message: PlannedMessage, outcome: Outcome, attempts: int, started: float
+    ) -> SendResult:
+        return SendResult(
+            message.address,
+            message.key,
+            outcome,
+            attempts=attempts,
+            seconds=time.monotonic() - started,
+        )
+
+    def _event(self, kind: str, request: Request, **fields: Any) -> None:
+        event = {
+            "event": kind,
+            "key": request.key,
+            "fingerprint": request.fingerprint,
+            "run": self.run_id,
+        }
+        event.update({k: v for k, v in fields.items() if v is not None})
+        if "description" in event:
+            event["description"] = self.redactor.text(str(event["description"]))
+        self.ledger.append(event)
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def _encode(self, request: Request) -> tuple[bytes, str]:
+        if not request.multipart:
+            return json.dumps(request.body, ensure_ascii=False).encode(), "application/json"
+        fields: list[tuple[str, Any]] = [("data", request.data_field)]
+        for attachment in request.files:
+            content = attachment.absolute.read_bytes()
+            if hashlib.sha256(content).hexdigest() != attachment.sha256:
+                raise ValueError(f"attachment {attachment.path} changed while apply was running")
+            fields.append(("file", (attachment.name, content, attachment.mime)))
+        body, content_type = urllib3.encode_multipart_formdata(fields)
+        return body, content_type
+
+    def _attempt(self, request: Request, body: bytes, content_type: str) -> _Attempt:
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Accept": "application/json",
+            "Content-Type": content_type,
+            "User-Agent": f"commbox-yaml/{__version__}",
+        }
+        try:
+            response = self.pool.request(
+                "POST", self.base_url + request.path, body=body, headers=headers,
+                redirect=False, preload_content=True,
+            )  # fmt: skip
+        except (NewConnectionError, ConnectTimeoutError) as exc:
+            # Nothing reached the server: safe to try again.
+            return _Attempt(Outcome.FAILED, None, f"could not connect: {_reason(exc)}", -1.0)
+        except ReadTimeoutError:
+            return _Attempt(
+                Outcome.UNKNOWN, None, f"no reply within {self.api.timeout_s:g} s (api.timeout_s)"
+            )
+        except SSLError as exc:
+            self._refuse(f"TLS failed: {_reason(exc)}")
+            return _Attempt(Outcome.FAILED, None, f"TLS failed: {_reason(exc)}")
+        except ProtocolError as exc:
+            return _Attempt(
+                Outcome.UNKNOWN,
+                None,
+                f"connection dropped after the request was sent: {_reason(exc)}",
+            )
+        except HTTPError as exc:
+            return _Attempt(Outcome.UNKNOWN, None, f"{type(exc).__name__}: {_reason(exc)}")
+        return self._classify(response)
+
+    def _classify(self, response: urllib3.BaseHTTPResponse) -> _Attempt:
+        status = response.status
+        payload = _json(response.data)
+        description = _description(payload, response)
+        if 200 <= status < 300:
+            return _Attempt(Outcome.SENT, status, None, object_id=_object_id(payload))
+        if status in (429, 503):
+            wait = _retry_after(response.headers.get("Retry-After"), self.api.max_retry_after_s)
+            return _Attempt(Outcome.FAILED, status, description, wait)
+        if status in (401, 403):
+            self._refuse(f"the API token was refused (HTTP {status}: {description})")
+            return _Attempt(Outcome.FAILED, status, description)
+        if 300 <= status < 500:
+            return _Attempt(Outcome.FAILED, status, description)
+        return _Attempt(Outcome.UNKNOWN, status, description)
+
+    def _refuse(self, why: str) -> None:
+        if self.refused is None:
+            self.refused = why
+        self.stop.set()
+
+
+@dataclass
+class _Attempt:
+    outcome: Outcome
+    status: int | None
+    description: str | None
+    # None: final. >= 0: retry after that many seconds. < 0: retry after exponential backoff.
+    retry_after: float | None = None
+    object_id: Any = None
+
+
+def _backoff(attempt: int) -> float:
+    ceiling: float = BACKOFF_BASE_S * 2.0 ** (attempt - 1)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter spreads the workers out
+
+
+def _retry_after(value: str | None, cap: float) -> float:
+    """Seconds to wait: Retry-After as seconds or an HTTP date, capped; backoff when absent."""
+    if value is None or not value.strip():
+        return -1.0
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return -1.0
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = float((when - datetime.now(UTC)).total_seconds())
+    return min(max(seconds, 0.0), cap)
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _object_id(payload: Any) -> Any:
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key.lower() == "id":
+                return value
+    return None
+
+
+def _description(payload: Any, response: urllib3.BaseHTTPResponse) -> str:
+    text = payload.get("description") if isinstance(payload, dict) else None
+    if not text:
+        text = response.reason or f"HTTP {response.status}"
+    return str(text)[:DESCRIPTION_LIMIT]
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return str(reason)[:DESCRIPTION_LIMIT]
