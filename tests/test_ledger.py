@@ -99,7 +99,8 @@ def test_torn_last_line_is_ignored_with_a_warning_and_cut_before_appending(tmp_p
     view = ledger.read()
     assert view.states["a"].status is KeyStatus.SENT
     assert "b" not in view.states
-    assert view.warnings and "torn last line" in view.warnings[0]
+    assert len(view.warnings) == 1
+    assert "torn last line" in view.warnings[0]
     _events(ledger, {"event": "pending", "key": "c", "fingerprint": "f"})
     view = ledger.read()
     assert view.warnings == ()
