@@ -91,15 +91,14 @@ def load_definitions(project: Project) -> LoadedDefinitions:
 def _merge_positions(project: Project, written: dict[str, Any], positions: Positions) -> Positions:
     if not project.defaults:
         return positions
-    merged = Positions(dict(positions.values), dict(positions.keys))
+    merged = Positions(dict(positions.values), dict(positions.keys), dict(positions.texts))
+    defaults = project.defaults_positions
     for key in project.defaults:
         if key in written:
             continue
-        for table, source in (
-            (merged.values, project.defaults_positions.values),
-            (merged.keys, project.defaults_positions.keys),
-        ):
-            table.update({p: loc for p, loc in source.items() if p[:1] == (key,)})
+        merged.values.update({p: v for p, v in defaults.values.items() if p[:1] == (key,)})
+        merged.keys.update({p: v for p, v in defaults.keys.items() if p[:1] == (key,)})
+        merged.texts.update({p: v for p, v in defaults.texts.items() if p[:1] == (key,)})
     return merged
 
 

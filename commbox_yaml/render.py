@@ -28,6 +28,7 @@ _SINGLE = re.compile(r"^\{\{-?(.*?)-?\}\}$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
 _FALSE_WORDS = frozenset({"", "false", "no", "off", "0", "none", "null"})
 _UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
+_MISSING_ENV = re.compile(r"^'commbox_yaml\.render\.EnvVars object' has no attribute '([^']+)'$")
 
 # Keys that steer rendering instead of being rendered as values.
 STRUCTURAL = ("name", "channel", "for_each", "key", "when")
@@ -43,6 +44,10 @@ class RenderedMessage:
     item_key: str | None
     values: dict[str, Any]
     skipped: bool = False
+
+
+class EnvVars(dict[str, str]):
+    """`env` in templates; its own type so that a missing name gets its own explanation."""
 
 
 class TemplateProblem(Exception):
@@ -74,7 +79,7 @@ class Renderer:
         """Every message a definition gives (one per for_each item), and what went wrong."""
         base = {
             **self.variables.values,
-            "env": dict(self.variables.env),
+            "env": EnvVars(self.variables.env),
             "definition": {
                 "name": definition.name,
                 "channel": definition.channel,
@@ -267,7 +272,8 @@ class Renderer:
                 )
             return _plain(compiled(**scope))
         except Exception as exc:  # any error a user's expression raises is the user's to fix
-            raise self._template_fail(exc, where, path, item_key) from None
+            # An expression is not a template: its traceback lines are Jinja's, not the user's.
+            raise self._template_fail(exc, where, path, item_key, lines=False) from None
 
     def _message_file(
         self, definition: Definition, relative: Any, scope: dict[str, Any], item_key: str | None
@@ -303,9 +309,12 @@ class Renderer:
         path: str,
         item_key: str | None,
         template_file: str | None = None,
+        lines: bool = True,
     ) -> TemplateProblem:
-        message = _describe(exc)
+        message = _describe(exc, self.project.env)
         line = _template_line(exc, template_file)
+        if not lines and not isinstance(exc, jinja2.TemplateSyntaxError):
+            line = 0
         if template_file is not None and line:
             where = Location(template_file, line, 1)
         elif line and line > 1:
@@ -313,11 +322,20 @@ class Renderer:
         return TemplateProblem(Problem(where, message, path, item_key))
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, allowed_env: tuple[str, ...] = ()) -> str:
     if isinstance(exc, UserError):
         return exc.problem.message
     if isinstance(exc, jinja2.UndefinedError):
         text = str(exc.message or exc)
+        missing = _MISSING_ENV.match(text)
+        if missing:
+            name = missing.group(1)
+            if name in allowed_env:
+                return (
+                    f"env.{name} is not set in the environment; set it, or write "
+                    f"{{{{ env.{name} | default('...') }}}}"
+                )
+            return f"env.{name} is not visible to templates; add {name} to 'env:' in commbox.yaml"
         found = _UNDEFINED_NAME.match(text)
         if found:
             name = found.group(1)

@@ -60,6 +60,9 @@ class Positions:
 
     values: dict[PathKey, Location] = field(default_factory=dict)
     keys: dict[PathKey, Location] = field(default_factory=dict)
+    # Numbers written in a form YAML reads surprisingly (01234567 is octal 342391, 1:30 is
+    # 90): the text as written, so an error can show what the user typed.
+    texts: dict[PathKey, str] = field(default_factory=dict)
 
     def locate(self, path: PathKey) -> Location | None:
         """The position of the value at `path`, or of its nearest located ancestor."""
@@ -79,6 +82,7 @@ class Positions:
         return Positions(
             {p[n:]: loc for p, loc in self.values.items() if p[:n] == prefix},
             {p[n:]: loc for p, loc in self.keys.items() if p[:n] == prefix},
+            {p[n:]: text for p, text in self.texts.items() if p[:n] == prefix},
         )
 
 
@@ -212,6 +216,8 @@ class _Builder:
         self.positions.values.setdefault(path, self.loc(node))
         if isinstance(node, yaml.ScalarNode):
             value = self.scalar(node)
+            if type(value) in (int, float) and str(value) != node.value:
+                self.positions.texts.setdefault(path, node.value)
         elif isinstance(node, yaml.SequenceNode):
             self.check_tag(node, "tag:yaml.org,2002:seq")
             value = []
@@ -258,7 +264,9 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise UserError("mapping keys must be plain scalars", self.loc(key_node))
             name = self.scalar(key_node)
-            if isinstance(name, float) or name is None:
+            if not isinstance(name, str):
+                # Keys are text, as in JSON, and as written: `yes:` is 'yes', not True (which
+                # would also collide with a key `1:` in a Python dict).
                 name = key_node.value
             where = self.loc(key_node)
             first = explicit.get(name)

@@ -45,6 +45,13 @@ _FORMAT_MESSAGES = {
     "whatsapp-template-name": "is not a WhatsApp template name (lower case letters, digits, '_')",
 }
 
+_BOUNDS = {
+    "minimum": "is too small: it must be at least",
+    "maximum": "is too large: it must be at most",
+    "exclusiveMinimum": "is too small: it must be more than",
+    "exclusiveMaximum": "is too large: it must be less than",
+}
+
 _TYPE_NAMES = {
     "string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
     "object": "a mapping", "array": "a list", "null": "empty",
@@ -115,13 +122,15 @@ def _explain(error: ValidationError, positions: Positions, item_key: str | None)
         if fitting:
             deepest = max(fitting, key=lambda e: len(e.absolute_path))
             return _explain(deepest, positions, item_key)
-    return [Problem(where, _message(error), format_path(path), item_key)]
+    written = positions.texts.get(path)
+    return [Problem(where, _message(error, written), format_path(path), item_key)]
 
 
-def _message(error: ValidationError) -> str:
+def _message(error: ValidationError, written: str | None = None) -> str:
+    """What is wrong with the value; `written` is its text when YAML read it unexpectedly."""
     value = error.instance
     rule: Any = error.validator_value
-    shown = _show(value)
+    shown = _show(value) if written is None else f"{written} (read by YAML as {value!r})"
     validator_name = error.validator
     if validator_name == "format":
         return f"{shown} {_FORMAT_MESSAGES.get(str(rule), 'has the wrong format')}"
@@ -131,6 +140,8 @@ def _message(error: ValidationError) -> str:
         hint = ""
         if "string" in names and isinstance(value, (int, float)) and not isinstance(value, bool):
             hint = " (put it in quotes to keep it as text)"
+        if isinstance(value, (dict, list)):
+            return f"expected {wanted}, not {_kind(value)}"
         return f"{shown} is {_kind(value)}, expected {wanted}{hint}"
     if validator_name == "enum":
         options = [o for o in rule if isinstance(o, str)] or list(rule)
@@ -148,6 +159,8 @@ def _message(error: ValidationError) -> str:
         return f"{shown} does not match the pattern {rule}"
     if validator_name in ("minItems", "minLength") and rule == 1:
         return "must not be empty"
+    if validator_name in _BOUNDS:
+        return f"{shown} {_BOUNDS[str(validator_name)]} {rule!r}"
     return error.message
 
 

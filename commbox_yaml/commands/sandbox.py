@@ -1,0 +1,184 @@
+"""sandbox: serve a local CommBox stand-in in the foreground, to rehearse a pipeline against."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from commbox_yaml.context import Context
+from commbox_yaml.errors import UserError
+from commbox_yaml.sandbox import SandboxServer
+
+DEFAULT_PORT = 4010  # the usual port of API mock servers (Prism), unlikely to clash with apps
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "sandbox",
+        parents=parents,
+        help="serve a local CommBox stand-in for rehearsals and tests",
+        description="Serve CommBox's Create Object endpoint on 127.0.0.1: checks the Bearer "
+        "token and the body's shape, answers as CommBox does, prints each message it receives, "
+        "and can inject latency, 429s and 5xx. Point COMMBOX_BASE_URL at it. Ctrl-C stops it.",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--token", help="accept only this Bearer token (default: any non-empty one)"
+    )
+    parser.add_argument(
+        "--latency-ms", type=_count, default=0, metavar="N", help="wait N ms before each answer"
+    )
+    parser.add_argument(
+        "--throttle-every",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="answer every Nth request 429 Too Many Requests",
+    )
+    parser.add_argument(
+        "--retry-after",
+        type=_count,
+        default=1,
+        metavar="S",
+        help="the Retry-After seconds sent with those 429s (default 1)",
+    )
+    parser.add_argument(
+        "--fail-every", type=_count, default=0, metavar="N", help="answer every Nth request 5xx"
+    )
+    parser.add_argument(
+        "--fail-status",
+        type=_server_error,
+        default=500,
+        metavar="CODE",
+        help="the status those failures get (default 500)",
+    )
+    parser.add_argument(
+        "--drop-every",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="read every Nth request, then close the connection without a reply",
+    )
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    server = SandboxServer(
+        port=args.port,
+        token=args.token,
+        latency_ms=args.latency_ms,
+        throttle_every=args.throttle_every,
+        throttle_retry_after=args.retry_after,
+        fail_every=args.fail_every,
+        fail_status=args.fail_status,
+        drop_every=args.drop_every,
+        output=ctx.console.stdout,
+    )
+    stopped = threading.Event()
+    with _stop_on_sigterm(stopped.set):
+        try:
+            _start(server, args.port)
+            _announce(ctx, server, args)
+            _serve_until(stopped)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a foreground server ends: not an error
+        finally:
+            server.stop()
+    ctx.console.out("sandbox stopped.")
+    return 0
+
+
+def _start(server: SandboxServer, port: int) -> None:
+    try:
+        server.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(
+                f"port {port} is already in use: pick another with --port (0 picks a free one)"
+            ) from exc
+        raise UserError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from exc
+
+
+def _announce(ctx: Context, server: SandboxServer, args: argparse.Namespace) -> None:
+    # The token itself is never printed: it may be a real one.
+    token = "the one given with --token" if server.token_required else "any non-empty"
+    out = ctx.console.out
+    out(f"CommBox sandbox listening on {server.url} (token: {token})")
+    out(f"  export COMMBOX_BASE_URL={server.url}")
+    faults = _faults(args)
+    if faults:
+        out(f"  faults: {', '.join(faults)}")
+    out("  Ctrl-C stops it.")
+    ctx.console.stdout.flush()  # a script reading the URL from a pipe must see it now
+
+
+def _faults(args: argparse.Namespace) -> list[str]:
+    faults = []
+    if args.latency_ms:
+        faults.append(f"{args.latency_ms} ms latency")
+    if args.throttle_every:
+        faults.append(f"429 {_every(args.throttle_every)} (Retry-After: {args.retry_after})")
+    if args.fail_every:
+        faults.append(f"{args.fail_status} {_every(args.fail_every)}")
+    if args.drop_every:
+        faults.append(f"connection dropped {_every(args.drop_every)}")
+    return faults
+
+
+def _every(number: int) -> str:
+    if number == 1:
+        return "every request"
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"every {number}{suffix} request"
+
+
+def _serve_until(stopped: threading.Event) -> None:
+    # A short wait in a loop keeps the main thread responsive to signals on every platform.
+    while not stopped.wait(0.2):
+        pass
+
+
+@contextmanager
+def _stop_on_sigterm(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`) ends the server as cleanly as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _integer(text: str, low: int, high: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{value} is not {what}")
+    return value
+
+
+def _port(text: str) -> int:
+    return _integer(text, 0, 65535, "a port (0-65535)")
+
+
+def _count(text: str) -> int:
+    return _integer(text, 0, 10**9, "zero or more")
+
+
+def _server_error(text: str) -> int:
+    return _integer(text, 500, 599, "a 5xx status")
