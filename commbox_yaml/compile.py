@@ -12,6 +12,7 @@ from typing import Any
 
 from commbox_yaml.channels import CHANNELS
 from commbox_yaml.errors import Problem, UserError
+from commbox_yaml.output import human_size
 from commbox_yaml.project import Project
 from commbox_yaml.render import RenderedMessage
 
@@ -41,7 +42,8 @@ USER_FIELDS: tuple[tuple[str, str], ...] = (
     ("email", "Email"),
     ("remarks", "Remarks"),
 )
-_RAW_STREAM_ID = re.compile(r"^[A-Za-z0-9]+$")
+# CommBox stream ids are hexadecimal; anything else is taken for a mistyped alias.
+_RAW_STREAM_ID = re.compile(r"^[0-9A-Fa-f]+$")
 # Built-in table only, so a MIME type (part of the fingerprint) is the same on every machine.
 _MIME = mimetypes.MimeTypes(filenames=())
 for _ext, _type in {
@@ -220,8 +222,9 @@ class Compiler:
         limit = self.project.api.max_attachment_mb * 1024 * 1024
         if stat.st_size > limit:
             raise UserError(
-                f"attachment {relative!r} is {stat.st_size / 1048576:.1f} MiB, over the "
-                f"{self.project.api.max_attachment_mb:g} MiB limit (api.max_attachment_mb)"
+                f"attachment {relative!r} is {human_size(stat.st_size)}, over the "
+                f"{human_size(limit)} limit (api.max_attachment_mb: "
+                f"{self.project.api.max_attachment_mb:g})"
             )
         cached = self._files.get(path)
         if cached is None or cached[0] != stat.st_size:

@@ -15,6 +15,15 @@ REDACTED = "(sensitive)"
 _COLORS = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 
 
+def human_size(n: float) -> str:
+    """A byte count for people: 512 B, 182 KiB, 3.4 MiB."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.0f} KiB"
+    return f"{n / 1048576:.1f} MiB"
+
+
 class Redactor:
     """Replaces every occurrence of a secret value, also inside longer text."""
 

@@ -51,11 +51,11 @@ class EnvVars(dict[str, str]):
 
 
 class TemplateProblem(Exception):
-    """A template failed; carries the located problem."""
+    """Templates failed; carries the located problem(s)."""
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, *more: Problem) -> None:
         super().__init__(problem.message)
-        self.problem = problem
+        self.problems = [problem, *more]
 
 
 class Renderer:
@@ -89,14 +89,14 @@ class Renderer:
         try:
             items = list(self._items(definition, base))
         except TemplateProblem as exc:
-            return [], [exc.problem]
+            return [], exc.problems
         messages: list[RenderedMessage] = []
         problems: list[Problem] = []
         for item_key, scope in items:
             try:
                 messages.append(self._render_one(definition, item_key, scope))
             except TemplateProblem as exc:
-                problems.append(exc.problem)
+                problems.extend(exc.problems)
         return messages, problems
 
     # -- for_each, key, when ----------------------------------------------------------------
@@ -123,7 +123,7 @@ class Renderer:
             pairs = [(None, item) for item in items]
         else:
             raise self._fail(
-                where, "for_each", f"must give a list or a mapping, not {type(items).__name__}"
+                where, "for_each", f"must give a list or a mapping, not {_kind(items)}"
             )
         seen: dict[str, int] = {}
         for index, (mapping_key, item) in enumerate(pairs):
@@ -177,10 +177,16 @@ class Renderer:
             "name": definition.name,
             "channel": definition.channel,
         }
+        problems: list[Problem] = []
         for name, raw in data.items():
             if name in STRUCTURAL:
                 continue
-            values[name] = self._value(raw, scope, definition, (name,), item_key)
+            try:  # report every field that fails, not only the first
+                values[name] = self._value(raw, scope, definition, (name,), item_key)
+            except TemplateProblem as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise TemplateProblem(*problems)
         values["id"] = ledger_id
         if "message_file" in values:
             if "message" in values:
@@ -384,3 +390,15 @@ def _plain(value: Any) -> Any:
         f"the expression gives a {type(value).__name__}, which is not text, a number, "
         "true/false, a list or a mapping"
     )
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (true/false)"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if value is None:
+        return "an empty value"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    return f"a {type(value).__name__}"

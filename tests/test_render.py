@@ -16,17 +16,19 @@ from tests.projects import SMS, build_project, project
 
 _counter = itertools.count()
 
+# PyYAML's emitter does not round-trip control characters and Unicode line breaks in keys.
+text = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=20)
 json_scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**53), max_value=2**53),
     st.floats(allow_nan=False, allow_infinity=False, width=64),
-    st.text(max_size=20),
+    text,
 )
 json_values = st.recursive(
     json_scalars,
     lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=6), children, max_size=4)
+        st.lists(children, max_size=4), st.dictionaries(text, children, max_size=4)
     ),
     max_leaves=15,
 )

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from commbox_yaml.context import Context
+from commbox_yaml.errors import Problem, UserError, ValidationFailed
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -19,28 +20,9 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    result = ctx.build()
     if args.json:
-        ctx.console.json(
-            {
-                "valid": not result.problems,
-                "messages": result.message_count,
-                "skipped": len(result.skipped),
-                "files": len(result.files),
-                "errors": [
-                    {
-                        "file": p.location.file if p.location else None,
-                        "line": p.location.line if p.location else None,
-                        "col": p.location.col if p.location else None,
-                        "path": p.path,
-                        "key": p.item_key,
-                        "message": p.message,
-                    }
-                    for p in result.problems
-                ],
-            }
-        )
-        return 1 if result.problems else 0
+        return _run_json(ctx)
+    result = ctx.build()
     if result.problems:
         ctx.console.problems(result.problems, "validate")
         return 1
@@ -51,3 +33,34 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         f"from {files} file{'s' if files != 1 else ''} valid{skipped}."
     )
     return 0
+
+
+def _run_json(ctx: Context) -> int:
+    """Always a JSON document on stdout, also when commbox.yaml or a var file is broken."""
+    summary: dict[str, Any] = {"messages": 0, "skipped": 0, "files": 0}
+    try:
+        result = ctx.build()
+        problems = result.problems
+        summary = {
+            "messages": result.message_count,
+            "skipped": len(result.skipped),
+            "files": len(result.files),
+        }
+    except ValidationFailed as exc:
+        problems = exc.problems
+    except UserError as exc:
+        problems = [exc.problem]
+    ctx.console.json({"valid": not problems, **summary, "errors": [_error(p) for p in problems]})
+    return 1 if problems else 0
+
+
+def _error(problem: Problem) -> dict[str, Any]:
+    loc = problem.location
+    return {
+        "file": loc.file if loc else None,
+        "line": loc.line if loc and loc.line else None,
+        "col": loc.col if loc and loc.line else None,
+        "path": problem.path,
+        "key": problem.item_key,
+        "message": problem.message,
+    }

@@ -5,15 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from commbox_yaml.compile import Request
+from commbox_yaml.output import human_size
 from commbox_yaml.plan import Action, Plan, PlannedMessage
-
-
-def size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.0f} KiB"
-    return f"{n / 1048576:.1f} MiB"
 
 
 def first_line(text: str, limit: int = 40) -> str:
@@ -50,7 +43,7 @@ def fields(request: Request) -> list[tuple[str, str]]:
         )
     message = str(data.get("Message", ""))
     rows.append(("message", f'"{first_line(message)}" ({len(message)} chars)'))
-    files = [f"{f.name} ({size(f.size)})" for f in request.files]
+    files = [f"{f.name} ({human_size(f.size)})" for f in request.files]
     files += [
         f"{a.get('name')} (link)" for a in content.get("attachments", []) if isinstance(a, dict)
     ]
