@@ -154,7 +154,7 @@ def main() -> None:
                 f"(send phase {send_phase:.2f} s, {sent} sent); bare urllib3 {bare:.2f} s "
                 f"({ok} ok)"
             )
-        best = [min(column) for column in zip(*rows)]
+        best = [min(column) for column in zip(*rows, strict=True)]
         print(
             f"\n{args.messages} messages, {args.latency_ms} ms latency, concurrency "
             f"{args.concurrency}; latency floor {floor:.2f} s"
