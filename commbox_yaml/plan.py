@@ -104,7 +104,7 @@ def make_plan(
         state = ledger.state(request.key)
         action, changed = decide(request, state)
         replacing = False
-        if action in (Action.CHANGED, Action.UNKNOWN) and request.key in wanted:
+        if action is not Action.SEND and request.key in wanted:
             action, replacing = Action.SEND, True
         planned.append(PlannedMessage(request.message, request, action, state, changed, replacing))
     for message in result.skipped:

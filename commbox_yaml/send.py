@@ -130,7 +130,7 @@ class Sender:
         self.redactor = redactor
         self.run_id = run_id
         self.stop = stop or threading.Event()
-        self.refused: str | None = None  # why the token was refused, when it was
+        self.refused: str | None = None  # why the whole apply stopped, when it did
         self.pace = Pace(api.rate_per_s)
         self.pool = urllib3.PoolManager(
             num_pools=4,
@@ -163,7 +163,10 @@ class Sender:
                     index, message = work.get_nowait()
                 except queue.Empty:
                     return
-                result = self.send_one(message)
+                try:
+                    result = self.send_one(message)
+                except Exception as exc:  # a bug must not lose track of a request
+                    result = self._crashed(message, exc)
                 with report_lock:
                     results[index] = result
                     on_result(result)
@@ -183,6 +186,17 @@ class Sender:
         return [results[i] for i in range(len(messages))]
 
     # -- one message ------------------------------------------------------------------------
+
+    def _crashed(self, message: PlannedMessage, exc: Exception) -> SendResult:
+        """Record an unexpected error as unknown: the request may have gone out."""
+        description = f"internal error: {type(exc).__name__}: {exc}"
+        assert message.request is not None
+        try:
+            self._event("unknown", message.request, description=description)
+        except Exception:  # the ledger itself failed; the result still says so
+            description += " (and the ledger could not record it)"
+        self._refuse(description)  # an internal error stops the whole apply
+        return SendResult(message.address, message.key, Outcome.UNKNOWN, description=description)
 
     def send_one(self, message: PlannedMessage) -> SendResult:
         request = message.request
@@ -278,7 +292,10 @@ class Sender:
             return json.dumps(request.body, ensure_ascii=False).encode(), "application/json"
         fields: list[tuple[str, Any]] = [("data", request.data_field)]
         for attachment in request.files:
-            content = attachment.absolute.read_bytes()
+            try:
+                content = attachment.absolute.read_bytes()
+            except OSError as exc:
+                raise ValueError(f"attachment {attachment.path}: {exc.strerror}") from None
             if hashlib.sha256(content).hexdigest() != attachment.sha256:
                 raise ValueError(f"attachment {attachment.path} changed while apply was running")
             fields.append(("file", (attachment.name, content, attachment.mime)))
