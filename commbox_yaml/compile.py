@@ -14,7 +14,7 @@ from commbox_yaml.channels import CHANNELS
 from commbox_yaml.errors import Problem, UserError
 from commbox_yaml.output import human_size
 from commbox_yaml.project import Project
-from commbox_yaml.render import RenderedMessage
+from commbox_yaml.render import OfMessage, RenderedMessage
 
 # Definition key -> wire field, in the order the reference examples write them.
 # "Content" and "User" are built, not copied.
@@ -78,10 +78,9 @@ class Attachment:
 
 
 @dataclass(frozen=True)
-class Request:
+class Request(OfMessage):
     """One Create Object request, exactly as it would be sent."""
 
-    message: RenderedMessage
     stream: str
     data: dict[str, Any]
     files: tuple[Attachment, ...]
@@ -89,14 +88,6 @@ class Request:
     field_hashes: dict[str, str]
 
     method = "POST"
-
-    @property
-    def address(self) -> str:
-        return self.message.address
-
-    @property
-    def key(self) -> str:
-        return self.message.key
 
     @property
     def channel(self) -> str:

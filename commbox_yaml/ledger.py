@@ -17,7 +17,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -54,67 +54,53 @@ class KeyState:
     events: int = 0
 
 
-@dataclass
 class _Fold:
-    key: str
-    status: KeyStatus = KeyStatus.NONE
-    fingerprint: str | None = None
-    fields: dict[str, str] = field(default_factory=dict)
-    sent_fingerprint: str | None = None
-    sent_fields: dict[str, str] = field(default_factory=dict)
-    object_id: Any = None
-    sent_at: str | None = None
-    last_at: str | None = None
-    last_status: int | None = None
-    description: str | None = None
-    digest: Any = field(default_factory=hashlib.sha256)
-    events: int = 0
+    """Folds one key's events, in order, into its KeyState."""
+
+    def __init__(self, key: str) -> None:
+        self.state = KeyState(key, KeyStatus.NONE)
+        self.digest = hashlib.sha256()
+        self.events = 0
 
     def apply(self, event: dict[str, Any], line: str) -> None:
         self.digest.update(line.encode())
         self.events += 1
         kind = event.get("event")
-        self.last_at = event.get("at", self.last_at)
-        if kind == "pending":
-            self.status = KeyStatus.UNKNOWN  # until an outcome says otherwise
-            self.fingerprint = event.get("fingerprint")
-            self.fields = dict(event.get("fields") or {})
+        state = replace(self.state, last_at=event.get("at", self.state.last_at))
+        if kind == "pending":  # unknown until an outcome says otherwise
+            state = replace(
+                state,
+                status=KeyStatus.UNKNOWN,
+                fingerprint=event.get("fingerprint"),
+                fields=dict(event.get("fields") or {}),
+            )
         elif kind == "sent":
-            self.status = KeyStatus.SENT
-            self.sent_fingerprint = self.fingerprint
-            self.sent_fields = self.fields
-            self.object_id = event.get("object_id")
-            self.sent_at = event.get("at")
-            self.last_status = event.get("status")
-        elif kind == "failed":
-            self.status = KeyStatus.FAILED
-            self.last_status = event.get("status")
-            self.description = event.get("description")
-        elif kind == "unknown":
-            self.status = KeyStatus.UNKNOWN
-            self.last_status = event.get("status")
-            self.description = event.get("description")
+            state = replace(
+                state,
+                status=KeyStatus.SENT,
+                sent_fingerprint=state.fingerprint,
+                sent_fields=state.fields,
+                object_id=event.get("object_id"),
+                sent_at=event.get("at"),
+                last_status=event.get("status"),
+            )
+        elif kind in ("failed", "unknown"):
+            state = replace(
+                state,
+                status=KeyStatus(kind),
+                last_status=event.get("status"),
+                description=event.get("description"),
+            )
         elif kind == "retry":
-            self.status = KeyStatus.NONE
+            # The server did not take it; an earlier successful send still stands.
+            sent = state.sent_fingerprint is not None
+            state = replace(state, status=KeyStatus.SENT if sent else KeyStatus.NONE)
         elif kind == "forget":
-            self.status, self.fingerprint, self.fields = KeyStatus.NONE, None, {}
-            self.sent_fingerprint, self.sent_fields, self.object_id = None, {}, None
-            self.sent_at, self.last_status, self.description = None, None, None
+            state = KeyState(state.key, KeyStatus.NONE, last_at=state.last_at)
+        self.state = state
 
-    def state(self) -> KeyState:
-        if self.status is KeyStatus.NONE and self.sent_fingerprint is not None:
-            status = KeyStatus.SENT  # a retried --replace that never went through
-        elif self.status is KeyStatus.FAILED and self.sent_fingerprint is not None:
-            status = KeyStatus.FAILED
-        else:
-            status = self.status
-        return KeyState(
-            key=self.key, status=status, fingerprint=self.fingerprint, fields=self.fields,
-            sent_fingerprint=self.sent_fingerprint, sent_fields=self.sent_fields,
-            object_id=self.object_id, sent_at=self.sent_at, last_at=self.last_at,
-            last_status=self.last_status, description=self.description,
-            digest=self.digest.hexdigest(), events=self.events,
-        )  # fmt: skip
+    def result(self) -> KeyState:
+        return replace(self.state, digest=self.digest.hexdigest(), events=self.events)
 
 
 @dataclass(frozen=True)
@@ -184,7 +170,7 @@ class Ledger:
             entries += 1
             key = event["key"]
             folds.setdefault(key, _Fold(key)).apply(event, text)
-        states = {k: f.state() for k, f in folds.items()}
+        states = {k: f.result() for k, f in folds.items()}
         return LedgerView(self.path, True, entries, states, tuple(warnings))
 
     # -- writing ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from commbox_yaml.build import Build
 from commbox_yaml.compile import Request
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
-from commbox_yaml.render import RenderedMessage
+from commbox_yaml.render import OfMessage
 
 PLAN_FORMAT = "1"
 PLAN_KIND = "commbox-yaml plan"
@@ -42,21 +42,12 @@ _SYMBOLS = {
 
 
 @dataclass(frozen=True)
-class PlannedMessage:
-    message: RenderedMessage
+class PlannedMessage(OfMessage):
     request: Request | None  # None when skipped
     action: Action
     state: KeyState
     changed_fields: tuple[str, ...] = ()
     replace: bool = False  # a held message sent anyway because of --replace
-
-    @property
-    def address(self) -> str:
-        return self.message.address
-
-    @property
-    def key(self) -> str:
-        return self.message.key
 
     @property
     def sends(self) -> bool:

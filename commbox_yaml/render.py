@@ -50,6 +50,21 @@ class EnvVars(dict[str, str]):
     """`env` in templates; its own type so that a missing name gets its own explanation."""
 
 
+@dataclass(frozen=True)
+class OfMessage:
+    """A value that stands for one rendered message: named by its address and ledger key."""
+
+    message: RenderedMessage
+
+    @property
+    def address(self) -> str:
+        return self.message.address
+
+    @property
+    def key(self) -> str:
+        return self.message.key
+
+
 class TemplateProblem(Exception):
     """Templates failed; carries the located problem(s)."""
 
