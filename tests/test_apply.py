@@ -487,7 +487,7 @@ def test_kill_9_mid_run_then_apply_again_sends_nothing_twice(
 
 
 def test_a_second_apply_is_refused_while_one_runs(tmp_path: Path, server: SandboxServer) -> None:
-    server.latency_ms = 100
+    server.latency_ms = 400  # the first apply runs for about 2.4 s
     make(tmp_path, count=12, concurrency=2)
     first = _spawn_apply(tmp_path, server)
     _wait_until(lambda: len(server.received) >= 1)
