@@ -11,18 +11,20 @@ from pathlib import Path
 from types import ModuleType
 
 from commbox_yaml import __version__
-from commbox_yaml.commands import apply, ledger, plan, render, schema, validate
+from commbox_yaml.commands import apply, init, ledger, plan, render, sandbox, schema, validate
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
 from commbox_yaml.output import Console
 
 COMMANDS: dict[str, ModuleType] = {
+    "init": init,
     "validate": validate,
     "render": render,
     "plan": plan,
     "apply": apply,
     "ledger": ledger,
     "schema": schema,
+    "sandbox": sandbox,
 }
 
 EXIT_OK, EXIT_ERROR, EXIT_SIGINT = 0, 1, 130

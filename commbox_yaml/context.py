@@ -13,6 +13,7 @@ from commbox_yaml.project import Project, load_project
 from commbox_yaml.variables import Variables, load_variables
 
 SANDBOX_LEDGER = ".commbox/sandbox-ledger.jsonl"
+MIN_SECRET_LENGTH = 4
 
 
 @dataclass
@@ -33,7 +34,13 @@ class Context:
     def variables(self) -> Variables:
         if self._variables is None:
             self._variables = load_variables(self.project(), self.var_files, self.var_assignments)
-            self.console.redactor.add(self._variables.sensitive_values())
+            secrets = self._variables.sensitive_values()
+            self.console.redactor.add(secrets)
+            if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
+                self.console.err(
+                    f"warning: a sensitive variable has a value shorter than {MIN_SECRET_LENGTH} "
+                    "characters; every occurrence of it in the output is shown as (sensitive)"
+                )
         return self._variables
 
     def build(self, targets: Sequence[str] = ()) -> Build:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from commbox_yaml.errors import Location, UserError
 from commbox_yaml.project import Project
-from commbox_yaml.source import iter_documents, load_single
+from commbox_yaml.source import load_single
 
 ENV_PREFIX = "COMMBOX_VAR_"
 RESERVED = frozenset({"env", "item", "key", "definition"})
@@ -44,16 +45,27 @@ def _leaves(value: Any, out: set[str]) -> None:
         out.add(str(value))
 
 
-def parse_scalar(text: str, where: str) -> Any:
-    """A --var or COMMBOX_VAR_ value, read as a YAML scalar ('3' is 3, 'true' is True)."""
-    try:
-        docs = list(iter_documents(text, where))
-    except UserError:
-        return text
-    if not docs:
-        return None if text.strip() in ("", "~", "null") else text
-    value = docs[0].value
-    return value if not isinstance(value, (dict, list)) else text
+_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+)([eE][-+]?[0-9]+)?$")
+
+
+def parse_scalar(text: str) -> Any:
+    """A --var or COMMBOX_VAR_ value as a YAML 1.2 core scalar: '3' is 3, 'true' is True.
+
+    Unlike YAML 1.1, a number with a leading zero ('0417', a PIN), a time ('12:30') and
+    'yes'/'no' stay text, so a value from CI is never silently turned into another one.
+    """
+    stripped = text.strip()
+    lowered = stripped.lower()
+    if lowered in ("", "~", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if _INT.match(stripped):
+        return int(stripped)
+    if _FLOAT.match(stripped) and not re.match(r"^[-+]?0[0-9]", stripped):
+        return float(stripped)
+    return text
 
 
 def load_variables(
@@ -85,7 +97,7 @@ def load_variables(
     for env_name in sorted(environ):
         if env_name.startswith(ENV_PREFIX) and len(env_name) > len(ENV_PREFIX):
             name = env_name[len(ENV_PREFIX) :]
-            put(name, parse_scalar(environ[env_name], env_name), env_name, None)
+            put(name, parse_scalar(environ[env_name]), env_name, None)
     for assignment in cli_vars:
         name, sep, text = assignment.partition("=")
         name = name.strip()
@@ -93,7 +105,7 @@ def load_variables(
             raise UserError(
                 f"--var {assignment!r} is not NAME=VALUE; write e.g. --var version=1.4.0"
             )
-        put(name, parse_scalar(text, f"--var {name}"), "--var", None)
+        put(name, parse_scalar(text), "--var", None)
 
     env = {name: environ[name] for name in project.env if name in environ}
     return Variables(values, origins, env, frozenset(project.sensitive))

@@ -208,3 +208,41 @@ def test_message_file_error_points_into_the_template(tmp_path: Path) -> None:
     )
     (problem,) = build_project(tmp_path).problems
     assert str(problem).startswith("templates/note.txt.j2:2:1: message_file: 'who' is undefined")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("3", 3),
+        ("-3", -3),
+        ("1.5", 1.5),
+        ("true", True),
+        ("False", False),
+        ("", None),
+        ("null", None),
+        ("0417", "0417"),
+        ("12:30", "12:30"),
+        ("yes", "yes"),
+        ("1_000", "1_000"),
+        ("v1.4.0", "v1.4.0"),
+    ],
+)
+def test_cli_and_env_values_are_yaml_1_2_scalars(text: str, value: Any) -> None:
+    from commbox_yaml.variables import parse_scalar
+
+    parsed = parse_scalar(text)
+    assert parsed == value
+    assert type(parsed) is type(value)
+
+
+def test_a_short_sensitive_value_is_masked_with_a_warning(tmp_path: Path, capsys) -> None:
+    from commbox_yaml.cli import main
+
+    project(tmp_path, SMS.replace("message: hello", "message: 'pin {{ pin }}'"), "pin: '42'\n")
+    commbox = tmp_path / "commbox.yaml"
+    commbox.write_text(commbox.read_text() + "sensitive: [pin]\n")
+    assert main(["-C", str(tmp_path), "render", "note"]) == 0
+    out, err = capsys.readouterr()
+    assert '"Message": "pin (sensitive)"' in out
+    assert "warning: a sensitive variable has a value shorter than 4 characters" in err
+    assert "42" not in out + err

@@ -10,10 +10,15 @@ from commbox_yaml.plan import Action, Plan, PlannedMessage
 
 
 def first_line(text: str, limit: int = 40) -> str:
+    """The text's first line, cut at a word boundary near `limit`, with ' ...' when cut."""
     stripped = text.strip()
     line = stripped.splitlines()[0] if stripped else ""
-    more = len(line) > limit or line != stripped
-    return (line[:limit].rstrip() + " ...") if more else line
+    if len(line) <= limit and line == stripped:
+        return line
+    if len(line) > limit:
+        cut = line[: limit + 1].rsplit(" ", 1)[0]
+        line = cut if len(cut) >= limit // 2 else line[:limit]
+    return line.rstrip(" ,;:") + " ..."
 
 
 def _recipient(value: Any) -> str:
