@@ -247,7 +247,13 @@ class Ledger:
 
 
 def _try_lock(lock: IO[str], display: str, lock_path: Path) -> None:
-    import fcntl  # POSIX; apply runs in CI on Linux and macOS
+    try:
+        import fcntl  # POSIX: apply runs in CI on Linux and macOS
+    except ImportError:  # pragma: no cover - Windows
+        raise UserError(
+            "apply and ledger edits need a POSIX system (Linux, macOS) to lock the ledger; "
+            "validate, render and plan work everywhere"
+        ) from None
 
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

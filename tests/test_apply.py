@@ -521,3 +521,15 @@ def test_a_signal_lets_requests_in_flight_finish_and_records_them(
     finished = collections.Counter(e["key"] for e in recorded if e["event"] != "pending")
     assert pending == finished, "a request in flight was not recorded"
     assert len(server.accepted) == len(pending) < 20
+
+
+def test_the_token_is_never_sent_over_plain_http_to_another_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COMMBOX_BASE_URL", "http://api.commbox.example")
+    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+    make(tmp_path, count=1)
+    assert apply(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "refusing to send the API token to http://api.commbox.example: use https" in err
+    assert events(tmp_path) == []

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from commbox_yaml.commands.plan import add_selection_options, compute_plan
 from commbox_yaml.context import Context
@@ -90,8 +91,22 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if not args.planfile and not args.auto_approve:
             _confirm(ctx.console, len(sends), args.json)
         with _sandbox_if(args.sandbox) as sandbox_url:
-            base_url = sandbox_url or project.api.base_url
+            base_url = sandbox_url or _checked_url(project.api.base_url)
             return _send(ctx, args, plan, sends, ledger, base_url, token)
+
+
+def _checked_url(base_url: str) -> str:
+    """The API's URL; plain http only to this machine, so the token never crosses a network bare."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "https" or (
+        parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    ):
+        return base_url
+    raise UserError(
+        f"refusing to send the API token to {parts.scheme}://{parts.hostname}: use https "
+        "(plain http is allowed only to 127.0.0.1 or localhost, e.g. for the sandbox); "
+        "nothing was sent"
+    )
 
 
 def _token(ctx: Context) -> str:
