@@ -533,3 +533,51 @@ def test_the_token_is_never_sent_over_plain_http_to_another_host(
     err = capsys.readouterr().err
     assert "refusing to send the API token to http://api.commbox.example: use https" in err
     assert events(tmp_path) == []
+
+
+def test_tls_is_verified_and_a_bad_certificate_stops_the_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ssl
+    import threading
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    handshakes: list[str] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(10)
+
+        def serve() -> None:  # a self-signed server: the client must refuse it
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    with context.wrap_socket(conn, server_side=True) as tls:
+                        handshakes.append("ok")
+                        tls.recv(1)
+                except (ssl.SSLError, OSError):
+                    handshakes.append("refused")
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        monkeypatch.setenv("COMMBOX_BASE_URL", f"https://127.0.0.1:{listener.getsockname()[1]}")
+        monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+        make(tmp_path / "p", count=3, concurrency=1)
+        assert apply(tmp_path / "p") == 1
+        thread.join(10)
+    out, err = capsys.readouterr()
+    assert handshakes == ["refused"]
+    assert "TLS failed" in err
+    assert "CERTIFICATE_VERIFY_FAILED" in out + err
+    assert "2 not sent" in out
+    assert TOKEN not in out + err
