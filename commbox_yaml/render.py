@@ -28,6 +28,7 @@ _SINGLE = re.compile(r"^\{\{-?(.*?)-?\}\}$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
 _FALSE_WORDS = frozenset({"", "false", "no", "off", "0", "none", "null"})
 _UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
+_NO_ATTRIBUTE = re.compile(r"^'(\w+) object' has no attribute '([^']+)'$")
 _MISSING_ENV = re.compile(r"^'commbox_yaml\.render\.EnvVars object' has no attribute '([^']+)'$")
 
 # Keys that steer rendering instead of being rendered as values.
@@ -363,6 +364,14 @@ def _describe(exc: BaseException, allowed_env: tuple[str, ...] = ()) -> str:
             return (
                 f"'{name}' is undefined; define it in a vars file, pass --var {name}=..., "
                 f"or set COMMBOX_VAR_{name}"
+            )
+        attribute = _NO_ATTRIBUTE.match(text)
+        if attribute:
+            kind = {"dict": "a mapping", "list": "a list", "str": "a text", "int": "a number"}
+            what = kind.get(attribute.group(1), f"a {attribute.group(1)}")
+            return (
+                f"{what} has no key '{attribute.group(2)}'; check the spelling, or use "
+                f"| default(...) where it may be missing"
             )
         return text
     if isinstance(exc, jinja2.exceptions.SecurityError):
