@@ -69,7 +69,7 @@ class Console:
         self.stderr = stderr or sys.stderr
         self.redactor = redactor or Redactor()
         if color is None:
-            color = _isatty(self.stdout) and "NO_COLOR" not in os.environ
+            color = is_terminal(self.stdout) and "NO_COLOR" not in os.environ
         self.color = color
         self.github = os.environ.get("GITHUB_ACTIONS") == "true"
 
@@ -138,7 +138,8 @@ def annotation(problem: Problem) -> str:
     return f"::error {props}::{_escape(text)}"
 
 
-def _isatty(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
+    """Whether a stream is a terminal (a closed or replaced stream is not)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):

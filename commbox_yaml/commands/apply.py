@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from types import FrameType
@@ -21,6 +20,7 @@ from commbox_yaml.errors import UserError
 from commbox_yaml.output import Console
 from commbox_yaml.plan import Plan, PlannedMessage, load_plan, stale_reasons
 from commbox_yaml.report import REPORTERS
+from commbox_yaml.report.progress import Progress
 from commbox_yaml.send import Outcome, Sender, SendResult
 
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -240,60 +240,3 @@ def _signals_stop(stop: threading.Event, caught: list[int]) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-class Progress:
-    """A bar on a terminal (done/total, rate, ETA); a line per result otherwise."""
-
-    def __init__(self, console: Console, total: int, quiet: bool = False) -> None:
-        self.console = console
-        self.total = total
-        self.done = 0
-        self.quiet = quiet
-        self.started = time.monotonic()
-        self.bar = not quiet and _isatty(console.stderr)
-
-    def update(self, result: SendResult) -> None:
-        self.done += 1
-        if self.quiet:
-            return
-        if self.bar:
-            if result.outcome is not Outcome.SENT:
-                self.console.stderr.write("\r\x1b[K")
-                self.console.err(_line(result))
-            self._draw()
-        else:
-            self.console.out(_line(result))
-
-    def _draw(self) -> None:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = self.done / elapsed
-        eta = (self.total - self.done) / rate if rate else 0
-        width = 30
-        filled = int(width * self.done / max(self.total, 1))
-        bar = "#" * filled + "." * (width - filled)
-        self.console.stderr.write(
-            f"\r[{bar}] {self.done}/{self.total}  {rate:.1f}/s  ETA {eta:.0f}s"
-        )
-        self.console.stderr.flush()
-
-    def close(self) -> None:
-        if self.bar and self.done:
-            self.console.stderr.write("\n")
-
-
-def _line(result: SendResult) -> str:
-    detail = ""
-    if result.outcome is Outcome.SENT:
-        detail = f"as object {result.object_id}"
-    elif result.outcome is not Outcome.NOT_SENT:
-        status = f"HTTP {result.status}: " if result.status else ""
-        detail = f"{status}{result.description or ''}"
-    return f"  {result.outcome.value:<8} {result.address}  {detail}".rstrip()
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False

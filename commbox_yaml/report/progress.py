@@ -1,0 +1,58 @@
+"""What apply shows while it sends: a bar on a terminal, a line per result otherwise."""
+
+from __future__ import annotations
+
+import time
+
+from commbox_yaml.output import Console, is_terminal
+from commbox_yaml.send import Outcome, SendResult
+
+
+class Progress:
+    """A bar on a terminal (done/total, rate, ETA); a line per result otherwise."""
+
+    def __init__(self, console: Console, total: int, quiet: bool = False) -> None:
+        self.console = console
+        self.total = total
+        self.done = 0
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.bar = not quiet and is_terminal(console.stderr)
+
+    def update(self, result: SendResult) -> None:
+        self.done += 1
+        if self.quiet:
+            return
+        if self.bar:
+            if result.outcome is not Outcome.SENT:
+                self.console.stderr.write("\r\x1b[K")
+                self.console.err(_line(result))
+            self._draw()
+        else:
+            self.console.out(_line(result))
+
+    def _draw(self) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.done / elapsed
+        eta = (self.total - self.done) / rate if rate else 0
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        self.console.stderr.write(
+            f"\r[{bar}] {self.done}/{self.total}  {rate:.1f}/s  ETA {eta:.0f}s"
+        )
+        self.console.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar and self.done:
+            self.console.stderr.write("\n")
+
+
+def _line(result: SendResult) -> str:
+    detail = ""
+    if result.outcome is Outcome.SENT:
+        detail = f"as object {result.object_id}"
+    elif result.outcome is not Outcome.NOT_SENT:
+        status = f"HTTP {result.status}: " if result.status else ""
+        detail = f"{status}{result.description or ''}"
+    return f"  {result.outcome.value:<8} {result.address}  {detail}".rstrip()
