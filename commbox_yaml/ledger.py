@@ -131,6 +131,7 @@ class Ledger:
         self.path = path
         self.display = display
         self._handle: IO[str] | None = None
+        self.warnings: list[str] = []  # what taking the lock had to repair
         self._write_lock = threading.Lock()
 
     # -- reading ----------------------------------------------------------------------------
@@ -202,7 +203,8 @@ class Ledger:
                 + "\n"
             )
             lock.flush()
-            self._drop_torn_tail()
+            repaired = self._repair_tail()
+            self.warnings = [repaired] if repaired else []
             existed = self.path.exists()
             self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
             if not existed:
@@ -216,23 +218,38 @@ class Ledger:
             lock.truncate()
             lock.close()  # closing releases the lock
 
-    def _drop_torn_tail(self) -> None:
-        # A crash mid-append leaves a last line with no newline. It never became an event,
-        # so cut it off before appending, or the next event would be glued to it.
+    def _repair_tail(self) -> str | None:
+        """End the file with a newline before appending; a warning when a torn line was cut.
+
+        A crash mid-append leaves a last line with no newline. If it is a whole event (an
+        editor dropped the final newline) it is kept; otherwise it never became an event and
+        is cut, or the next event would be glued to it.
+        """
         if not self.path.exists():
-            return
+            return None
         with open(self.path, "rb+") as handle:
             size = handle.seek(0, os.SEEK_END)
             if size == 0:
-                return
+                return None
             handle.seek(size - 1)
             if handle.read(1) == b"\n":
-                return
+                return None
             handle.seek(0)
-            cut = handle.read().rfind(b"\n") + 1
-            handle.truncate(cut)
+            data = handle.read()
+            cut = data.rfind(b"\n") + 1
+            if _is_event(data[cut:]):
+                handle.write(b"\n")
+                warning = None
+            else:
+                handle.truncate(cut)
+                line = data.count(b"\n") + 1
+                warning = (
+                    f"{self.display}:{line}: removed a torn last line ({size - cut} "
+                    "bytes) left by an interrupted write"
+                )
             handle.flush()
             os.fsync(handle.fileno())
+        return warning
 
     def append(self, event: dict[str, Any]) -> None:
         """Append one event, flushed and fsynced before returning."""
@@ -244,6 +261,17 @@ class Ledger:
             self._handle.write(line)
             self._handle.flush()
             os.fsync(self._handle.fileno())
+            if os.fstat(self._handle.fileno()).st_nlink == 0:
+                # Deleted under us: what follows would be recorded nowhere. Stop.
+                raise UserError(f"the ledger {self.display} was deleted while apply was running")
+
+
+def _is_event(chunk: bytes) -> bool:
+    try:
+        event = json.loads(chunk)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and isinstance(event.get("key"), str)
 
 
 def _try_lock(lock: IO[str], display: str, lock_path: Path) -> None:

@@ -113,11 +113,13 @@ def decide(request: Request, state: KeyState) -> tuple[Action, tuple[str, ...]]:
         return Action.SEND, ()
     if state.status is KeyStatus.UNKNOWN:
         return Action.UNKNOWN, ()
-    if state.status is KeyStatus.SENT:
+    # Compared with the last *successful* send, so that a refused --replace (failed) never
+    # turns an earlier delivery into a fresh `+`.
+    if state.sent_fingerprint is not None:
         if state.sent_fingerprint == request.fingerprint:
             return Action.UNCHANGED, ()
         return Action.CHANGED, changed_fields(state.sent_fields, request.field_hashes)
-    return Action.SEND, ()  # never sent, forgotten, or the last try failed definitively
+    return Action.SEND, ()  # never sent, forgotten, or every try failed definitively
 
 
 def changed_fields(before: dict[str, str], after: dict[str, str]) -> tuple[str, ...]:

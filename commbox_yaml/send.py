@@ -10,11 +10,13 @@ urllib3's own `Retry` is therefore switched off (`retries=False`).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import json
 import queue
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -169,7 +171,9 @@ class Sender:
                     result = self._crashed(message, exc)
                 with report_lock:
                     results[index] = result
-                    on_result(result)
+                    # The output may go away (`apply | head`): the ledger has it all.
+                    with contextlib.suppress(OSError):
+                        on_result(result)
 
         threads = [
             threading.Thread(target=worker, name=f"commbox-send-{n}", daemon=True)
@@ -322,8 +326,11 @@ class Sender:
                 Outcome.UNKNOWN, None, f"no reply within {self.api.timeout_s:g} s (api.timeout_s)"
             )
         except SSLError as exc:
-            self._refuse(f"TLS failed: {_reason(exc)}")
-            return _Attempt(Outcome.FAILED, None, f"TLS failed: {_reason(exc)}")
+            if _certificate_refused(exc):
+                # The handshake failed: nothing was sent, and nothing will be to this server.
+                self._refuse(f"TLS failed: {_reason(exc)}")
+                return _Attempt(Outcome.FAILED, None, f"TLS failed: {_reason(exc)}")
+            return _Attempt(Outcome.UNKNOWN, None, f"TLS error: {_reason(exc)}")
         except ProtocolError as exc:
             return _Attempt(
                 Outcome.UNKNOWN,
@@ -346,8 +353,10 @@ class Sender:
         if status in (401, 403):
             self._refuse(f"the API token was refused (HTTP {status}: {description})")
             return _Attempt(Outcome.FAILED, status, description)
-        if 300 <= status < 500:
+        if 400 <= status < 500:
             return _Attempt(Outcome.FAILED, status, description)
+        # 5xx, and 3xx too: a redirect (303 See Other) is how a POST that did create something
+        # may be answered, so it does not say the server did not take it.
         return _Attempt(Outcome.UNKNOWN, status, description)
 
     def _refuse(self, why: str) -> None:
@@ -381,12 +390,28 @@ def _retry_after(value: str | None, cap: float) -> float:
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return -1.0
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = float((when - datetime.now(UTC)).total_seconds())
     return min(max(seconds, 0.0), cap)
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a TLS error is the certificate check failing (so nothing was sent)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        stack += [c for c in (current.__cause__, current.__context__) if c is not None]
+        stack += [a for a in current.args if isinstance(a, BaseException)]
+    return False
 
 
 def _json(data: bytes) -> Any:

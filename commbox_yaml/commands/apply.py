@@ -63,6 +63,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         )
     token = SANDBOX_TOKEN if args.sandbox else _token(ctx)
     with ledger.locked():
+        for warning in ledger.warnings:
+            ctx.console.err(f"warning: {warning}")
         if args.planfile:
             saved = load_plan(ctx.path(args.planfile), args.planfile)
             args.target, args.replace = list(saved.targets), list(saved.replace)

@@ -51,7 +51,11 @@ class Progress:
 def _line(result: SendResult) -> str:
     detail = ""
     if result.outcome is Outcome.SENT:
-        detail = f"as object {result.object_id}"
+        detail = (
+            f"as object {result.object_id}"
+            if result.object_id is not None
+            else "(the reply named no object id)"
+        )
     elif result.outcome is not Outcome.NOT_SENT:
         status = f"HTTP {result.status}: " if result.status else ""
         detail = f"{status}{result.description or ''}"
