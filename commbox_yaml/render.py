@@ -12,7 +12,7 @@ import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
@@ -30,6 +30,25 @@ _FALSE_WORDS = frozenset({"", "false", "no", "off", "0", "none", "null"})
 _UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
 _NO_ATTRIBUTE = re.compile(r"^'(\w+) object' has no attribute '([^']+)'$")
 _MISSING_ENV = re.compile(r"^'commbox_yaml\.render\.EnvVars object' has no attribute '([^']+)'$")
+
+# `{{ name }}` and `{{ name.key.key }}`, alone or between plain text, are most templates: they
+# are looked up here in plain dicts instead of through a fresh Jinja context per value (which
+# cost more than everything else in rendering), giving what Jinja gives. Whatever else a
+# template holds, and a lookup that does not find a plain value, goes to Jinja, which also words
+# every error.
+Lookup = tuple[str, ...]
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_LOOKUP = re.compile(rf"[ \t\n]*({_NAME}(?:\.{_NAME})*)[ \t\n]*")
+# Plain text outside `{{ }}` is left as written by Jinja, except line endings: no '\r'.
+_TEXT_PART = re.compile(r"\{\{([^{}]*)\}\}|[^{}\r]+")
+# Names Jinja reads as constants, operators or its own objects rather than as variables.
+_NOT_VARIABLES = frozenset(
+    {"true", "false", "none", "True", "False", "None", "self", "loop", "super", "caller"}
+    | {"varargs", "kwargs", "and", "or", "not", "in", "is", "if", "else", "elif", "for"}
+    | {"recursive", "with", "without", "context", "import", "from", "as", "set", "block"}
+)
+_MISSING = object()
+_PLAIN_SCALARS = frozenset({str, bool, int, float})
 
 # Keys that steer rendering instead of being rendered as values.
 STRUCTURAL = ("name", "channel", "for_each", "key", "when")
@@ -85,9 +104,15 @@ class Renderer:
             autoescape=False,
             keep_trailing_newline=True,
             loader=jinja2.FileSystemLoader(str(project.root)),
+            finalize=_printable,
         )
         self._templates: dict[str, jinja2.Template] = {}
         self._expressions: dict[str, Any] = {}
+        # Each template text parsed once, not once per item: what kind of value it is, the
+        # expression Jinja compiles, and the lookups of simple templates (None: Jinja's job).
+        self._kinds: dict[str, _Kind] = {}
+        self._parsed_expressions: dict[str, tuple[str, Lookup | None]] = {}
+        self._text_lookups: dict[str, tuple[str | Lookup, ...] | None] = {}
 
     # -- public -----------------------------------------------------------------------------
 
@@ -127,7 +152,9 @@ class Renderer:
         where = definition.where("for_each")
         source = data["for_each"]
         items = (
-            self._evaluate(source, base, where, "for_each") if isinstance(source, str) else source
+            self._evaluate(source, base, definition, ("for_each",))
+            if isinstance(source, str)
+            else source
         )
         key_template = data.get("key")
         if key_template is not None and not isinstance(key_template, str):
@@ -146,7 +173,7 @@ class Renderer:
             scope = {**base, "item": item}
             if key_template is not None:
                 scope["key"] = mapping_key
-                key = self._text(key_template, scope, definition.where("key"), "key")
+                key = self._text(key_template, scope, definition, ("key",))
             elif mapping_key is not None:
                 key = str(mapping_key)
             elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
@@ -225,7 +252,7 @@ class Renderer:
             raise self._fail(
                 definition.where("when"), "when", "must be an expression or true/false", item_key
             )
-        result = self._evaluate(raw, scope, definition.where("when"), "when", item_key)
+        result = self._evaluate(raw, scope, definition, ("when",), item_key)
         if isinstance(result, str):
             return result.strip().lower() not in _FALSE_WORDS
         return bool(result)
@@ -241,13 +268,16 @@ class Renderer:
         item_key: str | None,
     ) -> Any:
         if isinstance(raw, str):
-            if not any(marker in raw for marker in _MARKERS):
+            if "{" not in raw:  # every marker starts with '{': plain text, most values
                 return raw
-            where = definition.where(*path)
-            single = _SINGLE.match(raw)
-            if single and not any(m in single.group(1) for m in ("{{", "}}", "{%", "{#")):
-                return self._evaluate(single.group(1), scope, where, format_path(path), item_key)
-            return self._text(raw, scope, where, format_path(path), item_key)
+            kind = self._kinds.get(raw)
+            if kind is None:
+                kind = self._kinds[raw] = _classify(raw)
+            if not kind.template:
+                return raw
+            if kind.expression is not None:
+                return self._evaluate(kind.expression, scope, definition, path, item_key)
+            return self._text(raw, scope, definition, path, item_key)
         if isinstance(raw, dict):
             return {
                 k: self._value(v, scope, definition, (*path, k), item_key) for k, v in raw.items()
@@ -262,31 +292,50 @@ class Renderer:
         self,
         source: str,
         scope: dict[str, Any],
-        where: Location | None,
-        path: str,
+        definition: Definition,
+        path: PathKey,
         item_key: str | None = None,
     ) -> str:
+        """A template's text; `definition` and `path` locate it, should it fail."""
         try:
+            if source in self._text_lookups:
+                parts = self._text_lookups[source]
+            else:
+                parts = self._text_lookups[source] = _text_lookups(source)
+            if parts is not None:
+                text = _look_up_text(parts, scope)
+                if text is not None:
+                    return text
             template = self._templates.get(source)
             if template is None:
                 template = self._templates[source] = self.env.from_string(source)
             return template.render(scope)
         except Exception as exc:  # any error a user's template raises is the user's to fix
-            raise self._template_fail(exc, where, path, item_key) from None
+            where = definition.where(*path)
+            raise self._template_fail(exc, where, format_path(path), item_key) from None
 
     def _evaluate(
         self,
         expression: str,
         scope: dict[str, Any],
-        where: Location | None,
-        path: str,
+        definition: Definition,
+        path: PathKey,
         item_key: str | None = None,
     ) -> Any:
         """A Jinja expression's native value (`{{ ` and ` }}` around it are allowed)."""
-        single = _SINGLE.match(expression.strip())
-        if single:
-            expression = single.group(1)
+        parsed = self._parsed_expressions.get(expression)
+        if parsed is None:
+            single = _SINGLE.match(expression.strip())
+            inner = single.group(1) if single else expression
+            parsed = self._parsed_expressions[expression] = (inner, _lookup(inner.strip()))
+        expression, lookup = parsed
         try:
+            # compiled(**scope) fails when a variable is named `self` (the parameter of Jinja's
+            # TemplateExpression.__call__): such a scope goes to Jinja, to fail as it always has.
+            if lookup is not None and "self" not in scope:
+                value = _look_up(lookup, scope)
+                if value is not _MISSING:
+                    return _plain(value)
             compiled = self._expressions.get(expression)
             if compiled is None:
                 compiled = self._expressions[expression] = self.env.compile_expression(
@@ -295,7 +344,8 @@ class Renderer:
             return _plain(compiled(**scope))
         except Exception as exc:  # any error a user's expression raises is the user's to fix
             # An expression is not a template: its traceback lines are Jinja's, not the user's.
-            raise self._template_fail(exc, where, path, item_key, lines=False) from None
+            where, dotted = definition.where(*path), format_path(path)
+            raise self._template_fail(exc, where, dotted, item_key, lines=False) from None
 
     def _message_file(
         self, definition: Definition, relative: Any, scope: dict[str, Any], item_key: str | None
@@ -342,6 +392,79 @@ class Renderer:
         elif line and line > 1:
             message += f" (template line {line})"
         return TemplateProblem(Problem(where, message, path, item_key))
+
+
+class _Kind(NamedTuple):
+    """What a string value of a definition is: plain text, a template, or one expression."""
+
+    template: bool
+    expression: str | None  # a value that is one `{{ expression }}` keeps the result's type
+
+
+def _classify(raw: str) -> _Kind:
+    if not any(marker in raw for marker in _MARKERS):
+        return _Kind(False, None)
+    single = _SINGLE.match(raw)
+    if single and not any(m in single.group(1) for m in ("{{", "}}", "{%", "{#")):
+        return _Kind(True, single.group(1))
+    return _Kind(True, None)
+
+
+def _lookup(expression: str) -> Lookup | None:
+    """`a.b.c` as ("a", "b", "c") when Jinja would look it up in the scope, then in dicts."""
+    found = _LOOKUP.fullmatch(expression)
+    if found is None:
+        return None
+    names = tuple(found.group(1).split("."))
+    if any(name in _NOT_VARIABLES for name in names):
+        return None
+    # `item.items` is the dict's method, not its key: Jinja's getattr prefers attributes.
+    if any(hasattr(dict, name) for name in names[1:]):
+        return None
+    return names
+
+
+def _text_lookups(source: str) -> tuple[str | Lookup, ...] | None:
+    """A template of plain text and `{{ a.b }}` only, as its parts; None for any other."""
+    parts: list[str | Lookup] = []
+    end = 0
+    for match in _TEXT_PART.finditer(source):
+        if match.start() != end:
+            return None  # a '{', '}' or '\r' that is not part of a simple `{{ a.b }}`
+        end = match.end()
+        if match.group(1) is None:
+            parts.append(match.group(0))
+            continue
+        lookup = _lookup(match.group(1))
+        if lookup is None:
+            return None
+        parts.append(lookup)
+    return tuple(parts) if end == len(source) else None
+
+
+def _look_up(lookup: Lookup, scope: dict[str, Any]) -> Any:
+    """The value Jinja finds for `lookup` in a fresh context of `scope`, or _MISSING when only
+    Jinja can tell (a global such as `range`, a missing name or key, an object not a dict)."""
+    value = scope.get(lookup[0], _MISSING)
+    for name in lookup[1:]:
+        if type(value) is not dict:
+            return _MISSING
+        value = value.get(name, _MISSING)
+    return value
+
+
+def _look_up_text(parts: tuple[str | Lookup, ...], scope: dict[str, Any]) -> str | None:
+    """The text Jinja renders from simple template parts, or None when Jinja must do it."""
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value = _look_up(part, scope)
+        if value is _MISSING:
+            return None
+        out.append(str(value))  # what `{{ value }}` writes (no autoescape, no finalize)
+    return "".join(out)
 
 
 def _describe(exc: BaseException, allowed_env: tuple[str, ...] = ()) -> str:
@@ -400,6 +523,8 @@ def _template_line(exc: BaseException, template_file: str | None) -> int:
 
 def _plain(value: Any) -> Any:
     """A template result as plain JSON-like data; Undefined raises, odd objects are refused."""
+    if value is None or type(value) in _PLAIN_SCALARS:
+        return value  # the common case, returned as the checks below would return it
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     if value is None or isinstance(value, (bool, int, float)):
@@ -426,3 +551,15 @@ def _kind(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"the number {value}"
     return f"a {type(value).__name__}"
+
+
+def _printable(value: Any) -> Any:
+    """What `{{ ... }}` may print: a method or a class would print its memory address,
+    which is never what was meant and would change the fingerprint on every run."""
+    if callable(value) and not isinstance(value, jinja2.Undefined):
+        raise UserError(
+            f"the expression gives a {type(value).__name__}, which is not text, a number, "
+            "true/false, a list or a mapping (a method needs () to be called, or a key that "
+            "is also a method name needs ['key'])"
+        )
+    return value

@@ -124,20 +124,25 @@ def decode_utf8(data: bytes, display: str) -> str:
     return text.removeprefix("\ufeff")
 
 
-def load_documents(path: Path, display: str) -> list[Document]:
-    """Every non-empty document in a YAML file."""
-    return list(iter_documents(read_text(path, display), display))
+def load_documents(path: Path, display: str, depth: int | None = None) -> list[Document]:
+    """Every non-empty document in a YAML file (`depth`: see iter_documents)."""
+    return list(iter_documents(read_text(path, display), display, depth))
 
 
-def load_single(path: Path, display: str) -> Document | None:
+def load_single(path: Path, display: str, depth: int | None = None) -> Document | None:
     """The one document of a file (None when empty); several documents are an error."""
-    docs = load_documents(path, display)
+    docs = load_documents(path, display, depth)
     if len(docs) > 1:
         raise UserError("holds several YAML documents; only one is allowed here", docs[1].location)
     return docs[0] if docs else None
 
 
-def iter_documents(text: str, display: str) -> Iterator[Document]:
+def iter_documents(text: str, display: str, depth: int | None = None) -> Iterator[Document]:
+    """The documents of `text`. Positions are kept for paths of at most `depth` keys and
+    indexes (all when None): a var file of 10,000 customers needs only its names located, and
+    a position per value costs more than the value itself."""
+    # Only an alias (`*name`) shares a node: without one, no document can expand.
+    aliases = "*" in text
     loader = _Loader(text)
     try:
         while loader.check_node():
@@ -146,7 +151,7 @@ def iter_documents(text: str, display: str) -> Iterator[Document]:
                 continue
             if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
                 continue
-            yield _Builder(loader, display).document(node)
+            yield _Builder(loader, display, depth, aliases).document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
@@ -161,9 +166,13 @@ def iter_documents(text: str, display: str) -> Iterator[Document]:
 class _Builder:
     """Turns a composed node graph into plain data plus positions."""
 
-    def __init__(self, loader: yaml.SafeLoader, display: str) -> None:
+    def __init__(
+        self, loader: yaml.SafeLoader, display: str, depth: int | None, aliases: bool
+    ) -> None:
         self.loader = loader
         self.display = display
+        self.depth = depth
+        self.aliases = aliases
         self.positions = Positions()
         self.built: dict[int, Any] = {}
         self.sizes: dict[int, int] = {}
@@ -173,15 +182,16 @@ class _Builder:
         return Location(self.display, mark.line + 1, mark.column + 1)
 
     def document(self, node: yaml.Node) -> Document:
-        distinct: set[int] = set()
-        expanded = self.expanded_size(node, set(), distinct)
-        limit = max(MAX_EXPANDED_NODES, MAX_EXPANSION_RATIO * len(distinct))
-        if expanded > limit:
-            raise UserError(
-                f"YAML aliases expand to more than {limit:,} values; "
-                "remove the alias chain (this looks like a 'billion laughs' document)",
-                self.loc(node),
-            )
+        if self.aliases:  # without aliases every node is built once: nothing to expand
+            distinct: set[int] = set()
+            expanded = self.expanded_size(node, set(), distinct)
+            limit = max(MAX_EXPANDED_NODES, MAX_EXPANSION_RATIO * len(distinct))
+            if expanded > limit:
+                raise UserError(
+                    f"YAML aliases expand to more than {limit:,} values; "
+                    "remove the alias chain (this looks like a 'billion laughs' document)",
+                    self.loc(node),
+                )
         value = self.build(node, ())
         return Document(value, self.positions, self.loc(node))
 
@@ -213,10 +223,12 @@ class _Builder:
         key = id(node)
         if key in self.built:  # an alias: share the value built at its anchor
             return self.built[key]
-        self.positions.values.setdefault(path, self.loc(node))
+        located = self.depth is None or len(path) <= self.depth
+        if located:
+            self.positions.values.setdefault(path, self.loc(node))
         if isinstance(node, yaml.ScalarNode):
             value = self.scalar(node)
-            if type(value) in (int, float) and str(value) != node.value:
+            if located and type(value) in (int, float) and str(value) != node.value:
                 self.positions.texts.setdefault(path, node.value)
         elif isinstance(node, yaml.SequenceNode):
             self.check_tag(node, "tag:yaml.org,2002:seq")
@@ -255,8 +267,9 @@ class _Builder:
         return getattr(self.loader, method)(node)
 
     def mapping(self, node: yaml.MappingNode, path: PathKey, out: dict[Any, Any]) -> None:
-        explicit: dict[Any, Location] = {}
+        explicit: dict[Any, yaml.Node] = {}  # name -> its key node, located only when needed
         merged: dict[Any, Any] = {}
+        located = self.depth is None or len(path) < self.depth
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 merged.update(self.merge_sources(value_node, path))
@@ -268,16 +281,16 @@ class _Builder:
                 # Keys are text, as in JSON, and as written: `yes:` is 'yes', not True (which
                 # would also collide with a key `1:` in a Python dict).
                 name = key_node.value
-            where = self.loc(key_node)
             first = explicit.get(name)
             if first is not None:
                 raise UserError(
-                    f"duplicate key {name!r} (first defined at line {first.line}); "
+                    f"duplicate key {name!r} (first defined at line {self.loc(first).line}); "
                     "YAML would silently keep only the last one",
-                    where,
+                    self.loc(key_node),
                 )
-            explicit[name] = where
-            self.positions.keys[(*path, name)] = where
+            explicit[name] = key_node
+            if located:
+                self.positions.keys[(*path, name)] = self.loc(key_node)
             out[name] = self.build(value_node, (*path, name))
         for name, value in merged.items():
             out.setdefault(name, value)

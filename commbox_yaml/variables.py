@@ -118,7 +118,7 @@ def _var_file(
     display = project.display(path)
     if not path.is_file():
         raise UserError(f"var file {relative!r} not found", where or Location(relative))
-    doc = load_single(path, display)
+    doc = load_single(path, display, depth=1)  # only the names are ever located
     if doc is None:
         return []
     if not isinstance(doc.value, dict):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commbox_yaml.cli import main
 from commbox_yaml.resources import CHANNEL_NAMES, schema
@@ -191,3 +193,20 @@ def test_fingerprint_is_the_same_on_every_machine(reference: Path) -> None:
     expected = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
     assert by_address["mail"].fingerprint == expected
     assert expected == "sha256:c8da65642e6f6687a582aa26c843b2b732dccf581e177dabb3de4c4ef44bb2d9"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_json)
+def test_canonical_json_is_the_recipe(value: object) -> None:
+    # compile.py keeps one encoder instead of json.dumps building one per value hashed.
+    from commbox_yaml.compile import canonical_json
+
+    recipe = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == recipe.encode()

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.projects import SMS, build_project, project
+from tests.projects import COMMBOX_YAML, SMS, build_project, project
 
 _counter = itertools.count()
 
@@ -246,3 +246,114 @@ def test_a_short_sensitive_value_is_masked_with_a_warning(tmp_path: Path, capsys
     assert '"Message": "pin (sensitive)"' in out
     assert "warning: a sensitive variable has a value shorter than 4 characters" in err
     assert "42" not in out + err
+
+
+# -- simple lookups: render.py evaluates `{{ a.b }}` itself; it must give what Jinja gives ----
+
+LOOKUP_KEYS = ["x", "id", "items", "get", "keys", "true", "self", "0", "y"]
+lookup_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(st.sampled_from(LOOKUP_KEYS), children, max_size=4),
+    ),
+    max_leaves=8,
+)
+lookup_mappings = st.dictionaries(st.sampled_from(LOOKUP_KEYS), lookup_values, max_size=5)
+LOOKUP_TEMPLATES = [
+    "{{ a }}", "{{ a.x }}", "{{ a.x.y }}", "{{a.x}}", "{{ a.items }}", "{{ a.get }}", "{{ a.0 }}",
+    "{{ a.true }}", "{{ a.self }}", "{{ item }}", "{{ item.x }}", "{{ item.id }}", "{{ key }}",
+    "{{ item.x.y }}", "{{ definition.name }}", "{{ env }}", "{{ env.HOME }}", "{{ range }}",
+    "{{ self }}", "{{ true }}", "{{ none }}", "{{ loop }}", "x{{ range }}", "{{ nope }}",
+    "{{ a.nope }}", "{{- a -}}",
+    "x {{ a.x }} y", "{{ a }}{{ item.x }}", "{{ a }}\r\n{{ a }}", "{{ a }}\n", "{ {{ a }} }",
+    "{{ a }}}", "{{ item.x }} and {{ a.y }}", "{{ a.x | default('d') }}", "{{\ta.x\n}}",
+    " {{ item }} ", "{{ a['x'] }}", "{{ a.x }}-{{ key }}",
+]  # fmt: skip
+
+
+RICH = {"x": {"y": 1}, "items": 1, "get": 2, "keys": None, "true": 3, "self": 4, "0": 5, "y": []}
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(a=lookup_mappings | lookup_values, people=st.lists(lookup_mappings, max_size=3))
+@example(a=RICH, people=[RICH, {"x": "text", "items": [1]}])
+@example(a=["x", 1], people=[{}])
+@example(a="text", people=[{"x": None}])
+def test_simple_lookups_give_what_jinja_gives(
+    tmp_path: Path, a: Any, people: list[dict[str, Any]]
+) -> None:
+    from commbox_yaml import render
+
+    root = tmp_path / str(next(_counter))
+    # One message per template, so that one failing template does not hide what another gives.
+    messages = "---\n".join(
+        SMS.replace("name: note", f"name: t{i}")
+        + f"for_each: people\nkey: '{{{{ item.id }}}}'\nraw:\n  F: {json.dumps(template)}\n"
+        for i, template in enumerate(LOOKUP_TEMPLATES)
+    )
+    items = [{**person, "id": f"p{i}"} for i, person in enumerate(people)]
+    # Variables named like Jinja's own words: Jinja's meaning wins, except for globals.
+    names = {"true": "t", "none": "n", "range": "r", "loop": "l"}
+    variables = yaml.safe_dump({"a": a, "people": items, **names}, allow_unicode=True)
+    project(root, messages, variables, {"commbox.yaml": COMMBOX_YAML + "env: [HOME]\n"})
+
+    def outcome() -> Any:
+        result = build_project(root, environ={"HOME": "/home/x"})
+        requests = [(r.address, r.data, r.fingerprint, r.field_hashes) for r in result.requests]
+        return requests, [str(p) for p in result.problems]
+
+    fast = outcome()
+    with pytest.MonkeyPatch.context() as patch:  # every template through Jinja
+        patch.setattr(render, "_lookup", lambda expression: None)
+        patch.setattr(render, "_text_lookups", lambda source: None)
+        assert outcome() == fast
+
+
+def test_a_variable_named_self_fails_every_expression_as_it_always_has(tmp_path: Path) -> None:
+    # Jinja's compiled expression takes the variables as keyword arguments besides `self`.
+    # A template's text is rendered another way, and `self` there is Jinja's, not the variable.
+    body = SMS.replace("message: hello", "message: 'hi {{ who }} {{ self }}'")
+    body += "---\n" + SMS.replace("name: note", "name: other") + "raw:\n  X: '{{ who }}'\n"
+    project(tmp_path, body, "self: me\nwho: Dana\n")
+    result = build_project(tmp_path)
+    assert result.requests[0].data["Message"] == "hi Dana <TemplateReference None>"
+    (problem,) = result.problems
+    assert problem.path == "raw.X"
+    assert "got multiple values for argument 'self'" in problem.message
+
+
+def test_what_counts_as_a_simple_lookup() -> None:
+    from commbox_yaml.render import _lookup, _text_lookups
+
+    assert _lookup("item.phone") == ("item", "phone")
+    assert _lookup(" a.b.c ") == ("a", "b", "c")
+    for other in ("item.items", "a.get", "a.__class__", "true", "none", "self", "a.0", "a[0]",
+                  "a | upper", "a + 1", "- a", "a.b -", "loop.index", "ä"):  # fmt: skip
+        assert _lookup(other) is None, other
+    assert _text_lookups("Hi {{ a }}, {{b.c}}!") == ("Hi ", ("a",), ", ", ("b", "c"), "!")
+    assert _text_lookups("") == ()
+    for other in ("{{ a }}\r\n", "{ {{ a }}", "{{ a }}}", "{{- a }}", "{% if a %}x{% endif %}",
+                  "{# c #}{{ a }}", "{{ a.items }}", "{{ 'x' }}"):  # fmt: skip
+        assert _text_lookups(other) is None, other
+
+
+def test_printing_a_method_is_an_error_not_a_memory_address(tmp_path: Path) -> None:
+    project(
+        tmp_path,
+        SMS.replace("message: hello", "message: 'n {{ d.items }}'"),
+        "d: {items: [1, 2]}\n",
+    )
+    (problem,) = build_project(tmp_path).problems
+    assert "gives a builtin_function_or_method" in problem.message
+    assert "needs ['key']" in problem.message
+    project(
+        tmp_path,
+        SMS.replace("message: hello", "message: \"n {{ d['items'] }}\""),
+        "d: {items: [1, 2]}\n",
+    )
+    assert build_project(tmp_path).requests[0].data["Message"] == "n [1, 2]"

@@ -132,3 +132,55 @@ def test_several_documents_and_empty_ones() -> None:
     docs = list(iter_documents("---\na: 1\n---\n---\nb: 2\n", "f.yaml"))
     assert [d.value for d in docs] == [{"a": 1}, {"b": 2}]
     assert docs[1].location.line == 5
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(keys, trees, min_size=1, max_size=5), st.integers(0, 3))
+def test_a_depth_keeps_the_positions_above_it_and_the_same_data(
+    data: dict[str, Any], depth: int
+) -> None:
+    # Var files keep only their names located (depth=1); the rest must not change.
+    text = yaml.safe_dump(data, default_flow_style=False, sort_keys=False, width=10_000)
+    (full,) = list(iter_documents(text, "f.yaml"))
+    (shallow,) = list(iter_documents(text, "f.yaml", depth))
+    assert shallow.value == full.value
+    assert shallow.location == full.location
+    for table in ("values", "keys", "texts"):
+        kept = getattr(shallow.positions, table)
+        everything = getattr(full.positions, table)
+        assert kept == {p: v for p, v in everything.items() if len(p) <= depth}, table
+    for path, _ in _leaves(data):  # anything deeper is located at its nearest kept ancestor
+        assert shallow.positions.locate(path) == full.positions.values[path[:depth]]
+
+
+def test_a_var_file_still_refuses_duplicates_and_bombs_below_its_names() -> None:
+    with pytest.raises(UserError, match=r"duplicate key 'x' \(first defined at line 2\)") as info:
+        list(iter_documents("a:\n  x: 1\n  x: 2\n", "v.yaml", 1))
+    assert str(info.value.problem.location) == "v.yaml:3:3"
+    with pytest.raises(UserError, match="recursive"):
+        list(iter_documents("a: &a [*a]\n", "v.yaml", 1))
+    text = "base: &b {x: 1}\nother:\n  <<: *b\n  y: 3\n"
+    (doc,) = list(iter_documents(text, "v.yaml", 1))
+    assert doc.value["other"] == {"x": 1, "y": 3}
+
+
+def test_a_text_without_aliases_skips_the_expansion_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only an alias (`*name`) shares a node, so a text without '*' cannot expand: not counted.
+    from commbox_yaml import source
+
+    counted: list[str] = []
+    original = source._Builder.expanded_size
+
+    def counting(self: Any, node: Any, active: set[int], distinct: set[int]) -> int:
+        counted.append(node.tag)
+        return original(self, node, active, distinct)
+
+    monkeypatch.setattr(source._Builder, "expanded_size", counting)
+    (doc,) = list(iter_documents("a: [1, {b: '&c'}]\n", "f.yaml"))
+    assert doc.value == {"a": [1, {"b": "&c"}]}
+    assert counted == []
+    (doc,) = list(iter_documents("a: &x [1]\nb: *x\n", "f.yaml"))
+    assert doc.value == {"a": [1], "b": [1]}
+    assert counted
