@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -22,6 +19,7 @@ from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyStatus, Ledger
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.projects import write
+from tests.sending import apply, delivered, events, spawn, wait_until
 
 TOKEN = "tok-3f9a1c77e2b04d5e"
 
@@ -51,12 +49,6 @@ message: "notice {{ version }} for {{ item }} (pin {{ pin }})"
 
 
 @pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    with SandboxServer() as running:
-        yield running
-
-
-@pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, server: SandboxServer) -> None:
     monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
     monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
@@ -81,22 +73,9 @@ def make(
     return write(root, files)
 
 
-def apply(root: Path, *args: str) -> int:
-    return main(["-C", str(root), "apply", "--auto-approve", *args])
-
-
 def states(root: Path, name: str = "ledger.jsonl") -> dict[str, KeyStatus]:
     view = Ledger(root / ".commbox" / name, name).read()
     return {k: s.status for k, s in view.states.items()}
-
-
-def events(root: Path) -> list[dict[str, object]]:
-    text = (root / ".commbox" / "ledger.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines()]
-
-
-def delivered(server: SandboxServer) -> collections.Counter[str]:
-    return collections.Counter(str(r.data["Message"]) for r in server.accepted if r.data)
 
 
 # -- the outcomes of SPEC section 6 ------------------------------------------------------------
@@ -441,31 +420,13 @@ def test_the_token_and_sensitive_values_never_leak(
 # -- crashes, concurrency, signals (real processes) -----------------------------------------
 
 
-def _spawn_apply(root: Path, server: SandboxServer, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "COMMBOX_BASE_URL": server.url, "COMMBOX_API_TOKEN": TOKEN}
-    return subprocess.Popen(
-        [sys.executable, "-m", "commbox_yaml", "-C", str(root), "apply", "--auto-approve", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_until(predicate: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_kill_9_mid_run_then_apply_again_sends_nothing_twice(
     tmp_path: Path, server: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server.latency_ms = 60
     make(tmp_path, count=40, concurrency=4)
-    child = _spawn_apply(tmp_path, server)
-    _wait_until(lambda: len(server.received) >= 8)
+    child = spawn(tmp_path, server.url, TOKEN, "--auto-approve")
+    wait_until(lambda: len(server.received) >= 8)
     child.kill()
     child.communicate(timeout=20)
     assert child.returncode == -signal.SIGKILL
@@ -489,9 +450,9 @@ def test_kill_9_mid_run_then_apply_again_sends_nothing_twice(
 def test_a_second_apply_is_refused_while_one_runs(tmp_path: Path, server: SandboxServer) -> None:
     server.latency_ms = 400  # the first apply runs for about 2.4 s
     make(tmp_path, count=12, concurrency=2)
-    first = _spawn_apply(tmp_path, server)
-    _wait_until(lambda: len(server.received) >= 1)
-    second = _spawn_apply(tmp_path, server)
+    first = spawn(tmp_path, server.url, TOKEN, "--auto-approve")
+    wait_until(lambda: len(server.received) >= 1)
+    second = spawn(tmp_path, server.url, TOKEN, "--auto-approve")
     _, err = second.communicate(timeout=20)
     assert second.returncode == 1
     assert "is locked by another apply (pid " in err
@@ -509,8 +470,8 @@ def test_a_signal_lets_requests_in_flight_finish_and_records_them(
 ) -> None:
     server.latency_ms = 300
     make(tmp_path, count=20, concurrency=2)
-    child = _spawn_apply(tmp_path, server)
-    _wait_until(lambda: server.requests >= 1)
+    child = spawn(tmp_path, server.url, TOKEN, "--auto-approve")
+    wait_until(lambda: server.requests >= 1)
     child.send_signal(sig)
     out, err = child.communicate(timeout=20)
     assert child.returncode == code, err

@@ -16,7 +16,6 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.projects import write
+from tests.sending import apply, delivered, events, ledger_path, spawn, wait_until
 
 TOKEN = "tok-9d2e61b0c4a84f17"
 
@@ -95,48 +95,12 @@ def use(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
 
 
-def apply(root: Path, *args: str) -> int:
-    return main(["-C", str(root), "apply", "--auto-approve", *args])
-
-
-def ledger_path(root: Path) -> Path:
-    return root / ".commbox" / "ledger.jsonl"
-
-
 def states(root: Path) -> dict[str, KeyState]:
     return Ledger(ledger_path(root), "ledger.jsonl").read().states
 
 
-def events(root: Path) -> list[dict[str, object]]:
-    if not ledger_path(root).exists():
-        return []
-    return [json.loads(line) for line in ledger_path(root).read_text().splitlines()]
-
-
-def delivered(server: SandboxServer) -> collections.Counter[str]:
-    return collections.Counter(str(r.data["Message"]) for r in server.accepted if r.data)
-
-
 def object_ids(server: SandboxServer) -> dict[str, int]:
     return {str(r.data["Message"]): r.object_id for r in server.accepted if r.data and r.object_id}
-
-
-def spawn(root: Path, url: str, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "COMMBOX_BASE_URL": url, "COMMBOX_API_TOKEN": TOKEN}
-    return subprocess.Popen(
-        [sys.executable, "-m", "commbox_yaml", "-C", str(root), "apply", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def apply_until_stable(root: Path, server: SandboxServer, runs: int = 8) -> int:
@@ -181,12 +145,6 @@ def assert_no_dangling_pending(root: Path) -> None:
 
 
 @pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    with SandboxServer() as running:
-        yield running
-
-
-@pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, server: SandboxServer) -> None:
     use(monkeypatch, server.url)
 
@@ -226,7 +184,7 @@ def test_kill_9_at_many_moments_never_doubles_and_never_loses(
             if index % 2:  # half of them apply a saved plan file
                 assert main(["-C", str(root), "plan", "-out", "p.plan"]) == 0
                 args = ["p.plan"]
-            runs.append(_Run(root, server, spawn(root, server.url, *args), threshold, extra))
+            runs.append(_Run(root, server, spawn(root, server.url, TOKEN, *args), threshold, extra))
         waiting = list(runs)
         deadline = time.monotonic() + 30
         while waiting:
@@ -272,7 +230,7 @@ def test_sigterm_during_a_backoff_stops_at_once_and_records_everything(
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", 0))
                 url = f"http://127.0.0.1:{probe.getsockname()[1]}"
-        child = spawn(tmp_path, url, "--auto-approve")
+        child = spawn(tmp_path, url, TOKEN, "--auto-approve")
         retries = 1 if why == "429" else 4
         wait_until(lambda: ledger_path(tmp_path).exists() and _count(tmp_path, "retry") >= retries)
         started = time.monotonic()
@@ -587,8 +545,8 @@ def test_two_applies_from_different_directories_share_one_lock(tmp_path: Path) -
     with SandboxServer(latency_ms=150) as server:
         root = make(tmp_path / "project", count=10, concurrency=2)
         (tmp_path / "link").symlink_to(root)
-        first = spawn(root, server.url, "--auto-approve")
-        second = spawn(tmp_path / "link" / "messages", server.url, "--auto-approve")
+        first = spawn(root, server.url, TOKEN, "--auto-approve")
+        second = spawn(tmp_path / "link" / "messages", server.url, TOKEN, "--auto-approve")
         results = [first.communicate(timeout=30), second.communicate(timeout=30)]
         codes = [first.returncode, second.returncode]
         assert 0 in codes, results
@@ -950,7 +908,7 @@ def test_rate_per_s_holds_in_every_second_with_8_workers_and_throttling(
 def test_a_closed_stdout_does_not_kill_the_send_workers(tmp_path: Path) -> None:
     make(tmp_path, count=6, concurrency=2)
     with SandboxServer(latency_ms=250) as server:  # still sending when stdout closes
-        child = spawn(tmp_path, server.url, "--auto-approve")
+        child = spawn(tmp_path, server.url, TOKEN, "--auto-approve")
         assert child.stdout is not None
         for line in child.stdout:
             if line.startswith("Plan:"):

@@ -8,10 +8,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from commbox_yaml.sandbox import SandboxServer
 from tests.projects import write
@@ -24,12 +21,6 @@ PROJECT = {
         "user_stream_provider_id: '972544444444'\nmessage: 'hi {{ item }}'\n"
     ),
 }
-
-
-@pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    with SandboxServer() as running:
-        yield running
 
 
 def _run_on_terminal(root: Path, server: SandboxServer, answer: str) -> tuple[int, str]:
