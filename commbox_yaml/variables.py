@@ -21,7 +21,6 @@ class Variables:
     """The variables templates see, and where each came from."""
 
     values: dict[str, Any]
-    origins: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     sensitive_names: frozenset[str] = frozenset()
 
@@ -76,16 +75,14 @@ def load_variables(
 ) -> Variables:
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
 
-    def put(name: str, value: Any, origin: str, where: Location | None) -> None:
+    def put(name: str, value: Any, where: Location | None) -> None:
         if name in RESERVED:
             raise UserError(
                 f"variable name '{name}' is reserved for templates ({', '.join(sorted(RESERVED))})",
                 where,
             )
         values[name] = value
-        origins[name] = origin
 
     files: list[tuple[str, Location | None]] = [
         (rel, project.where("vars", i)) for i, rel in enumerate(project.vars)
@@ -93,11 +90,11 @@ def load_variables(
     files += [(rel, None) for rel in var_files]
     for rel, where in files:
         for name, value, loc in _var_file(project, rel, where):
-            put(name, value, rel, loc)
+            put(name, value, loc)
     for env_name in sorted(environ):
         if env_name.startswith(ENV_PREFIX) and len(env_name) > len(ENV_PREFIX):
             name = env_name[len(ENV_PREFIX) :]
-            put(name, parse_scalar(environ[env_name]), env_name, None)
+            put(name, parse_scalar(environ[env_name]), None)
     for assignment in cli_vars:
         name, sep, text = assignment.partition("=")
         name = name.strip()
@@ -105,10 +102,10 @@ def load_variables(
             raise UserError(
                 f"--var {assignment!r} is not NAME=VALUE; write e.g. --var version=1.4.0"
             )
-        put(name, parse_scalar(text), "--var", None)
+        put(name, parse_scalar(text), None)
 
     env = {name: environ[name] for name in project.env if name in environ}
-    return Variables(values, origins, env, frozenset(project.sensitive))
+    return Variables(values, env, frozenset(project.sensitive))
 
 
 def _var_file(
@@ -124,10 +121,6 @@ def _var_file(
     if not isinstance(doc.value, dict):
         raise UserError("a var file must be a mapping of NAME: value", doc.location)
     out = []
-    for name, value in doc.value.items():
-        if not isinstance(name, str):
-            raise UserError(
-                f"variable name {name!r} must be text", doc.positions.locate_key((name,))
-            )
+    for name, value in doc.value.items():  # the loader keeps every mapping key as text
         out.append((name, value, doc.positions.locate_key((name,))))
     return out

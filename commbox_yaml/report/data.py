@@ -29,10 +29,7 @@ def request_object(request: Request) -> dict[str, Any]:
         "method": request.method,
         "path": request.path,
         "body": request.body,
-        "files": [
-            {"path": f.path, "name": f.name, "bytes": f.size, "sha256": f.sha256, "mime": f.mime}
-            for f in request.files
-        ],
+        "files": [attachment.describe() for attachment in request.files],
     }
 
 
