@@ -10,6 +10,7 @@ from commbox_yaml.compile import Compiler, Request
 from commbox_yaml.definitions import load_definitions
 from commbox_yaml.enums import ENUM_FIELDS, normalize_enum
 from commbox_yaml.errors import Problem, UserError
+from commbox_yaml.output import Redactor
 from commbox_yaml.project import Project
 from commbox_yaml.render import RenderedMessage, Renderer
 from commbox_yaml.validate import schema_problems
@@ -46,7 +47,8 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
     wanted = [parse_address(t) for t in targets]
     result = Build(project, variables, files=loaded.files, problems=list(loaded.problems))
     renderer = Renderer(project, variables)
-    compiler = Compiler(project)
+    secrets = variables.redactor()
+    compiler = Compiler(project, secrets)
     matched: set[str] = set()
     for definition in loaded.definitions:
         if wanted and not any(name == definition.name for name, _ in wanted):
@@ -55,6 +57,10 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
         result.problems.extend(problems)
         for message in messages:
             if wanted and not _targeted(message, wanted):
+                continue
+            secret = _secret_in_key(message, secrets, project)
+            if secret is not None:
+                result.problems.append(secret)
                 continue
             matched.add(definition.name if message.item_key is None else message.address)
             matched.add(definition.name)
@@ -83,6 +89,43 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
             )
     result.problems.sort(key=Problem.sort_key)
     return result
+
+
+def _secret_in_key(message: RenderedMessage, secrets: Redactor, project: Project) -> Problem | None:
+    """Keys and streams are written to the ledger and plan files and shown in every plan: a
+    sensitive value in one cannot be redacted there, so it is refused."""
+    definition = message.definition
+    item_key = None if message.item_key is None else secrets.text(message.item_key)
+    why = "is stored in the ledger and in plan files, where it cannot be redacted"
+    if message.item_key is not None and secrets.found(message.item_key):
+        where = "key" if "key" in definition.data else "for_each"
+        return Problem(
+            definition.where(where),
+            f"the for_each key contains a sensitive value; a key {why}. Name each item by "
+            "something that is not secret, e.g. key: '{{ item.id }}'",
+            where,
+            item_key,
+        )
+    if secrets.found(message.key):
+        return Problem(
+            definition.where("id") if "id" in definition.data else definition.location,
+            f"the ledger key contains a sensitive value; a key {why}. Write an 'id' without "
+            "sensitive variables (e.g. a version or a date)",
+            "id",
+            item_key,
+        )
+    stream = message.values.get("stream")
+    if stream is not None and (
+        secrets.found(str(stream)) or secrets.found(project.streams.get(str(stream), ""))
+    ):
+        return Problem(
+            definition.where("stream"),
+            f"the stream contains a sensitive value; the stream {why}. Use a stream alias or "
+            "id that is not secret",
+            "stream",
+            item_key,
+        )
+    return None
 
 
 def _check_unique_keys(result: Build) -> None:

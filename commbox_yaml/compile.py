@@ -12,7 +12,7 @@ from typing import Any
 
 from commbox_yaml.channels import CHANNELS
 from commbox_yaml.errors import Problem, UserError
-from commbox_yaml.output import human_size
+from commbox_yaml.output import Redactor, human_size
 from commbox_yaml.project import Project
 from commbox_yaml.render import OfMessage, RenderedMessage
 
@@ -132,8 +132,9 @@ def _digest(value: Any) -> str:
 class Compiler:
     """Compiles rendered messages of one project; attachment hashes are computed once."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, secrets: Redactor | None = None) -> None:
         self.project = project
+        self.secrets = secrets or Redactor()
         self._files: dict[Path, tuple[int, str]] = {}
 
     def compile(self, message: RenderedMessage) -> tuple[Request | None, list[Problem]]:
@@ -193,7 +194,7 @@ class Compiler:
                 problem(path, exc.problem.message)
         if problems:
             return None, problems
-        fingerprint, hashes = fingerprint_of(stream, data, files)
+        fingerprint, hashes = fingerprint_of(stream, data, files, self.secrets)
         return Request(message, stream, data, tuple(files), fingerprint, hashes), []
 
     def _stream(self, value: str, problem: Any) -> str:
@@ -234,11 +235,23 @@ class Compiler:
         return Attachment(relative, path.name, cached[0], cached[1], mime, path)
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def fingerprint_of(
-    stream: str, data: dict[str, Any], files: list[Attachment]
+    stream: str, data: dict[str, Any], files: list[Attachment], secrets: Redactor | None = None
 ) -> tuple[str, dict[str, str]]:
-    """The request's fingerprint, and a hash per field (to name what changed later)."""
-    file_ids = [{"name": f.name, "sha256": f.sha256, "mime": f.mime} for f in files]
+    """The request's fingerprint, and a hash per field (to name what changed later).
+
+    Both are taken with every secret replaced by a fixed placeholder: they land in the ledger
+    and in plan files, and a hash of a short secret is undone by trying every value. So a
+    change of a secret alone changes nothing here. Attachment contents are files, not
+    variables: their hashes stay as they are.
+    """
+    mask = secrets.data if secrets is not None else _same
+    stream, data = mask(stream), mask(data)
+    file_ids = [{"name": mask(f.name), "sha256": f.sha256, "mime": f.mime} for f in files]
     fingerprint = "sha256:" + _digest({"stream": stream, "body": {"data": data}, "files": file_ids})
     hashes = {"stream": _digest(stream)[:16]}
     for key, value in data.items():

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import html
 import json
+import math
 import os
 import re
 import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
+from urllib.parse import quote, quote_plus
 
 from commbox_yaml.errors import Problem
 
 REDACTED = "(sensitive)"
+# Shorter secrets are masked only as whole words (and apply warns about them).
+MIN_SECRET_LENGTH = 4
 _COLORS = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 
 
@@ -25,34 +30,117 @@ def human_size(n: float) -> str:
 
 
 class Redactor:
-    """Replaces every occurrence of a secret value, also inside longer text."""
+    """Replaces every occurrence of a secret value, also inside longer text and nested data.
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    Each secret is also found in the forms output commonly gives it (upper and lower case,
+    URL-encoded, JSON-, HTML- and repr-escaped, GitHub-annotation-escaped). A secret shorter
+    than MIN_SECRET_LENGTH is replaced only where it stands as a whole word, so that masking
+    it does not mangle unrelated words. The longest form is matched first, so the result
+    never depends on the order secrets were learned in.
+
+    `text` is for output; `data` also serves as the placeholder substitution fingerprints and
+    field hashes are taken of (compile.py), so nothing in the ledger depends on a secret.
+    With `guard_cuts`, a secret's beginning (3+ characters) right before an ellipsis is also
+    replaced: text someone cut without redacting it first ("... ACCT-99-SE...").
+    """
+
+    def __init__(self, secrets: Iterable[str] = (), guard_cuts: bool = True) -> None:
         self._secrets: set[str] = set()
+        self._numbers: set[int | float] = set()
+        self._guard_cuts = guard_cuts
         self._pattern: re.Pattern[str] | None = None
         self.add(secrets)
 
+    @property
+    def secrets(self) -> frozenset[str]:
+        return frozenset(self._secrets)
+
     def add(self, secrets: Iterable[str]) -> None:
-        self._secrets.update(s for s in secrets if s)
-        ordered = sorted(self._secrets, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        new = {s for s in secrets if s and s not in self._secrets}
+        if not new:
+            return
+        self._secrets.update(new)
+        self._numbers.update(n for n in map(_number, new) if n is not None)
+        self._pattern = _secrets_pattern(self._secrets, self._guard_cuts)
+
+    def found(self, value: str) -> bool:
+        """Whether `value` contains a secret (in any of its forms)."""
+        return self._pattern is not None and self._pattern.search(value) is not None
 
     def text(self, value: str) -> str:
         return value if self._pattern is None else self._pattern.sub(REDACTED, value)
 
     def data(self, value: Any) -> Any:
-        """A copy of JSON-like data with every secret redacted (keys included)."""
+        """A copy of JSON-like data with every secret redacted (keys and numbers included)."""
         if self._pattern is None:
             return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
             return {self.data(k): self.data(v) for k, v in value.items()}
-        if isinstance(value, list):
+        if isinstance(value, (list, tuple)):
             return [self.data(v) for v in value]
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return REDACTED if str(value) in self._secrets else value
+            if value in self._numbers:  # 417 is the sensitive "0417" read as a number
+                return REDACTED
+            written = str(value)
+            masked = self.text(written)
+            return value if masked == written else masked
         return value
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The secret as output commonly transforms it; each is redacted like the secret."""
+    json_text = json.dumps(secret)[1:-1]
+    forms = {
+        secret,
+        secret.upper(),
+        secret.lower(),
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        json_text,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        repr(secret)[1:-1],
+        _escape(secret),
+        _escape(json_text),
+    }
+    return {form for form in forms if form}
+
+
+def _secrets_pattern(secrets: set[str], guard_cuts: bool) -> re.Pattern[str]:
+    whole: set[str] = set()  # forms of short secrets: whole words only
+    anywhere: set[str] = set()
+    for secret in secrets:
+        (whole if len(secret) < MIN_SECRET_LENGTH else anywhere).update(secret_forms(secret))
+    whole -= anywhere
+    forms = sorted(whole | anywhere, key=lambda f: (-len(f), f))
+    parts = [rf"(?<!\w){re.escape(f)}(?!\w)" if f in whole else re.escape(f) for f in forms]
+    if guard_cuts:
+        starts = {
+            form[:n]
+            for secret in secrets
+            if len(secret) >= MIN_SECRET_LENGTH
+            for form in (secret, secret.upper(), secret.lower())
+            for n in range(3, len(form))
+        }
+        if starts:
+            ordered = sorted(starts, key=lambda f: (-len(f), f))
+            parts.append(f"(?:{'|'.join(map(re.escape, ordered))})(?=\\s?(?:\\.\\.\\.|…))")
+    return re.compile("|".join(parts))
+
+
+def _number(secret: str) -> int | float | None:
+    """The number a secret's text stands for ("0417" -> 417), if it is one."""
+    text = secret.strip()
+    if re.fullmatch(r"[-+]?[0-9]+", text):
+        return int(text)
+    if re.fullmatch(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?", text):
+        number = float(text)
+        return number if math.isfinite(number) else None
+    return None
 
 
 class Console:
@@ -98,7 +186,7 @@ class Console:
                 line += f" (and {count - 1} more item{'s' if count > 2 else ''})"
             self.err(f"{self.style('error', 'red', 'bold')}: {line}")
             if self.github:
-                self.stdout.write(self.redactor.text(annotation(problem)) + "\n")
+                self.stdout.write(annotation(problem, self.redactor) + "\n")
         files = {p.location.file for p in problems if p.location is not None}
         noun = "error" if len(problems) == 1 else "errors"
         where = f" in {len(files)} file{'s' if len(files) != 1 else ''}" if files else ""
@@ -124,15 +212,21 @@ def _escape(value: str, property_value: bool = False) -> str:
     return value
 
 
-def annotation(problem: Problem) -> str:
-    """A GitHub Actions workflow command that marks the problem on the file."""
+def annotation(problem: Problem, redactor: Redactor | None = None) -> str:
+    """A GitHub Actions workflow command that marks the problem on the file.
+
+    Secrets are redacted before escaping: `%25` inside an escaped secret would hide it.
+    """
     text = ": ".join(part for part in (problem.path, problem.message) if part)
     if problem.item_key is not None:
         text = f"[{problem.item_key}] {text}"
+    if redactor is not None:
+        text = redactor.text(text)
     loc = problem.location
     if loc is None:
         return f"::error::{_escape(text)}"
-    props = f"file={_escape(loc.file, True)}"
+    file = loc.file if redactor is None else redactor.text(loc.file)
+    props = f"file={_escape(file, True)}"
     if loc.line:
         props += f",line={loc.line},col={loc.col}"
     return f"::error {props}::{_escape(text)}"

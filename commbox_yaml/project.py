@@ -7,12 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from commbox_yaml.errors import Location, UserError, ValidationFailed
+from commbox_yaml.errors import Location, Problem, UserError, ValidationFailed
 from commbox_yaml.source import Positions, load_single
 from commbox_yaml.validate import schema_problems
 
 PROJECT_FILE = "commbox.yaml"
 DEFAULT_BASE_URL = "https://api.commbox.io"
+# Environment variables that may hold the shared ledger's database password.
+LEDGER_SECRETS = {
+    "COMMBOX_LEDGER_URL": "the ledger database's URL and password",
+    "PGPASSWORD": "the ledger database's password",
+}
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,22 @@ def find_root(start: Path) -> Path:
     )
 
 
+def _check_env_secrets(env: list[str], api: ApiSettings, positions: Positions) -> None:
+    """`env:` makes a variable visible to templates, and so printable: never the token."""
+    secret = {api.token_env: "the API token (api.token_env)", **LEDGER_SECRETS}
+    problems = [
+        Problem(
+            positions.locate(("env", index)) or Location(PROJECT_FILE),
+            f"{name} holds {secret[name]}, which templates must never see; remove it from 'env:'",
+            f"env[{index}]",
+        )
+        for index, name in enumerate(env)
+        if name in secret
+    ]
+    if problems:
+        raise ValidationFailed(problems)
+
+
 def load_project(start: Path) -> Project:
     root = find_root(start)
     doc = load_single(root / PROJECT_FILE, PROJECT_FILE)
@@ -99,6 +120,7 @@ def load_project(start: Path) -> Project:
         raise ValidationFailed(problems)
     data: dict[str, Any] = doc.value
     api = ApiSettings(**data.get("api", {}))
+    _check_env_secrets(data.get("env", ()), api, doc.positions)
     base_url = os.environ.get("COMMBOX_BASE_URL") or api.base_url
     api = ApiSettings(**{**api.__dict__, "base_url": base_url.rstrip("/")})
     limits = data.get("limits", {})

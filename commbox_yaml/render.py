@@ -165,9 +165,8 @@ class Renderer:
         elif isinstance(items, list):
             pairs = [(None, item) for item in items]
         else:
-            raise self._fail(
-                where, "for_each", f"must give a list or a mapping, not {_kind(items)}"
-            )
+            shown = _kind(self.variables.redactor().data(items))  # redacted before _kind cuts it
+            raise self._fail(where, "for_each", f"must give a list or a mapping, not {shown}")
         seen: dict[str, int] = {}
         for index, (mapping_key, item) in enumerate(pairs):
             scope = {**base, "item": item}

@@ -320,7 +320,9 @@ class Sender:
             )  # fmt: skip
         except (NewConnectionError, ConnectTimeoutError) as exc:
             # Nothing reached the server: safe to try again.
-            return _Attempt(Outcome.FAILED, None, f"could not connect: {_reason(exc)}", -1.0)
+            return _Attempt(
+                Outcome.FAILED, None, f"could not connect: {_reason(exc, self.redactor)}", -1.0
+            )
         except ReadTimeoutError:
             return _Attempt(
                 Outcome.UNKNOWN, None, f"no reply within {self.api.timeout_s:g} s (api.timeout_s)"
@@ -328,23 +330,25 @@ class Sender:
         except SSLError as exc:
             if _certificate_refused(exc):
                 # The handshake failed: nothing was sent, and nothing will be to this server.
-                self._refuse(f"TLS failed: {_reason(exc)}")
-                return _Attempt(Outcome.FAILED, None, f"TLS failed: {_reason(exc)}")
-            return _Attempt(Outcome.UNKNOWN, None, f"TLS error: {_reason(exc)}")
+                self._refuse(f"TLS failed: {_reason(exc, self.redactor)}")
+                return _Attempt(Outcome.FAILED, None, f"TLS failed: {_reason(exc, self.redactor)}")
+            return _Attempt(Outcome.UNKNOWN, None, f"TLS error: {_reason(exc, self.redactor)}")
         except ProtocolError as exc:
             return _Attempt(
                 Outcome.UNKNOWN,
                 None,
-                f"connection dropped after the request was sent: {_reason(exc)}",
+                f"connection dropped after the request was sent: {_reason(exc, self.redactor)}",
             )
         except HTTPError as exc:
-            return _Attempt(Outcome.UNKNOWN, None, f"{type(exc).__name__}: {_reason(exc)}")
+            return _Attempt(
+                Outcome.UNKNOWN, None, f"{type(exc).__name__}: {_reason(exc, self.redactor)}"
+            )
         return self._classify(response)
 
     def _classify(self, response: urllib3.BaseHTTPResponse) -> _Attempt:
         status = response.status
         payload = _json(response.data)
-        description = _description(payload, response)
+        description = _description(payload, response, self.redactor)
         if 200 <= status < 300:
             return _Attempt(Outcome.SENT, status, None, object_id=_object_id(payload))
         if status in (429, 503):
@@ -430,13 +434,13 @@ def _object_id(payload: Any) -> Any:
     return None
 
 
-def _description(payload: Any, response: urllib3.BaseHTTPResponse) -> str:
+def _description(payload: Any, response: urllib3.BaseHTTPResponse, redactor: Redactor) -> str:
     text = payload.get("description") if isinstance(payload, dict) else None
     if not text:
         text = response.reason or f"HTTP {response.status}"
-    return str(text)[:DESCRIPTION_LIMIT]
+    return redactor.text(str(text))[:DESCRIPTION_LIMIT]  # a cut secret would no longer match
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, redactor: Redactor) -> str:
     reason = getattr(exc, "reason", None) or exc
-    return str(reason)[:DESCRIPTION_LIMIT]
+    return redactor.text(str(reason))[:DESCRIPTION_LIMIT]

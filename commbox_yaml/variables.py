@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from commbox_yaml.errors import Location, UserError
+from commbox_yaml.errors import Location, Problem, UserError, ValidationFailed
+from commbox_yaml.output import Redactor
 from commbox_yaml.project import Project
 from commbox_yaml.source import load_single
 
@@ -18,19 +20,36 @@ RESERVED = frozenset({"env", "item", "key", "definition"})
 
 @dataclass(frozen=True)
 class Variables:
-    """The variables templates see, and where each came from."""
+    """The variables templates see, and the secrets among them."""
 
     values: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
     sensitive_names: frozenset[str] = frozenset()
+    token: str = field(default="", repr=False)  # the API token, when set: never in templates
 
     def sensitive_values(self) -> set[str]:
-        """The text of every sensitive value, for redaction (leaves of containers too)."""
+        """The text of every sensitive value (leaves of containers too; `env.NAME` when NAME
+        is listed as sensitive), for redaction."""
         found: set[str] = set()
         for name in self.sensitive_names:
             if name in self.values:
                 _leaves(self.values[name], found)
+            if name in self.env:
+                found.add(self.env[name])
         return {v for v in found if v}
+
+    def secrets(self) -> set[str]:
+        """Everything no output, plan file or ledger may show or depend on."""
+        return self.sensitive_values() | token_forms(self.token)
+
+    def redactor(self) -> Redactor:
+        """The placeholder substitution fingerprints and field hashes are computed with."""
+        return Redactor(self.secrets(), guard_cuts=False)
+
+
+def token_forms(raw: str | None) -> set[str]:
+    """The token as set in the environment, and as sent (surrounding blanks stripped)."""
+    return {form for form in (raw, (raw or "").strip()) if form}
 
 
 def _leaves(value: Any, out: set[str]) -> None:
@@ -105,7 +124,31 @@ def load_variables(
         put(name, parse_scalar(text), None)
 
     env = {name: environ[name] for name in project.env if name in environ}
-    return Variables(values, env, frozenset(project.sensitive))
+    _check_sensitive_names(project, values)
+    token = environ.get(project.api.token_env, "")
+    return Variables(values, env, frozenset(project.sensitive), token)
+
+
+def _check_sensitive_names(project: Project, values: dict[str, Any]) -> None:
+    """A `sensitive:` name that names nothing protects nothing: a typo would show the value."""
+    known = [*values, *project.env]
+    problems = []
+    for index, name in enumerate(project.sensitive):
+        if name in values or name in project.env:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        problems.append(
+            Problem(
+                project.where("sensitive", index),
+                f"'{name}' is not a variable or an 'env:' name, so nothing would be redacted; "
+                f"{hint}Define it in a vars file (a placeholder will do when CI sets the real "
+                f"value with COMMBOX_VAR_{name}), or fix the name",
+                f"sensitive[{index}]",
+            )
+        )
+    if problems:
+        raise ValidationFailed(problems)
 
 
 def _var_file(

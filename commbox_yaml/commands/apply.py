@@ -120,6 +120,12 @@ def _token(ctx: Context) -> str:
             "CommBox API key; nothing was sent. To rehearse without one: apply --sandbox"
         )
     ctx.console.redactor.add([token, os.environ[name]])
+    if not (token.isascii() and token.isprintable()):  # never echo it: HTTP libraries would
+        raise UserError(
+            f"the environment variable {name} (api.token_env) holds a line break, another "
+            "control character or a non-ASCII character, which an HTTP header cannot carry; "
+            "set it to the API key alone; nothing was sent"
+        )
     return token
 
 

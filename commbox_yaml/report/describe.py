@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from commbox_yaml.compile import Request
-from commbox_yaml.output import human_size
+from commbox_yaml.output import Redactor, human_size
 from commbox_yaml.plan import Action, Plan, PlannedMessage
 
 
@@ -28,12 +28,16 @@ def _recipient(value: Any) -> str:
     return str(value)
 
 
-def fields(request: Request) -> list[tuple[str, str]]:
-    """(label, text) rows describing a request for review."""
-    data = request.data
+def fields(request: Request, redactor: Redactor) -> list[tuple[str, str]]:
+    """(label, text) rows describing a request for review.
+
+    Values are redacted here, before they are cut to a preview: a cut secret would no longer
+    match, and its first characters would show.
+    """
+    data = redactor.data(request.data)
     content = data.get("Content") if isinstance(data.get("Content"), dict) else {}
     assert isinstance(content, dict)
-    rows: list[tuple[str, str]] = [("key", request.key)]
+    rows: list[tuple[str, str]] = [("key", redactor.text(request.key))]
     if "subject" in content:
         rows.append(("subject", f'"{content["subject"]}"'))
     for label in ("to", "cc", "bcc"):
@@ -48,7 +52,7 @@ def fields(request: Request) -> list[tuple[str, str]]:
         )
     message = str(data.get("Message", ""))
     rows.append(("message", f'"{first_line(message)}" ({len(message)} chars)'))
-    files = [f"{f.name} ({human_size(f.size)})" for f in request.files]
+    files = [f"{redactor.text(f.name)} ({human_size(f.size)})" for f in request.files]
     files += [
         f"{a.get('name')} (link)" for a in content.get("attachments", []) if isinstance(a, dict)
     ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from commbox_yaml.output import Console
+import functools
+
+from commbox_yaml.output import Console, Redactor
 from commbox_yaml.plan import Action, Plan, PlannedMessage
 from commbox_yaml.report.describe import ACTIONABLE, fields, sent_text, stream_label, summary_line
 
@@ -11,12 +13,15 @@ _ICONS = {Action.SEND: "+", Action.CHANGED: "~", Action.UNKNOWN: "?", Action.UNC
           Action.SKIPPED: " "}  # fmt: skip
 
 
-def _cell(text: str) -> str:
+def _cell(text: str, redactor: Redactor) -> str:
+    """Table-cell text, redacted before it is escaped (an escaped secret would not match)."""
+    text = redactor.text(text)
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
-def _section(message: PlannedMessage) -> str:
-    title = f"{_cell(message.address)} ({_cell(stream_label(message))})"
+def _section(message: PlannedMessage, redactor: Redactor) -> str:
+    cell = functools.partial(_cell, redactor=redactor)
+    title = f"{cell(message.address)} ({cell(stream_label(message))})"
     lines = [f"#### `{_ICONS[message.action]}` {title}", ""]
     rows: list[tuple[str, str]] = []
     if message.action is Action.CHANGED:
@@ -25,29 +30,29 @@ def _section(message: PlannedMessage) -> str:
             ("sent", sent_text(message)),
             ("changed", ", ".join(message.changed_fields)),
         ]
-        note = f"Held: not sent again unless `--replace {_cell(message.key)}`."
+        note = f"Held: not sent again unless `--replace {cell(message.key)}`."
     elif message.action is Action.UNKNOWN:
         rows = [("key", message.key), ("last try", message.state.description or "no outcome")]
-        note = f"Held: outcome unknown; check CommBox, then `--replace {_cell(message.key)}`."
+        note = f"Held: outcome unknown; check CommBox, then `--replace {cell(message.key)}`."
     else:
         assert message.request is not None
-        rows = fields(message.request)
+        rows = fields(message.request, redactor)
         note = "Replacing the earlier send (`--replace`)." if message.replace else ""
     lines += ["| field | value |", "| --- | --- |"]
-    lines += [f"| {label} | {_cell(text)} |" for label, text in rows]
+    lines += [f"| {label} | {cell(text)} |" for label, text in rows]
     if note:
         lines += ["", note]
     return "\n".join(lines) + "\n\n"
 
 
-def render_markdown(plan: Plan) -> str:
+def render_markdown(plan: Plan, redactor: Redactor) -> str:
     head = f"### commbox-yaml plan\n\n**{summary_line(plan)}**\n\n"
     footer_reserve = 400
     body = ""
     actionable = [m for a in ACTIONABLE for m in plan.messages if m.action is a]
     shown = 0
     for message in actionable:
-        section = _section(message)
+        section = _section(message, redactor)
         if len(head) + len(body) + len(section) + footer_reserve > LIMIT:
             break
         body += section
@@ -61,7 +66,7 @@ def render_markdown(plan: Plan) -> str:
             if message.action is Action.UNCHANGED
             else "skipped"
         )
-        line = f"- `{_ICONS[message.action]}` {_cell(message.address)} ({note})\n"
+        line = f"- `{_ICONS[message.action]}` {_cell(message.address, redactor)} ({note})\n"
         if len(head) + len(body) + len(quiet_lines) + len(line) + footer_reserve > LIMIT:
             break
         quiet_lines += line
@@ -81,4 +86,4 @@ def render_markdown(plan: Plan) -> str:
 
 
 def show_plan(console: Console, plan: Plan) -> None:
-    console.out(render_markdown(plan).rstrip("\n"))
+    console.out(render_markdown(plan, console.redactor).rstrip("\n"))

@@ -49,7 +49,7 @@ def _show_actionable(console: Console, message: PlannedMessage) -> None:
     console.out(_head(console, message))
     request = message.request
     assert request is not None
-    rows = fields(request)
+    rows = fields(request, console.redactor)
     if message.action is Action.CHANGED:
         rows = [
             ("key", message.key),
