@@ -101,6 +101,7 @@ def secret_forms(secret: str) -> set[str]:
         quote_plus(secret),
         json_text,
         json.dumps(secret, ensure_ascii=False)[1:-1],
+        _html_safe_json(json_text),
         html.escape(secret),
         html.escape(secret, quote=False),
         repr(secret)[1:-1],
@@ -108,6 +109,13 @@ def secret_forms(secret: str) -> set[str]:
         _escape(json_text),
     }
     return {form for form in forms if form}
+
+
+def _html_safe_json(text: str) -> str:
+    """JSON text as Jinja's `tojson` writes it, safe inside HTML."""
+    for char in "&<>'":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
 
 
 def _secrets_pattern(secrets: set[str], guard_cuts: bool) -> re.Pattern[str]:

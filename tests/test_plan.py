@@ -119,8 +119,11 @@ def test_plan_file_holds_no_content_and_goes_stale(tmp_path: Path, capsys, monke
     data = json.loads(saved)
     assert data["format_version"] == "1"
     assert [m["key"] for m in data["messages"]] == ["note"]
-    # a variable changed: the fingerprint differs, so the plan is refused
-    assert main(["-C", str(tmp_path), "--var", "pin=1", "apply", "release.plan"]) == 1
+    # the message changed: the fingerprint differs, so the plan is refused (a change of the
+    # sensitive pin alone would not be one: test_secrets.py)
+    message = tmp_path / "messages" / "main.yaml"
+    message.write_text(message.read_text().replace("'pin {{", "'PIN {{"))
+    assert main(["-C", str(tmp_path), "apply", "release.plan"]) == 1
     err = capsys.readouterr().err
     assert "the plan release.plan is stale, nothing was sent" in err
     assert "note: the message changed since the plan was made" in err
