@@ -355,6 +355,20 @@ def test_markdown_cells_are_redacted_before_they_are_escaped(
     assert "a\\|b" not in out
 
 
+def test_a_value_cut_by_an_error_message_never_shows_the_start_of_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Schema errors show a long value cut to 57 characters and '...'."""
+    secret = ACCOUNT + "-0123456789abcdef"
+    email = "name: note\nchannel: email\nstream: sms\nuser_stream_provider_id: a@b.example\n"
+    make(tmp_path, email + "subject: s\nto: ['{{ pin }}@']\nmessage: m\n", f"pin: {secret}\n")
+    assert run(tmp_path, "validate") == 1
+    assert run(tmp_path, "validate", "--json") == 1
+    out, err = capsys.readouterr()
+    assert "to[0]: '(sensitive)...' is not an email address" in err
+    assert ACCOUNT[:4] not in out + err
+
+
 def test_a_for_each_error_never_shows_the_start_of_a_secret(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
