@@ -28,7 +28,7 @@ ACCOUNT = "ACCT-99-SECRET-7f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d"  # 58 char
 
 COMMBOX = """\
 version: 1
-api: {{rate_per_s: 0, max_attempts: 1}}
+api: {{rate_per_s: 0, max_attempts: 1, concurrency: 1}}
 streams:
   sms: 5fd0c1
 vars: [vars/common.yaml]
@@ -173,9 +173,8 @@ def test_a_change_of_a_sensitive_value_alone_is_not_a_change(
 
 
 def _normalised_ledger(root: Path) -> list[dict[str, Any]]:
-    """Events without times and run ids, by key (requests run in parallel), each key's in order."""
-    kept = [{k: v for k, v in e.items() if k not in ("at", "run")} for e in events(root)]
-    return sorted(kept, key=lambda e: str(e["key"]))
+    """Events in order (concurrency 1), without their times and run ids."""
+    return [{k: v for k, v in e.items() if k not in ("at", "run")} for e in events(root)]
 
 
 def _normalised_plan(path: Path) -> dict[str, Any]:
@@ -202,7 +201,7 @@ def test_two_applies_differing_only_in_a_sensitive_value_store_the_same(
     roots = []
     for value in ("123456", "987654"):
         root = make(tmp_path / value, messages, f"pin: '{value}'\n")
-        with SandboxServer() as server:  # each its own, so object ids agree too
+        with SandboxServer() as server:  # each its own: object ids agree too
             monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
             assert run(root, "plan", "-out", "release.plan") == 0
             assert run(root, "apply", "release.plan") == 0
@@ -414,7 +413,9 @@ def test_env_may_not_name_the_token(
 ) -> None:
     make(tmp_path)
     commbox = tmp_path / "commbox.yaml"
-    text = commbox.read_text().replace("api: {rate_per_s: 0, max_attempts: 1}\n", settings)
+    text = commbox.read_text().replace(
+        "api: {rate_per_s: 0, max_attempts: 1, concurrency: 1}\n", settings
+    )
     commbox.write_text(text + f"env: [GITHUB_REF_NAME, {name}]\n")
     assert run(tmp_path, "validate") == 1
     err = capsys.readouterr().err
