@@ -17,6 +17,7 @@ from commbox_yaml.errors import Problem
 REDACTED = "(sensitive)"
 # Shorter secrets are masked only as whole words (and apply warns about them).
 MIN_SECRET_LENGTH = 4
+_ELLIPSIS = re.compile(r"\s?(?:\.\.\.|…)")
 _COLORS = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 
 
@@ -48,12 +49,10 @@ class Redactor:
         self._secrets: set[str] = set()
         self._numbers: set[int | float] = set()
         self._guard_cuts = guard_cuts
+        self._starts: set[str] = set()  # beginnings of secrets, for guard_cuts
+        self._longest_start = 0
         self._pattern: re.Pattern[str] | None = None
         self.add(secrets)
-
-    @property
-    def secrets(self) -> frozenset[str]:
-        return frozenset(self._secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         new = {s for s in secrets if s and s not in self._secrets}
@@ -61,14 +60,34 @@ class Redactor:
             return
         self._secrets.update(new)
         self._numbers.update(n for n in map(_number, new) if n is not None)
-        self._pattern = _secrets_pattern(self._secrets, self._guard_cuts)
+        self._pattern = _secrets_pattern(self._secrets)
+        if self._guard_cuts:
+            self._starts.update(_starts(new))
+            self._longest_start = max(map(len, self._starts), default=0)
 
     def found(self, value: str) -> bool:
         """Whether `value` contains a secret (in any of its forms)."""
         return self._pattern is not None and self._pattern.search(value) is not None
 
     def text(self, value: str) -> str:
-        return value if self._pattern is None else self._pattern.sub(REDACTED, value)
+        if self._pattern is None:
+            return value
+        value = self._pattern.sub(REDACTED, value)
+        if self._starts and ("..." in value or "…" in value):
+            value = self._cut_starts(value)
+        return value
+
+    def _cut_starts(self, value: str) -> str:
+        """`value` with a secret's beginning right before an ellipsis replaced."""
+        out, done = [], 0
+        for ellipsis in _ELLIPSIS.finditer(value):
+            end = ellipsis.start()
+            for length in range(min(self._longest_start, end - done), 2, -1):
+                if value[end - length : end] in self._starts:
+                    out += [value[done : end - length], REDACTED]
+                    done = end
+                    break
+        return "".join(out) + value[done:]
 
     def data(self, value: Any) -> Any:
         """A copy of JSON-like data with every secret redacted (keys and numbers included)."""
@@ -118,26 +137,57 @@ def _html_safe_json(text: str) -> str:
     return text
 
 
-def _secrets_pattern(secrets: set[str], guard_cuts: bool) -> re.Pattern[str]:
+def _secrets_pattern(secrets: set[str]) -> re.Pattern[str]:
     whole: set[str] = set()  # forms of short secrets: whole words only
     anywhere: set[str] = set()
     for secret in secrets:
         (whole if len(secret) < MIN_SECRET_LENGTH else anywhere).update(secret_forms(secret))
     whole -= anywhere
-    forms = sorted(whole | anywhere, key=lambda f: (-len(f), f))
-    parts = [rf"(?<!\w){re.escape(f)}(?!\w)" if f in whole else re.escape(f) for f in forms]
-    if guard_cuts:
-        starts = {
-            form[:n]
-            for secret in secrets
-            if len(secret) >= MIN_SECRET_LENGTH
-            for form in (secret, secret.upper(), secret.lower())
-            for n in range(3, len(form))
-        }
-        if starts:
-            ordered = sorted(starts, key=lambda f: (-len(f), f))
-            parts.append(f"(?:{'|'.join(map(re.escape, ordered))})(?=\\s?(?:\\.\\.\\.|…))")
+    parts = [_trie(anywhere)] if anywhere else []
+    if whole:
+        parts.append(rf"(?<!\w){_trie(whole)}(?!\w)")
     return re.compile("|".join(parts))
+
+
+_Trie = dict[str, "_Trie"]
+
+
+def _trie(words: Iterable[str]) -> str:
+    """A regex matching any of `words`, the longest one where several start at one place.
+
+    Built as a trie (one branch per next character), so that matching costs about the same
+    with a thousand secrets as with one; a plain alternation tries every word at every place.
+    """
+    root: _Trie = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a word ends here
+    return _branches(root)
+
+
+def _branches(node: _Trie) -> str:
+    branches = []
+    for char in sorted(k for k in node if k):
+        run, child = re.escape(char), node[char]
+        while len(child) == 1 and "" not in child:  # a chain: no choice to make, no group
+            ((char, child),) = child.items()
+            run += re.escape(char)
+        branches.append(run + (_branches(child) if len(child) > ("" in child) else ""))
+    body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+    return f"(?:{body})?" if "" in node else body  # greedy: the longer word first
+
+
+def _starts(secrets: Iterable[str]) -> set[str]:
+    """The beginnings (3 characters or more) of each secret long enough to be matched anywhere."""
+    return {
+        form[:n]
+        for secret in secrets
+        if len(secret) >= MIN_SECRET_LENGTH
+        for form in (secret, secret.upper(), secret.lower())
+        for n in range(3, len(form))
+    }
 
 
 def _number(secret: str) -> int | float | None:

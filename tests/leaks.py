@@ -37,6 +37,7 @@ WELL_KNOWN = frozenset(
 PIECE = 8
 # Shorter values found in projects are not checked: "1" or "42" show everywhere.
 MIN_DISCOVERED = 4
+MANY_PIECES = 5000
 PLAN_MARK = '"kind": "commbox-yaml plan"'
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
@@ -89,33 +90,49 @@ def leak_report(
     guard: LeakGuard, sections: list[tuple[str, str]], tmp_path: Path | None
 ) -> str | None:
     """A description of every leak found, or None."""
-    pattern = _pattern(guard.secrets(tmp_path))
-    if pattern is None:
-        return None
+    finder = _Finder(guard.secrets(tmp_path))
     places = [*guard.outputs, *((title.lower(), text) for title, text in sections)]
     if tmp_path is not None:
         places += [(f"file {p}", text) for p, text in _output_files(tmp_path, guard.allowed)]
     leaks = []
     for where, text in places:
-        found = pattern.search(text)
-        if found:
-            start = max(found.start() - 60, 0)
-            leaks.append(f"a secret shows in {where}: ...{text[start : found.end() + 60]!r}...")
+        found = finder.find(text)
+        if found is not None:
+            start = max(found - 60, 0)
+            leaks.append(f"a secret shows in {where}: ...{text[start : found + 68]!r}...")
     if not leaks:
         return None
     return "secret leak check (tests/leaks.py) failed:\n" + "\n".join(leaks)
 
 
-def _pattern(secrets: set[str]) -> re.Pattern[str] | None:
-    parts: set[str] = set()
-    for secret in secrets:
-        if len(secret) >= PIECE:
-            parts.update(re.escape(secret[i : i + PIECE]) for i in range(len(secret) - PIECE + 1))
-        else:
-            parts.add(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])")
-    if not parts:
+class _Finder:
+    """Finds any 8 characters in a row of a long secret, and a short secret as a whole word.
+
+    A few thousand pieces go into one regex; more (a project with thousands of sensitive
+    values) are looked up in a set at each place, which does not slow down with their number.
+    """
+
+    def __init__(self, secrets: set[str]) -> None:
+        self.pieces = {
+            s[i : i + PIECE] for s in secrets if len(s) >= PIECE for i in range(len(s) - PIECE + 1)
+        }
+        short = sorted((s for s in secrets if len(s) < PIECE), key=lambda s: (-len(s), s))
+        words = "|".join(map(re.escape, short))
+        parts = [rf"(?<![0-9A-Za-z])(?:{words})(?![0-9A-Za-z])"] if short else []
+        if len(self.pieces) <= MANY_PIECES:
+            parts += map(re.escape, sorted(self.pieces))
+            self.pieces = set()
+        self.pattern = re.compile("|".join(parts)) if parts else None
+
+    def find(self, text: str) -> int | None:
+        """Where the first leak starts, or None."""
+        found = self.pattern.search(text) if self.pattern is not None else None
+        if found is not None:
+            return found.start()
+        for start in range(len(text) - PIECE + 1) if self.pieces else ():
+            if text[start : start + PIECE] in self.pieces:
+                return start
         return None
-    return re.compile("|".join(sorted(parts, key=lambda p: (-len(p), p))))
 
 
 def _project_files(tmp_path: Path) -> list[Path]:
