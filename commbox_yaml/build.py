@@ -97,6 +97,13 @@ def _secret_in_key(message: RenderedMessage, secrets: Redactor, project: Project
     definition = message.definition
     item_key = None if message.item_key is None else secrets.text(message.item_key)
     why = "is stored in the ledger and in plan files, where it cannot be redacted"
+    if secrets.found(definition.name):  # the address, name[key], is stored with each send
+        return Problem(
+            definition.where("name"),
+            f"the name contains a sensitive value; a message's name {why}. Rename the message",
+            "name",
+            item_key,
+        )
     if message.item_key is not None and secrets.found(message.item_key):
         where = "key" if "key" in definition.data else "for_each"
         return Problem(

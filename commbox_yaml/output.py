@@ -52,6 +52,7 @@ class Redactor:
         self._starts: set[str] = set()  # beginnings of secrets, for guard_cuts
         self._longest_start = 0
         self._pattern: re.Pattern[str] | None = None
+        self._anywhere: re.Pattern[str] | None = None  # for may_occur
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
@@ -61,6 +62,7 @@ class Redactor:
         self._secrets.update(new)
         self._numbers.update(n for n in map(_number, new) if n is not None)
         self._pattern = _secrets_pattern(self._secrets)
+        self._anywhere = _occurrence_pattern(self._secrets, self._numbers)
         if self._guard_cuts:
             self._starts.update(_starts(new))
             self._longest_start = max(map(len, self._starts), default=0)
@@ -68,6 +70,11 @@ class Redactor:
     def found(self, value: str) -> bool:
         """Whether `value` contains a secret (in any of its forms)."""
         return self._pattern is not None and self._pattern.search(value) is not None
+
+    def may_occur(self, json_text: str) -> bool:
+        """False when `data` would change nothing in the data `json_text` is the JSON of
+        (written with ensure_ascii=False); True may be a false alarm."""
+        return self._anywhere is not None and self._anywhere.search(json_text) is not None
 
     def text(self, value: str) -> str:
         if self._pattern is None:
@@ -147,6 +154,13 @@ def _secrets_pattern(secrets: set[str]) -> re.Pattern[str]:
     if whole:
         parts.append(rf"(?<!\w){_trie(whole)}(?!\w)")
     return re.compile("|".join(parts))
+
+
+def _occurrence_pattern(secrets: set[str], numbers: set[int | float]) -> re.Pattern[str]:
+    """Every form of every secret as JSON writes it, whole words or not, and the numbers."""
+    forms = {form for secret in secrets for form in secret_forms(secret)}
+    forms |= {json.dumps(form, ensure_ascii=False)[1:-1] for form in forms}
+    return re.compile(_trie(forms | {str(n) for n in numbers}))
 
 
 _Trie = dict[str, "_Trie"]

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commbox_yaml.cli import main
 from commbox_yaml.compile import canonical_json, fingerprint_of
@@ -159,6 +161,25 @@ def test_placeholders_are_deterministic_longest_first() -> None:
     }
 
 
+_TEXT = st.text(alphabet=st.sampled_from('ab1 "\\\n%&<é/-'), max_size=8)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-500, 500) | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(secrets=st.lists(_TEXT, min_size=1, max_size=3), value=_JSON)
+def test_the_quick_check_never_misses_what_masking_would_change(
+    secrets: list[str], value: Any
+) -> None:
+    """fingerprint_of skips masking a request when may_occur says no secret can be in it."""
+    redactor = Redactor(secrets, guard_cuts=False)
+    if not redactor.may_occur(canonical_json(value).decode()):
+        assert redactor.data(value) == value
+
+
 def test_a_change_of_a_sensitive_value_alone_is_not_a_change(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -237,6 +258,8 @@ def test_two_applies_differing_only_in_a_sensitive_value_store_the_same(
             "key: the for_each key contains",
         ),
         ('id: "{{ acct }}"', f"acct: {ACCOUNT}", "6:5", "id: the ledger key contains"),
+        # a value that happens to be the message's name: the address is stored too
+        ('id: "fixed"', "acct: note", "1:7", "name: the name contains a sensitive value"),
     ],
 )
 def test_a_key_holding_a_sensitive_value_is_an_error(
