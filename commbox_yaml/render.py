@@ -19,7 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Location, Problem, UserError
-from commbox_yaml.project import Project
+from commbox_yaml.project import LEDGER_SECRETS, Project
 from commbox_yaml.source import PathKey
 from commbox_yaml.validate import format_path
 from commbox_yaml.variables import Variables
@@ -382,7 +382,8 @@ class Renderer:
         template_file: str | None = None,
         lines: bool = True,
     ) -> TemplateProblem:
-        message = _describe(exc, self.project.env)
+        secret_env = {self.project.api.token_env, *LEDGER_SECRETS}
+        message = _describe(exc, self.project.env, secret_env)
         line = _template_line(exc, template_file)
         if not lines and not isinstance(exc, jinja2.TemplateSyntaxError):
             line = 0
@@ -466,7 +467,9 @@ def _look_up_text(parts: tuple[str | Lookup, ...], scope: dict[str, Any]) -> str
     return "".join(out)
 
 
-def _describe(exc: BaseException, allowed_env: tuple[str, ...] = ()) -> str:
+def _describe(
+    exc: BaseException, allowed_env: tuple[str, ...] = (), secret_env: set[str] | None = None
+) -> str:
     if isinstance(exc, UserError):
         return exc.problem.message
     if isinstance(exc, jinja2.UndefinedError):
@@ -479,6 +482,8 @@ def _describe(exc: BaseException, allowed_env: tuple[str, ...] = ()) -> str:
                     f"env.{name} is not set in the environment; set it, or write "
                     f"{{{{ env.{name} | default('...') }}}}"
                 )
+            if name in (secret_env or ()):
+                return f"env.{name} holds a secret that templates never see; remove it"
             return f"env.{name} is not visible to templates; add {name} to 'env:' in commbox.yaml"
         found = _UNDEFINED_NAME.match(text)
         if found:

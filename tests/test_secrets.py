@@ -177,7 +177,7 @@ def _json_with(secrets: list[str]) -> st.SearchStrategy[Any]:
     )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_the_quick_check_never_misses_what_masking_would_change(data: st.DataObject) -> None:
     """fingerprint_of skips masking a request when may_occur says no secret can be in it."""
@@ -454,6 +454,17 @@ def test_env_may_not_name_the_token(
     line = text.count("\n") + 1
     assert f"error: commbox.yaml:{line}:24: env[1]: {name} holds the API token" in err
     assert "remove it from 'env:'" in err
+
+
+def test_a_template_reading_the_token_is_told_it_never_can(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+    make(tmp_path, SMS.replace("{{ pin }}", "{{ env.COMMBOX_API_TOKEN }}"))
+    assert run(tmp_path, "validate") == 1
+    err = capsys.readouterr().err
+    assert "env.COMMBOX_API_TOKEN holds a secret that templates never see; remove it" in err
+    assert "add COMMBOX_API_TOKEN to 'env:'" not in err
 
 
 @pytest.mark.parametrize("token_env", ["COMMBOX_API_TOKEN", "MY_TOKEN"])
