@@ -99,6 +99,9 @@ def test_a_pin_cannot_be_recovered_from_the_ledger_by_trying_every_value(
     ledger = [json.loads(line) for line in stored.splitlines()]
     pending = next(e for e in ledger if e["event"] == "pending")
     assert _candidates_matching(pending["fields"]["Message"], "Your PIN is {}") == []
+    # (the same search finds the PIN in an unsalted hash of the text itself)
+    unsalted = hashlib.sha256(canonical_json(f"Your PIN is {PIN}")).hexdigest()[:16]
+    assert _candidates_matching(unsalted, "Your PIN is {}") == [PIN]
     # the whole-message fingerprint: the request rebuilt with each candidate never matches
     request = build_project(tmp_path).requests[0]
     data = dict(request.data)
@@ -121,7 +124,7 @@ def test_a_pin_cannot_be_recovered_from_the_ledger_by_trying_every_value(
         ('raw: {Pin: "{{ pin }}", Note: "pin={{ pin }};"}', ("1234", "5678")),
         # a PIN with a leading zero, sent as the number it reads as
         ('raw: {Pin: "{{ pin | int }}"}', ("'0417'", "'0932'")),
-        # nested data, lists, keys
+        # nested mappings and lists
         ('content: {meta: {list: ["x{{ pin }}y", {deep: "{{ pin }}"}]}}', ("'ab12cd'", "'zz98yy'")),
         # the forms templates commonly give a value
         (
@@ -316,15 +319,23 @@ def test_ledger_list_redacts_keys_of_an_older_ledger(
 # -- redaction happens before text is cut or escaped ----------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("text", "preview"),
+    [
+        ("{{ acct }} is your key", '"(sensitive) is your key" ('),
+        # the 40-character preview used to end 26 characters into the key
+        ("Your key: {{ acct }}, keep it", '"Your key: (sensitive), keep it" ('),
+    ],
+)
 def test_a_message_preview_never_shows_the_start_of_a_secret(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, preview: str
 ) -> None:
-    messages = SMS.replace("Your PIN is {{ pin }}", "{{ acct }} is your key")
+    messages = SMS.replace("Your PIN is {{ pin }}", text)
     make(tmp_path, messages, f"acct: {ACCOUNT}\n", "acct")
     assert run(tmp_path, "plan") == 0
     assert run(tmp_path, "plan", "--format", "markdown") == 0
     out = capsys.readouterr().out
-    assert '"(sensitive) is your key" (' in out
+    assert preview in out
     assert ACCOUNT[:6] not in out
 
 
