@@ -57,6 +57,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     # A URL that does not parse, or would send the token astray, stops everything up front.
     target = destination(ctx, args.sandbox)
     ledger = ctx.ledger(args.sandbox)
+    saved = load_plan(ctx.path(args.planfile), args.planfile) if args.planfile else None
+    if saved is not None:  # refused whole, before the ledger is touched
+        check_destination(saved, args.planfile, target, ledger.display)
     if project.ledger_must_exist and not args.sandbox and not ledger.path.exists():
         raise UserError(
             f"the ledger {ledger.display} is missing and ledger.must_exist is true: nothing was "
@@ -67,9 +70,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     with ledger.locked():
         for warning in ledger.warnings:
             ctx.console.err(f"warning: {warning}")
-        if args.planfile:
-            saved = load_plan(ctx.path(args.planfile), args.planfile)
-            check_destination(saved, args.planfile, target, ledger.display)
+        if saved is not None:
             args.target, args.replace = list(saved.targets), list(saved.replace)
             plan = compute_plan(ctx, args, ledger)
             reasons = stale_reasons(saved, plan)
