@@ -393,3 +393,65 @@ def test_a_template_that_runs_forever_is_stopped_naming_its_message(
     err = capsys.readouterr().err
     assert "messages/slow.yaml" in err
     assert "rendering message 'slow' took longer than 0.5 s" in err
+
+
+# -- the crash drill ----------------------------------------------------------------------------
+
+DRILL_MESSAGES = 200
+DRILL_KILLS = 30
+
+
+def test_crash_drill_kill_9_at_30_random_moments_then_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kill -9 a 200-message apply at 30 random moments, resuming after each; then re-run until
+    stable. Every message is delivered at most once, and each is delivered or held unknown."""
+    import random
+
+    seed = int(os.environ.get("DRILL_SEED", time.time_ns() % 100_000))
+    chance = random.Random(seed)
+    root = make(tmp_path, count=DRILL_MESSAGES, concurrency=4, attempts=6)
+    (root / "commbox.yaml").write_text(
+        (root / "commbox.yaml").read_text() + "limits:\n  max_sends: 1000\n"
+    )
+    kills = 0
+    with SandboxServer(latency_ms=4, throttle_every=17, throttle_retry_after=0) as server:
+        while kills < DRILL_KILLS:
+            start = server.requests
+            child = spawn(root, server.url, TOKEN, "--auto-approve")
+            threshold = start + chance.randint(1, 8)
+            extra = chance.uniform(0, 0.01)
+            deadline = time.monotonic() + 30
+            while child.poll() is None and server.requests < threshold:
+                assert time.monotonic() < deadline, f"seed {seed}: the apply made no progress"
+                time.sleep(0.0005)
+            time.sleep(extra)
+            if child.poll() is not None:
+                child.communicate(timeout=30)
+                break  # it finished on its own: nothing is left to interrupt
+            child.kill()
+            kills += 1
+            child.communicate(timeout=30)
+        time.sleep(0.1)  # let the sandbox answer what was in flight
+        use(monkeypatch, server.url)
+        for _ in range(5):
+            before = server.requests
+            apply(root)
+            if server.requests == before:
+                break
+        counts = delivered(server)
+        final = states(root)
+    doubled = [t for t, n in counts.items() if n > 1]
+    assert not doubled, f"seed {seed}: delivered twice: {doubled[:5]}"
+    received = {text(n) for n in range(DRILL_MESSAGES) if counts[text(n)] == 1}
+    unknown = {
+        text(n)
+        for n in range(DRILL_MESSAGES)
+        if final[key(n)].status is KeyStatus.UNKNOWN and text(n) not in received
+    }
+    print(f"drill seed {seed}: {kills} kills, {len(received)} received once, {len(unknown)} held")
+    assert len(received) + len(unknown) == DRILL_MESSAGES, f"seed {seed}: something was lost"
+    assert kills >= 20, f"seed {seed}: only {kills} kills landed mid-apply"
+    for n in range(DRILL_MESSAGES):
+        if text(n) in received:
+            assert final[key(n)].status in (KeyStatus.SENT, KeyStatus.UNKNOWN)
