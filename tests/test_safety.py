@@ -419,7 +419,7 @@ def test_crash_drill_kill_9_at_30_random_moments_then_resume(
         while kills < DRILL_KILLS:
             start = server.requests
             child = spawn(root, server.url, TOKEN, "--auto-approve")
-            threshold = start + chance.randint(1, 8)
+            threshold = start + chance.randint(1, 6)
             extra = chance.uniform(0, 0.01)
             deadline = time.monotonic() + 30
             while child.poll() is None and server.requests < threshold:
@@ -451,7 +451,7 @@ def test_crash_drill_kill_9_at_30_random_moments_then_resume(
     }
     print(f"drill seed {seed}: {kills} kills, {len(received)} received once, {len(unknown)} held")
     assert len(received) + len(unknown) == DRILL_MESSAGES, f"seed {seed}: something was lost"
-    assert kills >= 20, f"seed {seed}: only {kills} kills landed mid-apply"
+    assert kills >= 25, f"seed {seed}: only {kills} kills landed mid-apply"
     for n in range(DRILL_MESSAGES):
         if text(n) in received:
             assert final[key(n)].status in (KeyStatus.SENT, KeyStatus.UNKNOWN)
