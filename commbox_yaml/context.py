@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from commbox_yaml.build import Build, build
-from commbox_yaml.ledger import Ledger
+from commbox_yaml.ledger import FileLedger
 from commbox_yaml.output import Console
-from commbox_yaml.project import Project, load_project
+from commbox_yaml.project import SANDBOX_LEDGER, Project, load_project
 from commbox_yaml.variables import Variables, load_variables
 
-SANDBOX_LEDGER = ".commbox/sandbox-ledger.jsonl"
 MIN_SECRET_LENGTH = 4
 
 
@@ -46,12 +45,12 @@ class Context:
     def build(self, targets: Sequence[str] = ()) -> Build:
         return build(self.project(), self.variables(), targets)
 
-    def ledger(self, sandbox: bool = False) -> Ledger:
+    def ledger(self, sandbox: bool = False) -> FileLedger:
         """The send ledger, or the sandbox's own one (a rehearsal never marks a real send)."""
         project = self.project()
         relative = SANDBOX_LEDGER if sandbox else project.ledger_path
         path = project.resolve(relative, project.where("ledger", "path"), "ledger path")
-        return Ledger(path, project.display(path))
+        return FileLedger(path, project.display(path))
 
     def path(self, user_path: str) -> Path:
         """A path given on the command line: relative to -C DIR, as the other paths are."""

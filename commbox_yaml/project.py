@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from commbox_yaml.errors import Location, UserError, ValidationFailed
+from commbox_yaml.errors import Location, Problem, UserError, ValidationFailed
 from commbox_yaml.source import Positions, load_single
 from commbox_yaml.validate import schema_problems
 
 PROJECT_FILE = "commbox.yaml"
+SANDBOX_LEDGER = ".commbox/sandbox-ledger.jsonl"
 DEFAULT_BASE_URL = "https://api.commbox.io"
 
 
@@ -77,6 +78,24 @@ def resolve_inside(root: Path, relative: str, location: Location | None, what: s
     return candidate
 
 
+def _check_ledger_path(root: Path, path: str | None, positions: Positions) -> None:
+    """The real ledger is never the sandbox's: a rehearsal must not mark a real send."""
+    if path is None:
+        return
+    location = positions.locate(("ledger", "path")) or Location(PROJECT_FILE)
+    if resolve_inside(root, path, location, "ledger.path") == (root / SANDBOX_LEDGER).resolve():
+        raise ValidationFailed(
+            [
+                Problem(
+                    location,
+                    f"{path!r} is the sandbox's ledger; the real ledger must be another file "
+                    "(the default is .commbox/ledger.jsonl)",
+                    "ledger.path",
+                )
+            ]
+        )
+
+
 def find_root(start: Path) -> Path:
     """The nearest folder at or above `start` holding commbox.yaml."""
     start = start.resolve()
@@ -103,6 +122,7 @@ def load_project(start: Path) -> Project:
     api = ApiSettings(**{**api.__dict__, "base_url": base_url.rstrip("/")})
     limits = data.get("limits", {})
     ledger = data.get("ledger", {})
+    _check_ledger_path(root, ledger.get("path"), doc.positions)
     return Project(
         root=root,
         api=api,

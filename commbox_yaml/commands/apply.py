@@ -55,7 +55,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             "a plan file already fixes --target and --replace; make a new plan to change them"
         )
     ledger = ctx.ledger(args.sandbox)
-    if project.ledger_must_exist and not args.sandbox and not ledger.path.exists():
+    if project.ledger_must_exist and not args.sandbox and not ledger.exists():
         raise UserError(
             f"the ledger {ledger.display} is missing and ledger.must_exist is true: nothing was "
             "sent. Restore it (CI cache or artifact), or run 'commbox-yaml ledger init' for a "
@@ -216,6 +216,8 @@ def _finish(
     )
     if counts[Outcome.NOT_SENT]:
         line = line.replace("complete", "stopped")[:-1] + f", {counts[Outcome.NOT_SENT]} not sent."
+    if counts[Outcome.SKIPPED]:
+        line = line[:-1] + f", {counts[Outcome.SKIPPED]} skipped (another apply took them)."
     ctx.console.out(ctx.console.style(line, "bold", "red" if failed else "green"))
     if counts[Outcome.UNKNOWN]:
         ctx.console.out(

@@ -32,7 +32,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         console.out(f"{'Created' if created else 'Already exists:'} {ledger.display}")
         return 0
     if args.action == "forget":
-        if not ledger.path.exists():  # never create one here: it would satisfy must_exist
+        if not ledger.exists():  # never create one here: it would satisfy must_exist
             raise UserError(f"no ledger at {ledger.display}; there is nothing to forget")
         with ledger.locked():
             state = ledger.read().states.get(args.key)
