@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from commbox_yaml.build import Build, build
-from commbox_yaml.ledger import FileLedger
+from commbox_yaml.errors import UserError
+from commbox_yaml.ledger import FileLedger, LedgerStore
+from commbox_yaml.ledger.url import display, password_in
 from commbox_yaml.output import Console
 from commbox_yaml.project import SANDBOX_LEDGER, Project, load_project
 from commbox_yaml.variables import Variables, load_variables
@@ -45,12 +48,26 @@ class Context:
     def build(self, targets: Sequence[str] = ()) -> Build:
         return build(self.project(), self.variables(), targets)
 
-    def ledger(self, sandbox: bool = False) -> FileLedger:
+    def ledger(self, sandbox: bool = False) -> LedgerStore:
         """The send ledger, or the sandbox's own one (a rehearsal never marks a real send)."""
         project = self.project()
+        if project.ledger_url and not sandbox:
+            return self._database_ledger(project.ledger_url, project.ledger_namespace)
         relative = SANDBOX_LEDGER if sandbox else project.ledger_path
         path = project.resolve(relative, project.where("ledger", "path"), "ledger path")
         return FileLedger(path, project.display(path))
+
+    def _database_ledger(self, url: str, namespace: str) -> LedgerStore:
+        # The password may come from COMMBOX_LEDGER_URL or PGPASSWORD: never show it.
+        self.console.redactor.add([password_in(url) or "", os.environ.get("PGPASSWORD", "")])
+        try:
+            from commbox_yaml.ledger.postgres import PostgresLedger
+        except ImportError:
+            raise UserError(
+                "ledger.url puts the ledger in PostgreSQL, which needs the postgres extra: "
+                "pip install 'commbox-yaml[postgres]'"
+            ) from None
+        return PostgresLedger(url, namespace, display(url, namespace))
 
     def path(self, user_path: str) -> Path:
         """A path given on the command line: relative to -C DIR, as the other paths are."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from commbox_yaml.errors import Location, Problem, UserError, ValidationFailed
+from commbox_yaml.ledger.url import password_in
 from commbox_yaml.source import Positions, load_single
 from commbox_yaml.validate import schema_problems
 
@@ -44,6 +45,8 @@ class Project:
     defaults_positions: Positions = field(default_factory=Positions)
     ledger_path: str = ".commbox/ledger.jsonl"
     ledger_must_exist: bool = False
+    ledger_url: str | None = None  # a PostgreSQL ledger, from commbox.yaml or COMMBOX_LEDGER_URL
+    ledger_namespace: str = "default"
     positions: Positions = field(default_factory=Positions)
 
     @property
@@ -96,6 +99,32 @@ def _check_ledger_path(root: Path, path: str | None, positions: Positions) -> No
         )
 
 
+def _check_ledger_url(ledger: dict[str, Any], positions: Positions) -> None:
+    """commbox.yaml is committed: a password written into it would be published."""
+    url = ledger.get("url")
+    problems = []
+    if url is not None and password_in(url) is not None:
+        problems.append(
+            Problem(
+                positions.locate(("ledger", "url")) or Location(PROJECT_FILE),
+                "holds a password, and commbox.yaml is a committed file: remove it and give it "
+                "in COMMBOX_LEDGER_URL, PGPASSWORD or ~/.pgpass",
+                "ledger.url",
+            )
+        )
+    if url is not None and "path" in ledger:
+        problems.append(
+            Problem(
+                positions.locate(("ledger", "path")) or Location(PROJECT_FILE),
+                "ledger.path and ledger.url name two different ledgers: keep one ('commbox-yaml "
+                "ledger import FILE' moves a file ledger's events into the database)",
+                "ledger.path",
+            )
+        )
+    if problems:
+        raise ValidationFailed(problems)
+
+
 def find_root(start: Path) -> Path:
     """The nearest folder at or above `start` holding commbox.yaml."""
     start = start.resolve()
@@ -123,6 +152,7 @@ def load_project(start: Path) -> Project:
     limits = data.get("limits", {})
     ledger = data.get("ledger", {})
     _check_ledger_path(root, ledger.get("path"), doc.positions)
+    _check_ledger_url(ledger, doc.positions)
     return Project(
         root=root,
         api=api,
@@ -136,5 +166,7 @@ def load_project(start: Path) -> Project:
         defaults_positions=doc.positions.under(("defaults",)),
         ledger_path=ledger.get("path", ".commbox/ledger.jsonl"),
         ledger_must_exist=ledger.get("must_exist", False),
+        ledger_url=os.environ.get("COMMBOX_LEDGER_URL") or ledger.get("url"),
+        ledger_namespace=ledger.get("namespace", "default"),
         positions=doc.positions,
     )

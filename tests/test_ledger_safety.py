@@ -20,27 +20,8 @@ from commbox_yaml.cli import main
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import FileLedger, KeyStatus
 from commbox_yaml.sandbox import SandboxServer
-from tests.projects import write
+from tests.ledgers import TOKEN, key, make
 from tests.sending import apply, delivered, events, ledger_path, spawn, wait_until
-
-TOKEN = "tok-5b7c0e9a1d2f4e68"
-
-COMMBOX = """\
-version: 1
-api: {{concurrency: {concurrency}, rate_per_s: 0, timeout_s: 5}}
-streams: {{sms: 5fd0c1}}
-vars: [vars/common.yaml]
-"""
-
-FANOUT = """\
-name: notice
-channel: sms
-stream: sms
-id: "notice-{{ version }}"
-for_each: people
-user_stream_provider_id: "972544444444"
-message: "notice {{ version }} for {{ item }}"
-"""
 
 # Runs the CLI after limiting the largest file it may write and, for root, dropping the
 # capabilities that let root write where the permission bits say no.
@@ -56,18 +37,6 @@ if drop and os.geteuid() == 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 os.execv(sys.executable, [sys.executable, "-m", "commbox_yaml", *sys.argv[3:]])
 """
-
-
-def make(root: Path, count: int = 3, concurrency: int = 2) -> Path:
-    people = ", ".join(f"'p{n:03d}'" for n in range(count))
-    return write(
-        root,
-        {
-            "commbox.yaml": COMMBOX.format(concurrency=concurrency),
-            "messages/notice.yaml": FANOUT,
-            "vars/common.yaml": f"version: 1\npeople: [{people}]\n",
-        },
-    )
 
 
 def restricted(
@@ -233,11 +202,11 @@ def test_a_full_disk_after_a_send_names_the_unrecorded_key_and_holds_it(
     done = restricted(root, server, "apply", "--auto-approve", fsize=len(pending_line) + 8)
     assert done.returncode == 1
     line = one_clear_line(done.stderr)
-    assert "cannot record the outcome of notice-1[p000]" in line
-    assert "its request went out, so notice-1[p000] stays unknown ('?')" in line
+    assert f"cannot record the outcome of {key(0)}" in line
+    assert f"its request went out, so {key(0)} stays unknown ('?')" in line
     assert len(server.received) == 1
     assert [e["event"] for e in events(root)] == ["pending"]
-    state = FileLedger(ledger_path(root), "x").read().states["notice-1[p000]"]
+    state = FileLedger(ledger_path(root), "x").read().states[key(0)]
     assert state.status is KeyStatus.UNKNOWN
     assert apply(root) == 0  # held, not sent again
     assert len(server.received) == 1
@@ -257,5 +226,5 @@ def test_the_real_ledger_cannot_be_the_sandbox_ledger(
     commbox.write_text(commbox.read_text() + f"ledger:\n  path: {path}\n")
     assert main(["-C", str(tmp_path), "validate"]) == 1
     err = capsys.readouterr().err
-    assert "commbox.yaml:6:9: ledger.path:" in err
+    assert "commbox.yaml:7:9: ledger.path:" in err
     assert "is the sandbox's ledger; the real ledger must be another file" in err
