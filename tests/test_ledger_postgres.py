@@ -268,32 +268,39 @@ def _run(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPro
 
 
 def test_the_password_never_shows(
-    tmp_path: Path, server: SandboxServer, postgres: PgServer, db: str
+    tmp_path: Path,
+    server: SandboxServer,
+    postgres: PgServer,
+    db: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = make(tmp_path / "p", count=2, ledger="namespace: team")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "COMMBOX_"))}
-    env = {**base, "COMMBOX_BASE_URL": server.url, "COMMBOX_API_TOKEN": TOKEN}
-    env["HOME"] = str(tmp_path)
-    env["COMMBOX_LEDGER_URL"] = postgres.url(db, password=ROLE_PASSWORD)
+    for name in [n for n in os.environ if n.startswith(("PG", "COMMBOX_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
+    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("COMMBOX_LEDGER_URL", postgres.url(db, password=ROLE_PASSWORD))
     seen = []
     for command in (
         ["apply", "--auto-approve"],
         ["plan"],
         ["plan", "--json"],
-        ["plan", "-out", "saved.plan"],
+        ["plan", "-out", str(tmp_path / "saved.plan")],
         ["ledger", "list"],
         ["ledger", "list", "--json"],
         ["ledger", "show", key(0)],
         ["ledger", "export"],
         ["--debug", "ledger", "show", "nope"],
     ):
-        done = _run(root, env, *command)
-        seen.append(done.stdout + done.stderr)
-    seen.append((root / "saved.plan").read_text())
+        cli(root, *command)
+        seen.append("".join(capsys.readouterr()))
+    seen.append((tmp_path / "saved.plan").read_text())
     assert "postgresql://commbox@127.0.0.1" in seen[1]
     assert len(server.received) == 2
-    # A wrong password, from PGPASSWORD: refused, and not shown either.
-    env["COMMBOX_LEDGER_URL"] = postgres.url(db)
+    # A wrong password, from PGPASSWORD, in a process of its own: refused, not shown either.
+    env = {**os.environ, "COMMBOX_LEDGER_URL": postgres.url(db)}
     env["PGPASSWORD"] = "wrong-" + ROLE_PASSWORD
     done = _run(root, env, "plan")
     assert done.returncode == 1
@@ -303,13 +310,11 @@ def test_the_password_never_shows(
     for text_ in seen:
         assert ROLE_PASSWORD not in text_
     # ~/.pgpass works too.
-    del env["PGPASSWORD"]
+    monkeypatch.setenv("COMMBOX_LEDGER_URL", postgres.url(db))
     pgpass = tmp_path / ".pgpass"
     pgpass.write_text(f"127.0.0.1:{postgres.port}:{db}:commbox:{ROLE_PASSWORD}\n")
     pgpass.chmod(0o600)
-    done = _run(root, env, "ledger", "list")
-    assert done.returncode == 0, done.stderr
-    assert "4 entries, 2 keys" in done.stdout
+    assert "4 entries, 2 keys" in output(capsys, root, "ledger", "list")
 
 
 def test_without_the_extra_a_clear_error_says_how_to_install_it(
