@@ -227,11 +227,12 @@ class PostgresLedger:
             raise refused_write(self.display, self._broken, _RETRY, event)
         try:
             conn = self._worker()
-            with conn.transaction():
-                return bool(work(conn))
-        except UserError as exc:
+        except UserError as exc:  # could not connect
             self._broken = str(exc)
             raise refused_write(self.display, self._broken, _RETRY, event) from None
+        try:
+            with conn.transaction():
+                return bool(work(conn))
         except psycopg.Error as exc:
             self._broken = _first_line(exc)
             raise refused_write(self.display, self._broken, _RETRY, event) from None
@@ -315,6 +316,8 @@ def _append(
     conn: psycopg.Connection[Any], namespace: str, event: dict[str, Any], line: str, ends: bool
 ) -> bool:
     key = event["key"]
+    if event.get("event") == "forget":
+        _not_in_flight(conn, namespace, key)
     row = conn.execute(
         "UPDATE commbox_keys SET events = events + 1, "
         "claimed_by = CASE WHEN %s THEN NULL ELSE claimed_by END "
@@ -355,6 +358,22 @@ def _insert_all(conn: psycopg.Connection[Any], namespace: str, lines: list[str])
         cursor.executemany(
             "INSERT INTO commbox_events (namespace, key, seq, line) VALUES (%s, %s, %s, %s)",
             rows,
+        )
+
+
+def _not_in_flight(conn: psycopg.Connection[Any], namespace: str, key: str) -> None:
+    """Forgetting a key while another apply sends it would let its outcome be lost."""
+    row = conn.execute(
+        "SELECT claimed_by FROM commbox_keys WHERE namespace = %s AND key = %s FOR UPDATE",
+        (namespace, key),
+    ).fetchone()
+    if row is not None and row[0] is not None and _alive(conn, row[0]):
+        session = conn.execute(
+            "SELECT pid, host, started_at FROM commbox_sessions WHERE id = %s", (row[0],)
+        ).fetchone()
+        who = f"pid {session[0]} on {session[1]}" if session else "another process"
+        raise UserError(
+            f"{key} is being sent right now by an apply ({who}); forget it after that apply ends"
         )
 
 
