@@ -30,7 +30,6 @@ import psycopg
 
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import (
-    OUTCOMES,
     LedgerView,
     fold,
     refused_write,
@@ -98,10 +97,11 @@ class PostgresLedger:
                 application_name="commbox-yaml",
             )
         except psycopg.Error as exc:
-            raise UserError(
+            raise Unreachable(
                 f"cannot connect to the ledger database {self.display}: {_first_line(exc)}; "
                 "check ledger.url (or COMMBOX_LEDGER_URL) and the password (in "
-                "COMMBOX_LEDGER_URL, PGPASSWORD or ~/.pgpass)"
+                "COMMBOX_LEDGER_URL, PGPASSWORD or ~/.pgpass)",
+                _first_line(exc),
             ) from None
 
     @contextmanager
@@ -129,10 +129,12 @@ class PostgresLedger:
         return conn
 
     def _refused(self, exc: psycopg.Error) -> UserError:
-        return UserError(
-            f"the ledger database {self.display} refused: {_first_line(exc)}; the README lists "
-            "the privileges commbox-yaml needs"
-        )
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return UserError(
+                f"the ledger database {self.display} refused: {_first_line(exc)}; the README "
+                "lists the privileges commbox-yaml needs"
+            )
+        return UserError(f"the ledger database {self.display} failed: {_first_line(exc)}")
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -208,7 +210,7 @@ class PostgresLedger:
 
     def append(self, event: dict[str, Any]) -> None:
         line = _line(event)
-        ends_claim = event.get("event") in (*OUTCOMES, "forget")
+        ends_claim = event.get("event") not in ("pending", "retry")  # a retry keeps its claim
         self._transaction(
             event, lambda conn: _append(conn, self.namespace, event, line, ends_claim)
         )
@@ -227,15 +229,14 @@ class PostgresLedger:
             raise refused_write(self.display, self._broken, _RETRY, event)
         try:
             conn = self._worker()
-        except UserError as exc:  # could not connect
-            self._broken = str(exc)
-            raise refused_write(self.display, self._broken, _RETRY, event) from None
-        try:
             with conn.transaction():
                 return bool(work(conn))
+        except Unreachable as exc:
+            self._broken = exc.reason
         except psycopg.Error as exc:
             self._broken = _first_line(exc)
-            raise refused_write(self.display, self._broken, _RETRY, event) from None
+        # Nothing more is written through this ledger: the apply stops.
+        raise refused_write(self.display, self._broken, _RETRY, event)
 
     def import_lines(self, lines: list[str]) -> int:
         conn = self._worker()
@@ -259,6 +260,14 @@ class PostgresLedger:
     def read_in(self, conn: psycopg.Connection[Any]) -> LedgerView:
         lines = [row[0] for row in conn.execute(_EVENTS, (self.namespace,))]
         return LedgerView(self.display, True, len(lines), fold((json.loads(x), x) for x in lines))
+
+
+class Unreachable(UserError):
+    """The database could not be reached (`reason`: what libpq said)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 _RETRY = "check the database and run apply again"
