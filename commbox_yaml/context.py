@@ -6,11 +6,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from commbox_yaml.build import Build, build
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import FileLedger, LedgerStore
-from commbox_yaml.ledger.url import display, password_in
+from commbox_yaml.ledger.url import SCHEMES, display, password_in
 from commbox_yaml.output import Console
 from commbox_yaml.project import SANDBOX_LEDGER, Project, load_project
 from commbox_yaml.variables import Variables, load_variables
@@ -53,13 +54,28 @@ class Context:
         project = self.project()
         if project.ledger_url and not sandbox:
             return self._database_ledger(project.ledger_url, project.ledger_namespace)
-        relative = SANDBOX_LEDGER if sandbox else project.ledger_path
-        path = project.resolve(relative, project.where("ledger", "path"), "ledger path")
+        where = project.where("ledger", "path")
+        path = project.resolve(project.ledger_path, where, "ledger path")
+        if sandbox:
+            real, path = path, project.resolve(SANDBOX_LEDGER, None, "sandbox ledger")
+            if path == real:  # a symlink made them one file
+                raise UserError(
+                    f"{SANDBOX_LEDGER} is the real ledger {project.display(real)}: a rehearsal "
+                    "would mark real sends; remove that link"
+                )
         return FileLedger(path, project.display(path))
 
     def _database_ledger(self, url: str, namespace: str) -> LedgerStore:
+        if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
+            raise UserError(
+                "COMMBOX_LEDGER_URL must be a postgresql:// URL "
+                "(postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE)"
+            )
         # The password may come from COMMBOX_LEDGER_URL or PGPASSWORD: never show it.
-        self.console.redactor.add([password_in(url) or "", os.environ.get("PGPASSWORD", "")])
+        secret = password_in(url) or ""
+        self.console.redactor.add(
+            [secret, quote(secret, safe=""), os.environ.get("PGPASSWORD", "")]
+        )
         try:
             from commbox_yaml.ledger.postgres import PostgresLedger
         except ImportError:

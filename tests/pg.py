@@ -123,9 +123,11 @@ def running_server() -> Iterator[PgServer]:
         entry = pwd.getpwnam(user)
         for path in (folder, pwfile):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-    run = lambda *cmd: subprocess.run(  # noqa: E731
-        _as_user(user, [str(c) for c in cmd]), capture_output=True, text=True, check=True
-    )
+
+    def run(*command: object) -> None:
+        args = _as_user(user, [str(c) for c in command])
+        subprocess.run(args, capture_output=True, text=True, check=True)
+
     run(
         programs / "initdb", "-D", data, "-U", ADMIN, "--pwfile", pwfile,
         "--auth", "scram-sha-256", "--encoding", "UTF8", "--no-sync",

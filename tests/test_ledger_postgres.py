@@ -320,6 +320,17 @@ def test_the_password_never_shows(
     assert "4 entries, 2 keys" in output(capsys, root, "ledger", "list")
 
 
+def test_a_ledger_url_from_the_environment_must_be_postgresql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    root = make(tmp_path)
+    monkeypatch.setenv("COMMBOX_LEDGER_URL", "mysql://u:secret-pw@h/db")
+    assert cli(root, "plan") == 1
+    err = capsys.readouterr().err
+    assert "COMMBOX_LEDGER_URL must be a postgresql:// URL" in err
+    assert "secret-pw" not in err
+
+
 def test_without_the_extra_a_clear_error_says_how_to_install_it(
     tmp_path: Path, postgres: PgServer
 ) -> None:

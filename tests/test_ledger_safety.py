@@ -228,3 +228,17 @@ def test_the_real_ledger_cannot_be_the_sandbox_ledger(
     err = capsys.readouterr().err
     assert "commbox.yaml:7:9: ledger.path:" in err
     assert "is the sandbox's ledger; the real ledger must be another file" in err
+
+
+def test_a_sandbox_ledger_linked_to_the_real_one_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make(tmp_path)
+    ledger_path(tmp_path).parent.mkdir()
+    ledger_path(tmp_path).write_text("")
+    ledger_path(tmp_path).with_name("sandbox-ledger.jsonl").symlink_to("ledger.jsonl")
+    assert main(["-C", str(tmp_path), "apply", "--sandbox", "--auto-approve"]) == 1
+    assert ".commbox/sandbox-ledger.jsonl is the real ledger .commbox/ledger.jsonl" in (
+        capsys.readouterr().err
+    )
+    assert ledger_path(tmp_path).read_text() == ""

@@ -270,7 +270,7 @@ class Unreachable(UserError):
         self.reason = reason
 
 
-_RETRY = "check the database and run apply again"
+_RETRY = "check the database"
 _EVENTS = "SELECT line FROM commbox_events WHERE namespace = %s ORDER BY id"
 
 
