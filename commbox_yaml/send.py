@@ -51,7 +51,7 @@ class Outcome(Enum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     NOT_SENT = "not_sent"  # apply stopped before this request went out
-    SKIPPED = "skipped"  # another apply claimed or sent the key since this one planned
+    TAKEN = "taken"  # another apply claimed or sent the key since this one planned
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ class Sender:
             attempt += 1
             if not self._claim(message, attempt):
                 return SendResult(
-                    message.address, message.key, Outcome.SKIPPED,
+                    message.address, message.key, Outcome.TAKEN,
                     description="another apply claimed or sent it since this one planned",
                 )  # fmt: skip
             outcome = self._attempt(request, body, content_type)

@@ -51,8 +51,8 @@ def _summary(out: str) -> str:
     return lines[-1] if lines else "(no summary)"
 
 
-def _skipped(summary: str) -> int:
-    found = re.search(r"(\d+) skipped", summary)
+def _taken(summary: str) -> int:
+    found = re.search(r"(\d+) taken by another apply", summary)
     return int(found.group(1)) if found else 0
 
 
@@ -123,8 +123,8 @@ def test_four_checkouts_one_killed_then_all_again(
             f"copy 0 killed after {KILL_AFTER} requests; first wave {first_wave:.1f} s "
             f"({received_first} received), all done {elapsed:.1f} s; received once {received}, "
             f"unknown {len(unknown)} (of which received {len(unknown) - len(held_not_received)}"
-            f"), duplicates {duplicates}; skipped per copy, first wave "
-            f"{[_skipped(_summary(out)) for _, out, _ in results[1:]]}, "
-            f"second {[_skipped(_summary(out)) for _, out, _ in results_again]}; "
+            f"), duplicates {duplicates}; taken by another apply, per copy, first wave "
+            f"{[_taken(_summary(out)) for _, out, _ in results[1:]]}, "
+            f"second {[_taken(_summary(out)) for _, out, _ in results_again]}; "
             f"plan summary {summaries[0]}"
         )

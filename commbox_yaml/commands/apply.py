@@ -216,8 +216,8 @@ def _finish(
     )
     if counts[Outcome.NOT_SENT]:
         line = line.replace("complete", "stopped")[:-1] + f", {counts[Outcome.NOT_SENT]} not sent."
-    if counts[Outcome.SKIPPED]:
-        line = line[:-1] + f", {counts[Outcome.SKIPPED]} skipped (another apply took them)."
+    if counts[Outcome.TAKEN]:
+        line = line[:-1] + f", {counts[Outcome.TAKEN]} taken by another apply."
     ctx.console.out(ctx.console.style(line, "bold", "red" if failed else "green"))
     if counts[Outcome.UNKNOWN]:
         ctx.console.out(
