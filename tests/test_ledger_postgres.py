@@ -193,9 +193,9 @@ def test_a_claim_is_refused_when_the_key_moved_or_is_in_flight_elsewhere(
 def test_two_applies_split_the_work_and_report_what_the_other_took(
     tmp_path: Path, server: SandboxServer, postgres: PgServer, db: str, monkeypatch
 ) -> None:
-    server.latency_ms = 400
-    slow = make(tmp_path / "slow", count=8, concurrency=1, ledger=on_db(postgres, db))
-    fast = make(tmp_path / "fast", count=8, concurrency=8, ledger=on_db(postgres, db))
+    server.latency_ms = 500  # the slow apply alone would take 6 s
+    slow = make(tmp_path / "slow", count=12, concurrency=1, ledger=on_db(postgres, db))
+    fast = make(tmp_path / "fast", count=12, concurrency=8, ledger=on_db(postgres, db))
     monkeypatch.setenv("PGPASSWORD", ROLE_PASSWORD)
     first = spawn(slow, server.url, TOKEN, "--auto-approve")
     wait_until(lambda: len(server.received) >= 1)
@@ -203,7 +203,7 @@ def test_two_applies_split_the_work_and_report_what_the_other_took(
     outs = [first.communicate(timeout=60)[0], second.communicate(timeout=60)[0]]
     assert (first.returncode, second.returncode) == (0, 0)
     counts = delivered(server)
-    assert [counts[text(n)] for n in range(8)] == [1] * 8
+    assert [counts[text(n)] for n in range(12)] == [1] * 12
     assert "taken    notice[" in outs[0]
     assert "taken by another apply." in outs[0]
     assert "another apply claimed or sent it since this one planned" in outs[0]

@@ -67,8 +67,8 @@ def one_clear_line(stderr: str) -> str:
 
 
 def test_deleting_the_lock_file_never_lets_a_second_apply_run(tmp_path: Path) -> None:
-    with SandboxServer(latency_ms=250) as server:
-        make(tmp_path, count=12, concurrency=2)
+    with SandboxServer(latency_ms=300) as server:  # the first apply runs for about 3.6 s
+        make(tmp_path, count=24, concurrency=2)
         first = spawn(tmp_path, server.url, TOKEN, "--auto-approve")
         wait_until(lambda: len(server.received) >= 1)
         holder = ledger_path(tmp_path).with_name("ledger.jsonl.lock")
@@ -81,7 +81,7 @@ def test_deleting_the_lock_file_never_lets_a_second_apply_run(tmp_path: Path) ->
         _, err = first.communicate(timeout=60)
         assert first.returncode == 0, err
         counts = delivered(server)
-        assert len(counts) == 12
+        assert len(counts) == 24
         assert set(counts.values()) == {1}, "a message went out twice"
 
 
