@@ -28,7 +28,7 @@ import urllib3
 
 from commbox_yaml.client import Client, NotSent, Reply, ReplyLost
 from commbox_yaml.compile import Request
-from commbox_yaml.ledger import Ledger
+from commbox_yaml.ledger import LedgerStore, LedgerWriteError
 from commbox_yaml.output import Redactor
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.project import ApiSettings
@@ -42,6 +42,7 @@ class Outcome(Enum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     NOT_SENT = "not_sent"  # apply stopped before this request went out
+    TAKEN = "taken"  # another apply claimed or sent the key since this one planned
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Sender:
         self,
         api: ApiSettings,
         client: Client,
-        ledger: Ledger,
+        ledger: LedgerStore,
         redactor: Redactor,
         run_id: str,
         stop: threading.Event | None = None,
@@ -146,6 +147,10 @@ class Sender:
                     return
                 try:
                     result = self.send_one(message)
+                except LedgerWriteError as exc:  # nothing more can be recorded: stop
+                    self._refuse(str(exc))
+                    lost = Outcome.NOT_SENT if exc.before_send else Outcome.UNKNOWN
+                    result = SendResult(message.address, message.key, lost, description=str(exc))
                 except Exception as exc:  # a bug must not lose track of a request
                     result = self._crashed(message, exc)
                 with report_lock:
@@ -194,14 +199,11 @@ class Sender:
             if not self.pace.wait_turn(self.stop):
                 return self._result(message, Outcome.NOT_SENT, attempt, started)
             attempt += 1
-            self._event(
-                "pending",
-                request,
-                attempt=attempt,
-                address=request.address,
-                stream=request.stream,
-                fields=request.field_hashes,
-            )
+            if not self._claim(message, attempt):
+                return SendResult(
+                    message.address, message.key, Outcome.TAKEN,
+                    description="another apply claimed or sent it since this one planned",
+                )  # fmt: skip
             outcome = self._attempt(request, body, content_type)
             if outcome.retry_after is None:
                 return self._finish(message, outcome, attempt, started)
@@ -256,7 +258,24 @@ class Sender:
             seconds=time.monotonic() - started,
         )
 
+    def _claim(self, message: PlannedMessage, attempt: int) -> bool:
+        """Write `pending`, unless another apply took the key since this one planned."""
+        request = message.request
+        assert request is not None
+        event = self._record(
+            "pending",
+            request,
+            attempt=attempt,
+            address=request.address,
+            stream=request.stream,
+            fields=request.field_hashes,
+        )
+        return self.ledger.claim(event, message.state.events if attempt == 1 else None)
+
     def _event(self, kind: str, request: Request, **fields: Any) -> None:
+        self.ledger.append(self._record(kind, request, **fields))
+
+    def _record(self, kind: str, request: Request, **fields: Any) -> dict[str, Any]:
         event = {
             "event": kind,
             "key": request.key,
@@ -266,7 +285,7 @@ class Sender:
         event.update({k: v for k, v in fields.items() if v is not None})
         if "description" in event:
             event["description"] = self.redactor.text(str(event["description"]))
-        self.ledger.append(event)
+        return event
 
     # -- HTTP -------------------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     saved = load_plan(ctx.path(args.planfile), args.planfile) if args.planfile else None
     if saved is not None:  # refused whole, before the ledger is touched
         check_destination(saved, args.planfile, target, ledger.display)
-    if project.ledger_must_exist and not args.sandbox and not ledger.path.exists():
+    if project.ledger_must_exist and not args.sandbox and not ledger.exists():
         raise UserError(
             f"the ledger {ledger.display} is missing and ledger.must_exist is true: nothing was "
             "sent. Restore it (CI cache or artifact), or run 'commbox-yaml ledger init' for a "
@@ -206,6 +206,8 @@ def _finish(
     )
     if counts[Outcome.NOT_SENT]:
         line = line.replace("complete", "stopped")[:-1] + f", {counts[Outcome.NOT_SENT]} not sent."
+    if counts[Outcome.TAKEN]:
+        line = line[:-1] + f", {counts[Outcome.TAKEN]} taken by another apply."
     ctx.console.out(ctx.console.style(line, "bold", "red" if failed else "green"))
     if counts[Outcome.UNKNOWN]:
         ctx.console.out(

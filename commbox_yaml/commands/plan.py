@@ -7,7 +7,7 @@ from typing import Any
 
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
-from commbox_yaml.ledger import Ledger
+from commbox_yaml.ledger import LedgerStore
 from commbox_yaml.plan import SANDBOX, Plan, make_plan, save_plan
 from commbox_yaml.report import REPORTERS
 
@@ -67,7 +67,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 BASE_URL_SOURCE = "the base URL (api.base_url or COMMBOX_BASE_URL)"
 
 
-def compute_plan(ctx: Context, args: argparse.Namespace, ledger: Ledger) -> Plan:
+def compute_plan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore) -> Plan:
     result = ctx.build(args.target)
     if result.problems:
         raise ValidationFailed(result.problems)
