@@ -176,6 +176,6 @@ def test_each_item_is_checked_after_a_valid_one(tmp_path: Path) -> None:
     assert [r.address for r in result.requests] == ["note[a]", "note[c]", "note[e]"]
     got = sorted((p.item_key, p.path, p.message) for p in result.problems)
     assert got == [
-        ("b", "to[0]", "'nope' is not a phone number (digits, with an optional leading +)"),
+        ("b", "to[0]", "'nope' is not a phone number: it has letters"),
         ("d", "manager_id", "'x' is a string, expected an integer"),
     ]
