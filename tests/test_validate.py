@@ -177,5 +177,6 @@ def test_each_item_is_checked_after_a_valid_one(tmp_path: Path) -> None:
     got = sorted((p.item_key, p.path, p.message) for p in result.problems)
     assert got == [
         ("b", "to[0]", "'nope' is not a phone number: it has letters"),
+        ("b", "user_stream_provider_id", "'nope' is not a phone number: it has letters"),
         ("d", "manager_id", "'x' is a string, expected an integer"),
     ]
