@@ -110,6 +110,11 @@ class Request(OfMessage):
         return bool(self.files)
 
     @property
+    def content_type(self) -> str:
+        """The media type sent (multipart's boundary is chosen when the body is encoded)."""
+        return "multipart/form-data" if self.files else "application/json"
+
+    @property
     def send_always(self) -> bool:
         return bool(self.message.values.get("send", "once") == "always")
 

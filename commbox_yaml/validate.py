@@ -85,9 +85,14 @@ def format_path(path: Iterable[str | int]) -> str:
 
 
 def schema_problems(
-    instance: Any, schema_name: str, positions: Positions, item_key: str | None = None
+    instance: Any,
+    schema_name: str,
+    positions: Positions,
+    item_key: str | None = None,
+    origin: Callable[[PathKey, Any], str] | None = None,
 ) -> list[Problem]:
-    """Every way `instance` breaks the named schema, each located in the source."""
+    """Every way `instance` breaks the named schema, each located in the source; `origin`
+    says where a bad value came from when a template took it from elsewhere (a var file)."""
     full = validator(schema_name)
     quick = quick_check(schema_name)
     if quick is not None and quick(instance):  # the common case: nothing to explain
@@ -99,7 +104,7 @@ def schema_problems(
     for error in errors:
         if error.validator == "pattern" and tuple(error.absolute_path) in formatted:
             continue
-        problems.extend(_explain(error, positions, item_key))
+        problems.extend(_explain(error, positions, item_key, origin))
     return sorted(set(problems), key=Problem.sort_key)
 
 
@@ -369,7 +374,12 @@ _KEYWORDS: dict[str, Callable[[Any], Check]] = {
 # -- explaining errors ---------------------------------------------------------------------
 
 
-def _explain(error: ValidationError, positions: Positions, item_key: str | None) -> list[Problem]:
+def _explain(
+    error: ValidationError,
+    positions: Positions,
+    item_key: str | None,
+    origin: Callable[[PathKey, Any], str] | None = None,
+) -> list[Problem]:
     path: PathKey = tuple(error.absolute_path)
     where = positions.locate(path)
 
@@ -399,9 +409,13 @@ def _explain(error: ValidationError, positions: Positions, item_key: str | None)
         fitting = [e for e in error.context if e.validator != "type"]
         if fitting:
             deepest = max(fitting, key=lambda e: len(e.absolute_path))
-            return _explain(deepest, positions, item_key)
+            return _explain(deepest, positions, item_key, origin)
     written = positions.texts.get(path)
-    return [Problem(where, _message(error, written), format_path(path), item_key)]
+    message = _message(error, written)
+    value = error.instance
+    if origin is not None and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        message += origin(path, value)
+    return [Problem(where, message, format_path(path), item_key)]
 
 
 def _message(error: ValidationError, written: str | None = None) -> str:

@@ -11,6 +11,7 @@ from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.output import Console
 from commbox_yaml.report.data import message_object
+from commbox_yaml.report.describe import segments_text, sms_of
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -45,14 +46,15 @@ def show_request(console: Console, request: Request) -> None:
     console.out(
         console.style(f"# {request.address}  (key {request.key}, {request.channel})", "bold")
     )
+    size = sms_of(request)
+    if size is not None:
+        console.out(f"# SMS segments: {segments_text(size)}")
     console.out(f"{request.method} {request.path}")
+    console.out(f"Content-Type: {request.content_type}")
+    console.out()
     if not request.multipart:
-        console.out("Content-Type: application/json")
-        console.out()
         console.out(json.dumps(console.redactor.data(request.body), indent=2, ensure_ascii=False))
         return
-    console.out("Content-Type: multipart/form-data")
-    console.out()
     console.out('part "data" (the JSON text of the data object):')
     console.out(json.dumps(console.redactor.data(request.data), indent=2, ensure_ascii=False))
     for attachment in request.files:
