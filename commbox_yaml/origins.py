@@ -7,6 +7,7 @@ error about it names both places (`messages/x.yaml:7:5: to[0]: 'abc' is not a ph
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +22,13 @@ def origin_finder(definition: Definition, variables: Variables) -> Origin:
     """A function giving " (from FILE:LINE:COL)" for a bad value at a path, or ""."""
 
     def origin(path: PathKey, value: Any) -> str:
-        if not templated(definition.data, path):
+        template = template_at(definition.data, path)
+        if template is None:
             return ""  # written in the message file itself: its own location says it all
-        found = variables.find(value)
+        names = names_in(template)
+        if names & {"item", "key"} and isinstance(definition.data.get("for_each"), str):
+            names |= names_in(definition.data["for_each"], bare=True)
+        found = variables.find(value, sorted(names))
         if not found:
             return ""
         more = f" and {len(found) - 1} more place{'s' if len(found) > 2 else ''}"
@@ -32,8 +37,8 @@ def origin_finder(definition: Definition, variables: Variables) -> Origin:
     return origin
 
 
-def templated(data: Any, path: PathKey) -> bool:
-    """Whether the value at `path` of a definition comes out of a template."""
+def template_at(data: Any, path: PathKey) -> str | None:
+    """The template the value at `path` of a definition came out of (None: written as is)."""
     current = data
     for part in path:
         if isinstance(current, str):
@@ -41,6 +46,19 @@ def templated(data: Any, path: PathKey) -> bool:
         in_mapping = isinstance(current, dict) and part in current
         in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
         if not (in_mapping or in_list):
-            return False
+            return None
         current = current[part]
-    return isinstance(current, str) and ("{{" in current or "{%" in current)
+    if isinstance(current, str) and ("{{" in current or "{%" in current):
+        return current
+    return None
+
+
+_BLOCK = re.compile(r"\{[{%](.*?)[%}]\}", re.DOTALL)
+_NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
+
+
+def names_in(template: str, bare: bool = False) -> set[str]:
+    """The names a template's expressions start from (`item.phone` gives `item`); with `bare`,
+    text without `{{ }}` is one expression (as `for_each: customers` is)."""
+    blocks = _BLOCK.findall(template) or ([template] if bare else [])
+    return {name for block in blocks for name in _NAME.findall(block)}

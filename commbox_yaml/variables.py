@@ -35,14 +35,16 @@ class Variables:
         positions = source.positions()
         return positions.values.get(path) if positions is not None else None
 
-    def find(self, value: Any) -> list[Location]:
-        """Where var files wrote `value` as a leaf (for errors about values that came from
-        them); the files are read again with every position only when this is first asked."""
+    def find(self, value: Any, names: Iterable[str]) -> list[Location]:
+        """Where var files wrote `value` as a leaf under the variables `names` (for errors about
+        values that came from them); a file is read again with every position only then."""
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             return []
         found: list[Location] = []
-        for name, source in self.sources.items():
-            found.extend(source.find(name, value))
+        for name in names:
+            source = self.sources.get(name)
+            if source is not None:
+                found.extend(source.find(name, value))
         return found
 
     def sensitive_values(self) -> set[str]:
