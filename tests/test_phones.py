@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commbox_yaml.cli import main
-from commbox_yaml.phones import is_phone, normalize_phone, phone_problem
+from commbox_yaml.phones import MAX_DIGITS, _problem, is_phone, normalize_phone, phone_problem
 from tests.projects import build_project, project
 
 
@@ -155,3 +157,14 @@ def test_email_and_chat_user_ids_are_not_phone_checked(tmp_path: Path) -> None:
     # Only sms and whatsapp take a phone number as the customer's id.
     chat = "name: c\nchannel: chat\nstream: sms\nuser_stream_provider_id: visitor-17\nmessage: hi\n"
     assert build_project(project(tmp_path, chat)).problems == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="0123456789 +-.()\t\u00a0a#٣\n", max_size=24))
+def test_the_quick_path_agrees_with_the_full_check(text: str) -> None:
+    # phone_problem answers the usual shapes by one regex; _problem is the full check.
+    assert (phone_problem(text) is None) == (_problem(text, MAX_DIGITS) is None)
+    assert (phone_problem(text, 20) is None) == (_problem(text, 20) is None)
+    if phone_problem(text) is None:
+        assert normalize_phone(text).isdigit()
+        assert not normalize_phone(text).startswith("00")
