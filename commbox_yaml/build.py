@@ -10,6 +10,7 @@ from commbox_yaml.compile import Compiler, Request
 from commbox_yaml.definitions import load_definitions
 from commbox_yaml.enums import ENUM_FIELDS, normalize_enum
 from commbox_yaml.errors import Problem, UserError
+from commbox_yaml.origins import origin_finder
 from commbox_yaml.project import Project
 from commbox_yaml.render import RenderedMessage, Renderer
 from commbox_yaml.validate import schema_problems
@@ -65,7 +66,11 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
                 if name in message.values:
                     message.values[name] = normalize_enum(name, message.values[name])
             schema = schema_problems(
-                message.values, definition.channel, definition.positions, message.item_key
+                message.values,
+                definition.channel,
+                definition.positions,
+                message.item_key,
+                origin_finder(definition, variables),
             )
             if schema:
                 result.problems.extend(schema)

@@ -10,6 +10,7 @@ from typing import Any
 from commbox_yaml.errors import Location, Problem, UserError, ValidationFailed
 from commbox_yaml.ledger.url import password_in
 from commbox_yaml.source import Positions, load_single
+from commbox_yaml.streams import alias_ids
 from commbox_yaml.validate import schema_problems
 
 PROJECT_FILE = "commbox.yaml"
@@ -147,6 +148,9 @@ def load_project(start: Path) -> Project:
     if problems:
         raise ValidationFailed(problems)
     data: dict[str, Any] = doc.value
+    streams, problems = alias_ids(data.get("streams", {}), doc.positions, PROJECT_FILE)
+    if problems:
+        raise ValidationFailed(problems)
     api = ApiSettings(**data.get("api", {}))
     base_url = os.environ.get("COMMBOX_BASE_URL") or api.base_url
     api = ApiSettings(**{**api.__dict__, "base_url": base_url.rstrip("/")})
@@ -157,7 +161,7 @@ def load_project(start: Path) -> Project:
     return Project(
         root=root,
         api=api,
-        streams={str(k): v for k, v in data.get("streams", {}).items()},
+        streams=streams,
         messages=tuple(data.get("messages", Project.messages)),
         vars=tuple(data.get("vars", ())),
         env=tuple(data.get("env", ())),

@@ -216,14 +216,32 @@ class Renderer:
                     "without '[', ']' or line breaks",
                 )
             if key in seen:
+                item_path = index if mapping_key is None else mapping_key
                 raise self._fail(
                     definition.where("key") if key_template else where,
                     "key",
-                    f"items {seen[key]} and {index} both have the key {key!r}; keys must be unique",
+                    f"items {seen[key]} and {index} both have the key {key!r}; keys must be "
+                    f"unique{self._item_origin(source, key_template, item_path)}",
                 )
             seen[key] = index
             scope["key"] = key
             yield key, scope
+
+    def _item_origin(self, source: Any, key_template: str | None, item: str | int) -> str:
+        """ " (from FILE:LINE:COL)" for a for_each item that came from a var file, or ""."""
+        if not isinstance(source, str):
+            return ""
+        single = _SINGLE.match(source.strip())
+        lookup = _lookup((single.group(1) if single else source).strip())
+        if lookup is None:
+            return ""
+        path: tuple[str | int, ...] = (*lookup, item)
+        inner = _SINGLE.match(key_template.strip()) if key_template else None
+        key_lookup = _lookup(inner.group(1).strip()) if inner else None
+        if key_lookup is not None and key_lookup[0] == "item":
+            path += key_lookup[1:]  # the key's own value, such as item.id
+        where = self.variables.locate(path) or self.variables.locate(path[: len(lookup) + 1])
+        return f" (from {where})" if where is not None else ""
 
     def _render_one(
         self, definition: Definition, item_key: str | None, scope: dict[str, Any]

@@ -6,11 +6,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from commbox_yaml.errors import Location, UserError
 from commbox_yaml.project import Project
-from commbox_yaml.source import load_single
+from commbox_yaml.source import PathKey, Positions, load_single
 
 ENV_PREFIX = "COMMBOX_VAR_"
 RESERVED = frozenset({"env", "item", "key", "definition"})
@@ -23,6 +24,28 @@ class Variables:
     values: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
     sensitive_names: frozenset[str] = frozenset()
+    # name -> the var file its value came from (names set by the environment or --var: none)
+    sources: dict[str, VarFile] = field(default_factory=dict)
+
+    def locate(self, path: tuple[str | int, ...]) -> Location | None:
+        """Where the value at `path` (a variable's name, then keys and indexes) was written."""
+        source = self.sources.get(str(path[0])) if path else None
+        if source is None:
+            return None
+        positions = source.positions()
+        return positions.values.get(path) if positions is not None else None
+
+    def find(self, value: Any, names: Iterable[str]) -> list[Location]:
+        """Where var files wrote `value` as a leaf under the variables `names` (for errors about
+        values that came from them); a file is read again with every position only then."""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return []
+        found: list[Location] = []
+        for name in names:
+            source = self.sources.get(name)
+            if source is not None:
+                found.extend(source.find(name, value))
+        return found
 
     def sensitive_values(self) -> set[str]:
         """The text of every sensitive value, for redaction (leaves of containers too)."""
@@ -31,6 +54,55 @@ class Variables:
             if name in self.values:
                 _leaves(self.values[name], found)
         return {v for v in found if v}
+
+
+@dataclass(frozen=True)
+class VarFile:
+    """A var file, read again with every position when an error needs a value's origin."""
+
+    path: Path
+    display: str
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def positions(self) -> Positions | None:
+        if "positions" not in self._cache:
+            try:
+                doc = load_single(self.path, self.display)
+            except UserError:
+                doc = None  # changed since it was loaded: no origin, never a new error
+            self._cache["positions"] = doc.positions if doc is not None else None
+            self._cache["value"] = doc.value if doc is not None else None
+        positions: Positions | None = self._cache["positions"]
+        return positions
+
+    def find(self, name: str, value: Any) -> list[Location]:
+        positions = self.positions()
+        data = self._cache.get("value")
+        if positions is None or not isinstance(data, dict) or name not in data:
+            return []
+        index: dict[tuple[str, Any], list[Location]] = self._cache.setdefault("index", {})
+        if name not in self._cache.setdefault("indexed", set()):
+            self._cache["indexed"].add(name)
+            for path, leaf in _leaf_paths(data[name], (name,)):
+                location = positions.values.get(path)
+                if location is not None:
+                    index.setdefault(_leaf_key(leaf), []).append(location)
+        return list(index.get(_leaf_key(value), []))
+
+
+def _leaf_key(value: Any) -> tuple[str, Any]:
+    return ("text" if isinstance(value, str) else "number", value)
+
+
+def _leaf_paths(value: Any, path: PathKey) -> Iterable[tuple[PathKey, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaf_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaf_paths(item, (*path, i))
+    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        yield path, value
 
 
 def _leaves(value: Any, out: set[str]) -> None:
@@ -75,22 +147,27 @@ def load_variables(
 ) -> Variables:
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    sources: dict[str, VarFile] = {}
 
-    def put(name: str, value: Any, where: Location | None) -> None:
+    def put(name: str, value: Any, where: Location | None, source: VarFile | None = None) -> None:
         if name in RESERVED:
             raise UserError(
                 f"variable name '{name}' is reserved for templates ({', '.join(sorted(RESERVED))})",
                 where,
             )
         values[name] = value
+        sources.pop(name, None)
+        if source is not None:
+            sources[name] = source
 
     files: list[tuple[str, Location | None]] = [
         (rel, project.where("vars", i)) for i, rel in enumerate(project.vars)
     ]
     files += [(rel, None) for rel in var_files]
     for rel, where in files:
-        for name, value, loc in _var_file(project, rel, where):
-            put(name, value, loc)
+        source, entries = _var_file(project, rel, where)
+        for name, value, loc in entries:
+            put(name, value, loc, source)
     for env_name in sorted(environ):
         if env_name.startswith(ENV_PREFIX) and len(env_name) > len(ENV_PREFIX):
             name = env_name[len(ENV_PREFIX) :]
@@ -105,22 +182,23 @@ def load_variables(
         put(name, parse_scalar(text), None)
 
     env = {name: environ[name] for name in project.env if name in environ}
-    return Variables(values, env, frozenset(project.sensitive))
+    return Variables(values, env, frozenset(project.sensitive), sources)
 
 
 def _var_file(
     project: Project, relative: str, where: Location | None
-) -> Iterable[tuple[str, Any, Location | None]]:
+) -> tuple[VarFile, list[tuple[str, Any, Location | None]]]:
     path = project.resolve(relative, where, "var file")
     display = project.display(path)
     if not path.is_file():
         raise UserError(f"var file {relative!r} not found", where or Location(relative))
-    doc = load_single(path, display, depth=1)  # only the names are ever located
+    source = VarFile(path, display)
+    doc = load_single(path, display, depth=1)  # values are located only for an error
     if doc is None:
-        return []
+        return source, []
     if not isinstance(doc.value, dict):
         raise UserError("a var file must be a mapping of NAME: value", doc.location)
     out = []
     for name, value in doc.value.items():  # the loader keeps every mapping key as text
         out.append((name, value, doc.positions.locate_key((name,))))
-    return out
+    return source, out
