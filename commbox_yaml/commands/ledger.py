@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from commbox_yaml.commands._help import USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 
@@ -14,7 +15,17 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "ledger",
         parents=parents,
         help="read and edit the send ledger",
-        description="List, show, forget keys of, or create the send ledger.",
+        description="List, show, forget keys of, or create the send ledger.\n"
+        "'forget KEY' makes the next plan treat KEY as never sent.",
+        epilog=epilog(
+            [
+                "commbox-yaml ledger list",
+                "commbox-yaml ledger show 'release-1.4.0[acme]' --json",
+                "commbox-yaml ledger init",
+            ],
+            ["COMMBOX_LEDGER_URL", "NO_COLOR"],
+            [("0", "done"), USAGE_ERROR],
+        ),
     )
     parser.add_argument("action", choices=["list", "show", "forget", "init"])
     parser.add_argument("key", nargs="?", metavar="KEY", help="a ledger key (for show, forget)")

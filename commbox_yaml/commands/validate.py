@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from commbox_yaml.commands._help import TEMPLATE_ENV, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import Problem, UserError, ValidationFailed
 
@@ -14,9 +15,24 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "validate",
         parents=parents,
         help="check every message definition (no network)",
-        description="Load, render and check every message against its channel's schema.",
+        description="Load, render and check every message against its channel's schema.\n"
+        "No network, no token: fit for pre-commit. Warnings (a --var or COMMBOX_VAR_ name\n"
+        "that no template uses) go to stderr; --strict makes them errors.",
+        epilog=epilog(
+            [
+                "commbox-yaml validate",
+                "commbox-yaml -C notices validate --strict --var version=1.5.0",
+                "commbox-yaml validate --json",
+            ],
+            [*TEMPLATE_ENV, "GITHUB_ACTIONS", "NO_COLOR"],
+            [
+                ("0", "every message is valid"),
+                ("1", "a problem (with --strict, a warning too), or a usage error"),
+            ],
+        ),
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
