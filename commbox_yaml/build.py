@@ -10,6 +10,7 @@ from commbox_yaml.compile import Compiler, Request
 from commbox_yaml.definitions import load_definitions
 from commbox_yaml.enums import ENUM_FIELDS, normalize_enum
 from commbox_yaml.errors import Problem, UserError
+from commbox_yaml.hints import did_you_mean
 from commbox_yaml.project import Project
 from commbox_yaml.render import RenderedMessage, Renderer
 from commbox_yaml.validate import schema_problems
@@ -48,12 +49,14 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
     renderer = Renderer(project, variables)
     compiler = Compiler(project)
     matched: set[str] = set()
+    addresses = {d.name for d in loaded.definitions}  # for "did you mean" on a target
     for definition in loaded.definitions:
         if wanted and not any(name == definition.name for name, _ in wanted):
             continue
         messages, problems = renderer.render(definition)
         result.problems.extend(problems)
         for message in messages:
+            addresses.add(message.address)
             if wanted and not _targeted(message, wanted):
                 continue
             matched.add(definition.name if message.item_key is None else message.address)
@@ -78,8 +81,8 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
     for target in targets:
         if target not in matched and not result.problems:
             raise UserError(
-                f"no message matches the address {target!r}; "
-                "'commbox-yaml plan' lists every address"
+                f"no message matches the address {target!r}"
+                f"{did_you_mean(target, addresses)}; 'commbox-yaml plan' lists every address"
             )
     result.problems.sort(key=Problem.sort_key)
     return result
