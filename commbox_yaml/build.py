@@ -13,8 +13,9 @@ from commbox_yaml.errors import Problem, UserError
 from commbox_yaml.hints import did_you_mean
 from commbox_yaml.project import Project
 from commbox_yaml.render import RenderedMessage, Renderer
+from commbox_yaml.usage import used_names
 from commbox_yaml.validate import schema_problems
-from commbox_yaml.variables import Variables
+from commbox_yaml.variables import Variables, unused_warnings
 
 _ADDRESS = re.compile(r"^([a-z0-9][a-z0-9_-]*)(?:\[([^\[\]\n]+)\])?$")
 
@@ -29,6 +30,7 @@ class Build:
     skipped: list[RenderedMessage] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def message_count(self) -> int:
@@ -78,6 +80,9 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
             if request is not None:
                 result.requests.append(request)
     _check_unique_keys(result)
+    if variables.given:  # only then is it worth parsing the templates for their names
+        used = used_names(renderer.env, loaded.definitions)
+        result.warnings.extend(unused_warnings(variables, used))
     for target in targets:
         if target not in matched and not result.problems:
             raise UserError(

@@ -1,4 +1,4 @@
-""""Did you mean" hints: the nearest known name to a mistyped one, and a mapping's keys."""
+"""Hints for typos: the nearest known name to a mistyped one ("did you mean"), a mapping's keys."""
 
 from __future__ import annotations
 

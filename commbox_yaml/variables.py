@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from commbox_yaml.errors import Location, UserError
+from commbox_yaml.hints import closest
 from commbox_yaml.project import Project
 from commbox_yaml.source import load_single
 
@@ -23,6 +24,8 @@ class Variables:
     values: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
     sensitive_names: frozenset[str] = frozenset()
+    # Names set by --var or COMMBOX_VAR_ (name, how), checked against what templates use.
+    given: tuple[tuple[str, str], ...] = ()
 
     def sensitive_values(self) -> set[str]:
         """The text of every sensitive value, for redaction (leaves of containers too)."""
@@ -75,6 +78,7 @@ def load_variables(
 ) -> Variables:
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    given: list[tuple[str, str]] = []
 
     def put(name: str, value: Any, where: Location | None) -> None:
         if name in RESERVED:
@@ -95,6 +99,7 @@ def load_variables(
         if env_name.startswith(ENV_PREFIX) and len(env_name) > len(ENV_PREFIX):
             name = env_name[len(ENV_PREFIX) :]
             put(name, parse_scalar(environ[env_name]), None)
+            given.append((name, env_name))
     for assignment in cli_vars:
         name, sep, text = assignment.partition("=")
         name = name.strip()
@@ -103,9 +108,10 @@ def load_variables(
                 f"--var {assignment!r} is not NAME=VALUE; write e.g. --var version=1.4.0"
             )
         put(name, parse_scalar(text), None)
+        given.append((name, f"--var {name}"))
 
     env = {name: environ[name] for name in project.env if name in environ}
-    return Variables(values, env, frozenset(project.sensitive))
+    return Variables(values, env, frozenset(project.sensitive), tuple(given))
 
 
 def _var_file(
@@ -124,3 +130,17 @@ def _var_file(
     for name, value in doc.value.items():  # the loader keeps every mapping key as text
         out.append((name, value, doc.positions.locate_key((name,))))
     return out
+
+
+def unused_warnings(variables: Variables, used: set[str] | None) -> list[str]:
+    """A warning for each --var / COMMBOX_VAR_ name no template uses: most likely a typo."""
+    if used is None:
+        return []
+    candidates = used - RESERVED
+    warnings = []
+    for name, how in variables.given:
+        if name not in used:
+            near = closest(name, candidates)
+            hint = f"did you mean '{near}'?" if near else "check the name, or leave it out"
+            warnings.append(f"{how} is not used by any template; {hint}")
+    return warnings

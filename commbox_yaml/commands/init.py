@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from commbox_yaml import __version__
-from commbox_yaml.commands._help import USAGE_ERROR, epilog
+from commbox_yaml.commands._help import epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.project import PROJECT_FILE

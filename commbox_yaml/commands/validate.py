@@ -37,10 +37,14 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
-        return _run_json(ctx)
-    result = ctx.build()
-    if result.problems:
-        ctx.console.problems(result.problems, "validate")
+        return _run_json(ctx, args.strict)
+    result = ctx.build(show_warnings=False)
+    problems = result.problems + (_as_problems(result.warnings) if args.strict else [])
+    if not args.strict:
+        for warning in result.warnings:
+            ctx.console.err(f"warning: {warning}")
+    if problems:
+        ctx.console.problems(sorted(problems, key=Problem.sort_key), "validate")
         return 1
     skipped = f" ({len(result.skipped)} skipped by 'when')" if result.skipped else ""
     files = len(result.files)
@@ -51,12 +55,19 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_json(ctx: Context) -> int:
+def _as_problems(warnings: list[str]) -> list[Problem]:
+    """--strict: each warning is an error, saying how to turn it back into a warning."""
+    return [Problem(None, f"{w} (an error with --strict)") for w in warnings]
+
+
+def _run_json(ctx: Context, strict: bool) -> int:
     """Always a JSON document on stdout, also when commbox.yaml or a var file is broken."""
     summary: dict[str, Any] = {"messages": 0, "skipped": 0, "files": 0}
+    warnings: list[str] = []
     try:
-        result = ctx.build()
+        result = ctx.build(show_warnings=False)
         problems = result.problems
+        warnings = result.warnings
         summary = {
             "messages": result.message_count,
             "skipped": len(result.skipped),
@@ -66,7 +77,16 @@ def _run_json(ctx: Context) -> int:
         problems = exc.problems
     except UserError as exc:
         problems = [exc.problem]
-    ctx.console.json({"valid": not problems, **summary, "errors": [_error(p) for p in problems]})
+    if strict:
+        problems, warnings = problems + _as_problems(warnings), []
+    ctx.console.json(
+        {
+            "valid": not problems,
+            **summary,
+            "errors": [_error(p) for p in problems],
+            "warnings": warnings,
+        }
+    )
     return 1 if problems else 0
 
 
