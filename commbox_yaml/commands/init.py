@@ -147,7 +147,9 @@ def _next_steps(shown: str) -> str:
             f"  2. Check every message:    commbox-yaml{where} validate",
             f"  3. See the exact request:  commbox-yaml{where} render release-email",
             f"  4. Rehearse, no account:   commbox-yaml{where} apply --sandbox --auto-approve",
-            "  5. Commit the project with .commbox/ledger.jsonl; .github/workflows/commbox.yml",
-            "     plans on pull requests and applies on main (secret COMMBOX_API_TOKEN).",
+            "  5. Commit the project with .commbox/ledger.jsonl and .gitattributes (the ledger",
+            "     merges as a union). .github/workflows/commbox.yml plans on pull requests and",
+            "     applies on main: replace OWNER/commbox-yaml@v0 in it with the repository you",
+            "     get commbox-yaml from, and add the secret COMMBOX_API_TOKEN.",
         ]
     )
