@@ -19,6 +19,7 @@ from commbox_yaml.resources import CHANNEL_NAMES, schema
 
 REGENERATE = "python -m commbox_yaml.docgen docs/reference.md"
 _MAX_ENUM_SHOWN = 6
+_TYPE_NAMES = {"object": "mapping", "array": "list"}
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,9 @@ def kind(node: dict[str, Any]) -> str:
     types: list[str] = []
     for alternative in _alternatives(node):
         found = alternative.get("type")
-        for name in found if isinstance(found, list) else [found] if found else []:
-            shown = {"object": "mapping", "array": "list", "number": "number"}.get(name, name)
+        names: list[str] = found if isinstance(found, list) else [found] if found else []
+        for name in names:
+            shown = _TYPE_NAMES.get(name, name)
             if shown not in types:
                 types.append(shown)
     return " or ".join(types) if types else "any"
@@ -111,7 +113,7 @@ def render_reference() -> str:
         "",
     ]
     project = schema("commbox")
-    out += [f"## commbox.yaml", "", project.get("description", ""), ""]
+    out += ["## commbox.yaml", "", project.get("description", ""), ""]
     out += table(list(rows(project)))
     out += ["", "## Message definitions", ""]
     channels = {name: list(rows(schema(name))) for name in CHANNEL_NAMES}
