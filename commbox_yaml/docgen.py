@@ -69,8 +69,8 @@ def kind(node: dict[str, Any]) -> str:
     types: list[str] = []
     for alternative in _alternatives(node):
         found = alternative.get("type")
-        names: list[str] = found if isinstance(found, list) else [found] if found else []
-        for name in names:
+        listed: list[str] = found if isinstance(found, list) else [found] if found else []
+        for name in listed:
             shown = _TYPE_NAMES.get(name, name)
             if shown not in types:
                 types.append(shown)
