@@ -19,10 +19,13 @@ def closest(word: str, candidates: Iterable[str]) -> str | None:
     return found[0] if found else None
 
 
-def did_you_mean(word: str, candidates: Iterable[str], quote: str = "'") -> str:
-    """' (did you mean 'x'?)' or ''."""
+def did_you_mean(word: str, candidates: Iterable[str], prefix: str = "") -> str:
+    """ " (did you mean 'x'?)", " (did you mean env.X?)" with prefix "env.", or ""."""
     near = closest(word, candidates)
-    return f" (did you mean {quote}{near}{quote}?)" if near else ""
+    if near is None:
+        return ""
+    shown = f"{prefix}{near}" if prefix else f"'{near}'"
+    return f" (did you mean {shown}?)"
 
 
 def missing_key(attribute: str, source: str | None, scope: Mapping[str, Any]) -> str | None:

@@ -496,7 +496,7 @@ def _describe(
                     f"env.{name} is not set in the environment; set it, or write "
                     f"{{{{ env.{name} | default('...') }}}}"
                 )
-            hint = did_you_mean(name, allowed_env, quote="env.")
+            hint = did_you_mean(name, allowed_env, prefix="env.")
             return (
                 f"env.{name} is not visible to templates{hint}; add {name} to 'env:' in "
                 "commbox.yaml"
