@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -170,8 +171,19 @@ def _invocations(script: str) -> list[list[str]]:
             continue  # not shell (an embedded script's line)
         for index, word in enumerate(words):
             if word == "commbox-yaml" or word.endswith("/commbox-yaml"):
-                found.append(_arguments(words[index + 1 :]))
+                if _command_position(words[:index]):
+                    found.append(_arguments(words[index + 1 :]))
     return found
+
+
+def _command_position(before: list[str]) -> bool:
+    """Whether the next word is a command: first, after a separator, or after VAR=value."""
+    if not before:
+        return True
+    last = before[-1]
+    return last in (*_SHELL_STOPS, "then", "do", "else", "if", "!") or bool(
+        re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", last)
+    )
 
 
 def _arguments(words: list[str]) -> list[str]:
@@ -202,11 +214,14 @@ def test_invocations_are_found_and_checked() -> None:
         "# commbox-yaml nonsense in a comment\n"
         'commbox-yaml -C "$DIR" plan --format markdown "${extra[@]}" > "$out.md"\n'
         'echo "commbox-yaml is quoted text"\n'
+        'git config user.name "commbox-yaml"\n'
+        "X=1 commbox-yaml validate --strict\n"
         ".venv/bin/commbox-yaml apply --auto-approve \\\n"
         "  --replace 'release-2.0[*]' 2>&1 | tee x\n"
     )
     assert _invocations(script) == [
         ["-C", "X", "plan", "--format", "markdown"],
+        ["validate", "--strict"],
         ["apply", "--auto-approve", "--replace", "release-2.0[*]"],
     ]
     with pytest.raises(AssertionError, match="not a valid command line"):
