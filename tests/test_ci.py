@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -211,7 +210,7 @@ def _git_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+def repo(tmp_path: Path) -> tuple[Path, Path]:
     """A clone of a bare 'origin' whose main holds an init'd project under notices/."""
     origin = tmp_path / "origin.git"
     _git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(origin))
@@ -222,7 +221,7 @@ def repo(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     _git(work, "add", "-A")
     _git(work, "commit", "--quiet", "-m", "notices")
     _git(work, "push", "--quiet", "origin", "main")
-    yield work, origin
+    return work, origin
 
 
 def _run_action(

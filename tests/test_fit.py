@@ -170,9 +170,9 @@ def _invocations(script: str) -> list[list[str]]:
         except ValueError:
             continue  # not shell (an embedded script's line)
         for index, word in enumerate(words):
-            if word == "commbox-yaml" or word.endswith("/commbox-yaml"):
-                if _command_position(words[:index]):
-                    found.append(_arguments(words[index + 1 :]))
+            named = word == "commbox-yaml" or word.endswith("/commbox-yaml")
+            if named and _command_position(words[:index]):
+                found.append(_arguments(words[index + 1 :]))
     return found
 
 
