@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import re
 import sys
@@ -18,6 +17,7 @@ from commbox_yaml.commands import apply, init, ledger, plan, render, sandbox, sc
 from commbox_yaml.commands._help import USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
+from commbox_yaml.hints import closest
 from commbox_yaml.output import Console
 
 COMMANDS: dict[str, ModuleType] = {
@@ -45,16 +45,30 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {_suggest(message)}\n")
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {_suggest(message, self._all_options())}\n")
+
+    def _all_options(self) -> list[str]:
+        """This parser's option strings and its commands' (unknown flags reach the top)."""
+        options: list[str] = []
+        for action in self._actions:
+            options += action.option_strings
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    options += [o for a in sub._actions for o in a.option_strings]
+        return options
 
 
-def _suggest(message: str) -> str:
+def _suggest(message: str, options: list[str]) -> str:
     found = _INVALID_CHOICE.search(message)
-    if found is None:
+    if found is not None:
+        word, choices = found.group(1), [c.strip().strip("'") for c in found.group(2).split(",")]
+    elif message.startswith("unrecognized arguments: "):
+        word = message.split(": ", 1)[1].split()[0]
+        choices = [o for o in options if o.startswith("--")] if word.startswith("--") else []
+    else:
         return message
-    choices = [c.strip().strip("'") for c in found.group(2).split(",")]
-    close = difflib.get_close_matches(found.group(1), choices, n=1)
-    return message + (f"; did you mean '{close[0]}'?" if close else "")
+    near = closest(word, choices)
+    return message + (f"; did you mean '{near}'?" if near else "")
 
 
 def _global_options(prefix: str) -> argparse.ArgumentParser:

@@ -64,6 +64,7 @@ def test_bare_invocation_prints_the_help_and_exits_0() -> None:
         (["plan", "--format", "html"], "invalid choice: 'html'"),
         (["sandbox", "--port", "70000"], "70000 is not a port"),
         (["valdate"], "did you mean 'validate'?"),
+        (["validate", "--stirct"], "unrecognized arguments: --stirct; did you mean '--strict'?"),
         (["--no-color"], "a COMMAND is required"),
     ],
 )
@@ -200,6 +201,7 @@ def _arguments(words: list[str]) -> list[str]:
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    argv = [a for a in argv if a not in ("-h", "--help")]  # `plan --help`: is `plan` real?
     try:
         parsed = parser.parse_args(argv)
     except SystemExit as exc:  # pragma: no cover - the failure message says which
