@@ -246,6 +246,17 @@ def test_an_unused_var_is_a_warning_with_did_you_mean(
     assert err == ("warning: --var verison is not used by any template; did you mean 'version'?\n")
 
 
+def test_an_unused_var_is_a_github_warning_annotation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    project(tmp_path, GREETING, VARS)
+    assert main(["-C", str(tmp_path), "validate", "--var", "verison=1.5.0"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "::warning::--var verison is not used by any template; did you mean 'version'?"
+    )
+
+
 def test_an_unused_commbox_var_is_a_warning_too(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

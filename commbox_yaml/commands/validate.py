@@ -43,6 +43,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if not args.strict:
         for warning in result.warnings:
             ctx.console.err(f"warning: {warning}")
+            if ctx.console.github:  # shown on the run's summary page, as errors are
+                text = warning.replace("%", "%25").replace("\n", "%0A")
+                ctx.console.stdout.write(f"::warning::{text}\n")
     if problems:
         ctx.console.problems(sorted(problems, key=Problem.sort_key), "validate")
         return 1
