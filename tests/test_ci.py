@@ -274,7 +274,8 @@ def test_action_validate_reports_and_fails_on_an_error(
     result, files = _run_action(work / "notices", tmp_path, "validate", GITHUB_ACTIONS="true")
     assert result.returncode == 1
     assert files["output.txt"] == "exit-code=1\n"
-    assert "::error file=messages/oncall-sms.yaml,line=8" in result.stdout
+    # Annotations name the file from the repository's top, where GitHub looks for it.
+    assert "::error file=notices/messages/oncall-sms.yaml,line=8" in result.stdout
     assert "did you mean 'product'?" in result.stderr
 
 
@@ -462,3 +463,26 @@ def test_gitlab_apply_sends_and_pushes_the_ledger(
     ledger = _git(origin, "show", "main:notices/.commbox/ledger.jsonl")
     assert sum('"sent"' in line for line in ledger.splitlines()) == 9
     assert sum('"failed"' in line for line in ledger.splitlines()) == 1
+
+
+def test_action_plan_with_an_error_comments_nothing(
+    repo: tuple[Path, Path], tmp_path: Path
+) -> None:
+    work, _ = repo
+    broken = work / "notices" / "messages" / "team-chat.yaml"
+    broken.write_text(broken.read_text().replace("{{ version }}", "{{ verison }}", 1))
+    with NotesApi("github") as api:
+        result, files = _run_action(
+            work / "notices",
+            tmp_path,
+            "plan",
+            PR_NUMBER="7",
+            GITHUB_API_URL=api.url,
+            GITHUB_ACTIONS="true",
+        )
+    assert result.returncode == 1
+    assert files["output.txt"] == "exit-code=1\n"
+    assert "::error file=notices/messages/team-chat.yaml,line=5" in result.stdout
+    assert "did you mean 'version'?" in result.stderr
+    assert api.calls == []
+    assert files["summary.md"] == ""
