@@ -486,3 +486,11 @@ def test_action_plan_with_an_error_comments_nothing(
     assert "did you mean 'version'?" in result.stderr
     assert api.calls == []
     assert files["summary.md"] == ""
+
+
+def test_action_refuses_args_it_cannot_split(repo: tuple[Path, Path], tmp_path: Path) -> None:
+    work, _ = repo
+    result, files = _run_action(work / "notices", tmp_path, "validate", ARGS="--var 'a=b")
+    assert result.returncode == 1
+    assert "::error::the args input is not shell words" in result.stdout
+    assert files["output.txt"] == "exit-code=1\n"
