@@ -124,7 +124,11 @@ def test_every_help_example_is_a_valid_command_line(command: str | None) -> None
     ("command", "reads", "does_not_read"),
     [
         ("validate", ["COMMBOX_VAR_<name>", "GITHUB_ACTIONS"], ["COMMBOX_API_TOKEN"]),
-        ("render", ["COMMBOX_VAR_<name>"], ["COMMBOX_API_TOKEN", "COMMBOX_BASE_URL"]),
+        (
+            "render",
+            ["COMMBOX_VAR_<name>", "GITHUB_ACTIONS"],
+            ["COMMBOX_API_TOKEN", "COMMBOX_BASE_URL"],
+        ),
         ("plan", ["COMMBOX_VAR_<name>", "COMMBOX_LEDGER_URL"], ["COMMBOX_API_TOKEN"]),
         (
             "apply",
@@ -137,7 +141,7 @@ def test_every_help_example_is_a_valid_command_line(command: str | None) -> None
                 "SSL_CERT_FILE",
                 "NO_COLOR",
             ],
-            ["GITHUB_ACTIONS"],
+            [],
         ),
         ("ledger", ["COMMBOX_LEDGER_URL"], ["COMMBOX_API_TOKEN", "COMMBOX_VAR_<name>"]),
         ("schema", [], ["COMMBOX_API_TOKEN", "COMMBOX_VAR_<name>"]),

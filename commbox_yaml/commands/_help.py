@@ -20,8 +20,8 @@ ENVIRONMENT: dict[str, str] = {
     "NO_COLOR": "set: no colours (as --no-color)",
 }
 
-# Every command that reads the project: its templates see these.
-TEMPLATE_ENV = ("COMMBOX_VAR_<name>", "env:")
+# Every command that reads the project: its templates see these, its errors are annotations.
+PROJECT_ENV = ("COMMBOX_VAR_<name>", "env:", "GITHUB_ACTIONS")
 SEND_ENV = (
     "COMMBOX_API_TOKEN",
     "COMMBOX_BASE_URL",

@@ -14,7 +14,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from commbox_yaml.commands._help import SEND_ENV, TEMPLATE_ENV, epilog
+from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
 from commbox_yaml.commands.plan import add_selection_options, compute_plan
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
@@ -43,7 +43,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                 "commbox-yaml apply release.plan",
                 "commbox-yaml apply --auto-approve --replace 'release-2.0[*]'",
             ],
-            [*SEND_ENV, *TEMPLATE_ENV, "NO_COLOR"],
+            [*SEND_ENV, *PROJECT_ENV, "NO_COLOR"],
             [
                 ("0", "every send of this run was sent (or there was nothing to send)"),
                 ("1", "an error, a send of this run failed or ended unknown, or a usage error;"),

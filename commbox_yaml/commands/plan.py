@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from commbox_yaml.commands._help import TEMPLATE_ENV, USAGE_ERROR, epilog
+from commbox_yaml.commands._help import PROJECT_ENV, USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.ledger import Ledger
@@ -53,7 +53,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                 "commbox-yaml plan --target release-email --replace 'release-2.0[*]'",
                 "commbox-yaml plan --detailed-exitcode",
             ],
-            [*TEMPLATE_ENV, "COMMBOX_LEDGER_URL", "NO_COLOR"],
+            [*PROJECT_ENV, "COMMBOX_LEDGER_URL", "NO_COLOR"],
             [
                 ("0", "planned (with --detailed-exitcode: nothing to send)"),
                 USAGE_ERROR,

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from commbox_yaml.commands._help import TEMPLATE_ENV, USAGE_ERROR, epilog
+from commbox_yaml.commands._help import PROJECT_ENV, USAGE_ERROR, epilog
 from commbox_yaml.compile import Request
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
@@ -28,7 +28,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                 "commbox-yaml render 'customer-whatsapp[globex]' --json",
                 "commbox-yaml render oncall-sms --var version=1.4.1",
             ],
-            [*TEMPLATE_ENV, "NO_COLOR"],
+            [*PROJECT_ENV, "NO_COLOR"],
             [("0", "printed"), USAGE_ERROR],
         ),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from commbox_yaml.commands._help import TEMPLATE_ENV, epilog
+from commbox_yaml.commands._help import PROJECT_ENV, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import Problem, UserError, ValidationFailed
 
@@ -24,7 +24,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                 "commbox-yaml -C notices validate --strict --var version=1.5.0",
                 "commbox-yaml validate --json",
             ],
-            [*TEMPLATE_ENV, "GITHUB_ACTIONS", "NO_COLOR"],
+            [*PROJECT_ENV, "NO_COLOR"],
             [
                 ("0", "every message is valid"),
                 ("1", "a problem (with --strict, a warning too), or a usage error"),
