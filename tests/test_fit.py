@@ -145,6 +145,7 @@ def test_every_help_example_is_a_valid_command_line(command: str | None) -> None
         ),
         ("ledger", ["COMMBOX_LEDGER_URL"], ["COMMBOX_API_TOKEN", "COMMBOX_VAR_<name>"]),
         ("schema", [], ["COMMBOX_API_TOKEN", "COMMBOX_VAR_<name>"]),
+        ("sandbox", ["COMMBOX_SANDBOX_TOKEN"], ["COMMBOX_API_TOKEN"]),
     ],
 )
 def test_help_names_the_environment_each_command_reads(

@@ -14,6 +14,7 @@ ENVIRONMENT: dict[str, str] = {
     "COMMBOX_VAR_<name>": "sets the template variable <name> (over var files, under --var)",
     "env:": "the names listed under env: in commbox.yaml (templates see env.NAME)",
     "COMMBOX_LEDGER_URL": "a PostgreSQL ledger's URL, over ledger.url",
+    "COMMBOX_SANDBOX_TOKEN": "the only Bearer token to accept, when --token is not given",
     "HTTPS_PROXY": "a proxy for the API's requests (also HTTP_PROXY; NO_PROXY exempts hosts)",
     "SSL_CERT_FILE": "CAs to trust when api.ca_bundle is unset (also REQUESTS_CA_BUNDLE)",
     "GITHUB_ACTIONS": "'true': errors are also printed as GitHub annotations",

@@ -9,7 +9,7 @@ from commbox_yaml.commands._help import PROJECT_ENV, USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.ledger import Ledger
-from commbox_yaml.plan import Plan, make_plan, save_plan
+from commbox_yaml.plan import SANDBOX, Plan, make_plan, save_plan
 from commbox_yaml.report import REPORTERS
 
 
@@ -53,7 +53,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                 "commbox-yaml plan --target release-email --replace 'release-2.0[*]'",
                 "commbox-yaml plan --detailed-exitcode",
             ],
-            [*PROJECT_ENV, "COMMBOX_LEDGER_URL", "NO_COLOR"],
+            [*PROJECT_ENV, "COMMBOX_LEDGER_URL", "COMMBOX_BASE_URL", "NO_COLOR"],
             [
                 ("0", "planned (with --detailed-exitcode: nothing to send)"),
                 USAGE_ERROR,
@@ -84,6 +84,9 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
 
 
+BASE_URL_SOURCE = "the base URL (api.base_url or COMMBOX_BASE_URL)"
+
+
 def compute_plan(ctx: Context, args: argparse.Namespace, ledger: Ledger) -> Plan:
     result = ctx.build(args.target)
     if result.problems:
@@ -94,10 +97,19 @@ def compute_plan(ctx: Context, args: argparse.Namespace, ledger: Ledger) -> Plan
     return make_plan(result, view, ledger.display, args.replace, args.target)
 
 
+def destination(ctx: Context, sandbox: bool) -> str:
+    """Where a plan is for: the sandbox, or the API's base URL (checked, so never a secret)."""
+    if sandbox:
+        return SANDBOX
+    from commbox_yaml.client import check_base_url  # urllib3 only for commands that need it
+
+    return check_base_url(ctx.project().api.base_url, BASE_URL_SOURCE)
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     plan = compute_plan(ctx, args, ctx.ledger(args.sandbox))
     if args.out:
-        save_plan(plan, ctx.path(args.out))
+        save_plan(plan, ctx.path(args.out), destination(ctx, args.sandbox))
     REPORTERS["json" if args.json else args.format or "text"](ctx.console, plan)
     if args.out and not args.json and args.format in (None, "text"):
         ctx.console.out(
