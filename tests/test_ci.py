@@ -200,7 +200,12 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    # No proxy of the machine's: every server here is on 127.0.0.1.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GIT_") and not k.lower().endswith("_proxy")
+    }
     env.update(
         GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
         GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",

@@ -36,6 +36,8 @@ def sending(server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxSe
     """Real sends (not --sandbox: that has a ledger of its own) to the sandbox server."""
     for name in [n for n in os.environ if n.startswith(("COMMBOX_", "GITHUB_", "CI_"))]:
         monkeypatch.delenv(name)
+    for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)  # the sandbox is on 127.0.0.1
     monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
     monkeypatch.setenv("COMMBOX_API_TOKEN", "t0ken-for-the-sandbox")
     return server
