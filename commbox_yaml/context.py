@@ -46,8 +46,12 @@ class Context:
                 )
         return self._variables
 
-    def build(self, targets: Sequence[str] = ()) -> Build:
-        return build(self.project(), self.variables(), targets)
+    def build(self, targets: Sequence[str] = (), show_warnings: bool = True) -> Build:
+        result = build(self.project(), self.variables(), targets)
+        if show_warnings:  # validate shows them itself (as errors with --strict, or in JSON)
+            for warning in result.warnings:
+                self.console.err(f"warning: {warning}")
+        return result
 
     def ledger(self, sandbox: bool = False) -> LedgerStore:
         """The send ledger, or the sandbox's own one (a rehearsal never marks a real send)."""

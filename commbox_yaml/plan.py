@@ -13,6 +13,7 @@ from typing import Any
 from commbox_yaml.build import Build
 from commbox_yaml.compile import Request
 from commbox_yaml.errors import UserError
+from commbox_yaml.keys import expand
 from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
 from commbox_yaml.render import OfMessage
 
@@ -83,14 +84,7 @@ def make_plan(
     targets: Sequence[str] = (),
 ) -> Plan:
     """Decide, for every message, what apply would do with it."""
-    wanted = set(replace)
-    keys = {r.key for r in result.requests}
-    unknown = sorted(wanted - keys)
-    if unknown:
-        raise UserError(
-            f"--replace {unknown[0]!r} names no message key of this plan; "
-            "'commbox-yaml plan' shows each message's key"
-        )
+    wanted = expand(replace, (r.key for r in result.requests))  # keys or quoted globs
     planned: list[PlannedMessage] = []
     for request in result.requests:
         state = ledger.state(request.key)

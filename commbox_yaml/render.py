@@ -23,6 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Location, Problem, UserError
+from commbox_yaml.hints import did_you_mean, missing_key
 from commbox_yaml.project import Project
 from commbox_yaml.source import PathKey
 from commbox_yaml.validate import format_path
@@ -355,7 +356,9 @@ class Renderer:
             raise
         except Exception as exc:  # any error a user's template raises is the user's to fix
             where = definition.where(*path)
-            raise self._template_fail(exc, where, format_path(path), item_key) from None
+            raise self._template_fail(
+                exc, where, format_path(path), item_key, context=(scope, source)
+            ) from None
 
     def _evaluate(
         self,
@@ -390,7 +393,9 @@ class Renderer:
         except Exception as exc:  # any error a user's expression raises is the user's to fix
             # An expression is not a template: its traceback lines are Jinja's, not the user's.
             where, dotted = definition.where(*path), format_path(path)
-            raise self._template_fail(exc, where, dotted, item_key, lines=False) from None
+            raise self._template_fail(
+                exc, where, dotted, item_key, lines=False, context=(scope, expression)
+            ) from None
 
     def _message_file(
         self, definition: Definition, relative: Any, scope: dict[str, Any], item_key: str | None
@@ -412,7 +417,10 @@ class Renderer:
         except TemplateTimeout:
             raise
         except Exception as exc:  # any error a user's template raises is the user's to fix
-            raise self._template_fail(exc, where, "message_file", item_key, name) from None
+            source = path.read_text("utf-8", errors="replace")
+            raise self._template_fail(
+                exc, where, "message_file", item_key, name, context=(scope, source)
+            ) from None
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -429,8 +437,10 @@ class Renderer:
         item_key: str | None,
         template_file: str | None = None,
         lines: bool = True,
+        context: tuple[Mapping[str, Any], str] | None = None,
     ) -> TemplateProblem:
-        message = _describe(exc, self.project.env)
+        """`context`: the scope and the template's text, for "did you mean" hints."""
+        message = _describe(exc, self.project.env, *(context or ({}, None)))
         line = _template_line(exc, template_file)
         if not lines and not isinstance(exc, jinja2.TemplateSyntaxError):
             line = 0
@@ -575,7 +585,13 @@ def _look_up_text(parts: tuple[str | Lookup, ...], scope: dict[str, Any]) -> str
     return "".join(out)
 
 
-def _describe(exc: BaseException, allowed_env: tuple[str, ...] = ()) -> str:
+def _describe(
+    exc: BaseException,
+    allowed_env: tuple[str, ...] = (),
+    scope: Mapping[str, Any] | None = None,
+    source: str | None = None,
+) -> str:
+    scope = scope or {}
     if isinstance(exc, UserError):
         return exc.problem.message
     if isinstance(exc, jinja2.UndefinedError):
@@ -588,16 +604,23 @@ def _describe(exc: BaseException, allowed_env: tuple[str, ...] = ()) -> str:
                     f"env.{name} is not set in the environment; set it, or write "
                     f"{{{{ env.{name} | default('...') }}}}"
                 )
-            return f"env.{name} is not visible to templates; add {name} to 'env:' in commbox.yaml"
+            hint = did_you_mean(name, allowed_env, prefix="env.")
+            return (
+                f"env.{name} is not visible to templates{hint}; add {name} to 'env:' in "
+                "commbox.yaml"
+            )
         found = _UNDEFINED_NAME.match(text)
         if found:
             name = found.group(1)
             return (
-                f"'{name}' is undefined; define it in a vars file, pass --var {name}=..., "
-                f"or set COMMBOX_VAR_{name}"
+                f"'{name}' is undefined{did_you_mean(name, scope)}; define it in a vars file, "
+                f"pass --var {name}=..., or set COMMBOX_VAR_{name}"
             )
         attribute = _NO_ATTRIBUTE.match(text)
         if attribute:
+            described = missing_key(attribute.group(2), source, scope)
+            if described:
+                return described
             kind = {"dict": "a mapping", "list": "a list", "str": "a text", "int": "a number"}
             what = kind.get(attribute.group(1), f"a {attribute.group(1)}")
             return (

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from commbox_yaml.errors import Location, UserError
+from commbox_yaml.hints import closest
 from commbox_yaml.project import Project
 from commbox_yaml.source import PathKey, Positions, load_single
 
@@ -46,6 +47,9 @@ class Variables:
             if source is not None:
                 found.extend(source.find(name, value))
         return found
+
+    # Names set by --var or COMMBOX_VAR_ (name, how), checked against what templates use.
+    given: tuple[tuple[str, str], ...] = ()
 
     def sensitive_values(self) -> set[str]:
         """The text of every sensitive value, for redaction (leaves of containers too)."""
@@ -148,6 +152,7 @@ def load_variables(
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     sources: dict[str, VarFile] = {}
+    given: list[tuple[str, str]] = []
 
     def put(name: str, value: Any, where: Location | None, source: VarFile | None = None) -> None:
         if name in RESERVED:
@@ -172,6 +177,7 @@ def load_variables(
         if env_name.startswith(ENV_PREFIX) and len(env_name) > len(ENV_PREFIX):
             name = env_name[len(ENV_PREFIX) :]
             put(name, parse_scalar(environ[env_name]), None)
+            given.append((name, env_name))
     for assignment in cli_vars:
         name, sep, text = assignment.partition("=")
         name = name.strip()
@@ -180,9 +186,10 @@ def load_variables(
                 f"--var {assignment!r} is not NAME=VALUE; write e.g. --var version=1.4.0"
             )
         put(name, parse_scalar(text), None)
+        given.append((name, f"--var {name}"))
 
     env = {name: environ[name] for name in project.env if name in environ}
-    return Variables(values, env, frozenset(project.sensitive), sources)
+    return Variables(values, env, frozenset(project.sensitive), sources, tuple(given))
 
 
 def _var_file(
@@ -202,3 +209,17 @@ def _var_file(
     for name, value in doc.value.items():  # the loader keeps every mapping key as text
         out.append((name, value, doc.positions.locate_key((name,))))
     return source, out
+
+
+def unused_warnings(variables: Variables, used: set[str] | None) -> list[str]:
+    """A warning for each --var / COMMBOX_VAR_ name no template uses: most likely a typo."""
+    if used is None:
+        return []
+    candidates = used - RESERVED
+    warnings = []
+    for name, how in variables.given:
+        if name not in used:
+            near = closest(name, candidates)
+            hint = f"did you mean '{near}'?" if near else "check the name, or leave it out"
+            warnings.append(f"{how} is not used by any template; {hint}")
+    return warnings

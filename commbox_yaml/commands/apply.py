@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Any
 
 from commbox_yaml.client import Client, client_for
+from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
 from commbox_yaml.commands.plan import add_selection_options, compute_plan, destination
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
@@ -32,7 +33,24 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "apply",
         parents=parents,
         help="send the planned messages, once",
-        description="Plan, show the plan, ask, and send; or send exactly a saved plan file.",
+        description="Plan, show the plan, ask, and send; or send exactly a saved plan file.\n"
+        "Each send is recorded in the ledger, so nothing is sent twice. Without a terminal,\n"
+        "apply needs --auto-approve or a plan file. --sandbox rehearses against a local\n"
+        "CommBox stand-in with a ledger of its own: no account, no token.",
+        epilog=epilog(
+            [
+                "commbox-yaml apply --sandbox --auto-approve",
+                "commbox-yaml apply release.plan",
+                "commbox-yaml apply --auto-approve --replace 'release-2.0[*]'",
+            ],
+            [*SEND_ENV, *PROJECT_ENV, "NO_COLOR"],
+            [
+                ("0", "every send of this run was sent (or there was nothing to send)"),
+                ("1", "an error, a send of this run failed or ended unknown, or a usage error;"),
+                ("", "messages held from earlier runs (~, ?) do not count"),
+                ("130", "stopped by SIGINT (143: SIGTERM): the sends in flight are recorded"),
+            ],
+        ),
     )
     parser.add_argument(
         "planfile",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from commbox_yaml.commands._help import USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import LedgerStore
@@ -16,7 +17,19 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "ledger",
         parents=parents,
         help="read and edit the send ledger",
-        description="List, show, forget keys of, create, export or import into the send ledger.",
+        description="List, show, forget keys of, create, export or import into the send ledger.\n"
+        "'forget KEY' makes the next plan treat KEY as never sent.",
+        epilog=epilog(
+            [
+                "commbox-yaml ledger list",
+                "commbox-yaml ledger show 'release-1.4.0[acme]' --json",
+                "commbox-yaml ledger init",
+                "commbox-yaml ledger export > ledger-backup.jsonl",
+                "commbox-yaml ledger import .commbox/ledger.jsonl",
+            ],
+            ["COMMBOX_LEDGER_URL", "PGPASSWORD", "NO_COLOR"],
+            [("0", "done"), USAGE_ERROR],
+        ),
     )
     parser.add_argument("action", choices=["list", "show", "forget", "init", "export", "import"])
     parser.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from commbox_yaml.commands._help import PROJECT_ENV, USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.ledger import LedgerStore
@@ -25,7 +26,8 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY",
-        help="send this held message (changed or unknown) again; repeatable",
+        help="send this held message (changed or unknown) again; a quoted glob matches "
+        "several keys; repeatable",
     )
     parser.add_argument(
         "--sandbox",
@@ -39,7 +41,25 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "plan",
         parents=parents,
         help="show what apply would send (no network)",
-        description="Show what apply would do for every message, against the send ledger.",
+        description="Show what apply would do for every message, against the send ledger:\n"
+        "+ send, = unchanged, ~ changed (held), ? unknown (held), blank: skipped by 'when'.\n"
+        "No network, no token. A KEY of --replace may be a quoted glob: * any run of\n"
+        "characters, ? one character; [ and ] are literal ('release-2.0[*]').",
+        epilog=epilog(
+            [
+                "commbox-yaml plan",
+                "commbox-yaml plan --var-file vars/prod.yaml -out release.plan",
+                "commbox-yaml plan --format markdown > plan.md",
+                "commbox-yaml plan --target release-email --replace 'release-2.0[*]'",
+                "commbox-yaml plan --detailed-exitcode",
+            ],
+            [*PROJECT_ENV, "COMMBOX_LEDGER_URL", "COMMBOX_BASE_URL", "NO_COLOR"],
+            [
+                ("0", "planned (with --detailed-exitcode: nothing to send)"),
+                USAGE_ERROR,
+                ("2", "with --detailed-exitcode only: the plan would send something"),
+            ],
+        ),
     )
     add_selection_options(parser)
     parser.add_argument(

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from commbox_yaml.commands._help import PROJECT_ENV, USAGE_ERROR, epilog
 from commbox_yaml.compile import Request
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
@@ -20,8 +21,18 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "render",
         parents=parents,
         help="print the exact request(s) for one message",
-        description="Print the exact request(s) one message would send: method, path, body, "
-        "and the multipart parts. ADDRESS is NAME or NAME[KEY].",
+        description="Print the exact request(s) one message would send: method, path, body,\n"
+        "and the multipart parts. ADDRESS is NAME, or NAME[KEY] for one for_each item\n"
+        "(NAME alone: every item). No network, no token.",
+        epilog=epilog(
+            [
+                "commbox-yaml render release-email",
+                "commbox-yaml render 'customer-whatsapp[globex]' --json",
+                "commbox-yaml render oncall-sms --var version=1.4.1",
+            ],
+            [*PROJECT_ENV, "NO_COLOR"],
+            [("0", "printed"), USAGE_ERROR],
+        ),
     )
     parser.add_argument("address", metavar="ADDRESS")
     shown = parser.add_mutually_exclusive_group()

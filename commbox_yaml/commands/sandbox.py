@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from commbox_yaml.commands._help import epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.sandbox import SandboxServer
@@ -26,9 +27,22 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "sandbox",
         parents=parents,
         help="serve a local CommBox stand-in for rehearsals and tests",
-        description="Serve CommBox's Create Object endpoint on 127.0.0.1: checks the Bearer "
-        "token and the body's shape, answers as CommBox does, prints each message it receives, "
-        "and can inject latency, 429s and 5xx. Point COMMBOX_BASE_URL at it. Ctrl-C stops it.",
+        description="Serve CommBox's Create Object endpoint on 127.0.0.1: checks the Bearer\n"
+        "token and the body's shape, answers as CommBox does, prints each message it\n"
+        "receives, and can inject latency, 429s and 5xx. Point COMMBOX_BASE_URL at it.\n"
+        "Ctrl-C stops it.",
+        epilog=epilog(
+            [
+                "commbox-yaml sandbox --port 4010 --throttle-every 5",
+                "COMMBOX_BASE_URL=http://127.0.0.1:4010 COMMBOX_API_TOKEN=x "
+                "commbox-yaml apply --auto-approve",
+            ],
+            ["COMMBOX_SANDBOX_TOKEN"],
+            [
+                ("0", "stopped by Ctrl-C or SIGTERM"),
+                ("1", "cannot listen on the port, or a usage error"),
+            ],
+        ),
     )
     parser.add_argument(
         "--port",
