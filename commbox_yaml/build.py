@@ -10,11 +10,14 @@ from commbox_yaml.compile import Compiler, Request
 from commbox_yaml.definitions import load_definitions
 from commbox_yaml.enums import ENUM_FIELDS, normalize_enum
 from commbox_yaml.errors import Problem, UserError
+from commbox_yaml.hints import did_you_mean
+from commbox_yaml.origins import origin_finder
 from commbox_yaml.output import Redactor
 from commbox_yaml.project import Project
 from commbox_yaml.render import RenderedMessage, Renderer
+from commbox_yaml.usage import used_names
 from commbox_yaml.validate import schema_problems
-from commbox_yaml.variables import Variables
+from commbox_yaml.variables import Variables, unused_warnings
 
 _ADDRESS = re.compile(r"^([a-z0-9][a-z0-9_-]*)(?:\[([^\[\]\n]+)\])?$")
 
@@ -29,6 +32,7 @@ class Build:
     skipped: list[RenderedMessage] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def message_count(self) -> int:
@@ -50,12 +54,14 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
     secrets = variables.redactor()
     compiler = Compiler(project, secrets)
     matched: set[str] = set()
+    addresses = {d.name for d in loaded.definitions}  # for "did you mean" on a target
     for definition in loaded.definitions:
         if wanted and not any(name == definition.name for name, _ in wanted):
             continue
         messages, problems = renderer.render(definition)
         result.problems.extend(problems)
         for message in messages:
+            addresses.add(message.address)
             if wanted and not _targeted(message, wanted):
                 continue
             secret = _secret_in_key(message, secrets, project)
@@ -71,7 +77,11 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
                 if name in message.values:
                     message.values[name] = normalize_enum(name, message.values[name])
             schema = schema_problems(
-                message.values, definition.channel, definition.positions, message.item_key
+                message.values,
+                definition.channel,
+                definition.positions,
+                message.item_key,
+                origin_finder(definition, variables),
             )
             if schema:
                 result.problems.extend(schema)
@@ -81,11 +91,14 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
             if request is not None:
                 result.requests.append(request)
     _check_unique_keys(result)
+    if variables.given:  # only then is it worth parsing the templates for their names
+        used = used_names(renderer.env, loaded.definitions)
+        result.warnings.extend(unused_warnings(variables, used))
     for target in targets:
         if target not in matched and not result.problems:
             raise UserError(
-                f"no message matches the address {target!r}; "
-                "'commbox-yaml plan' lists every address"
+                f"no message matches the address {target!r}"
+                f"{did_you_mean(target, addresses)}; 'commbox-yaml plan' lists every address"
             )
     result.problems.sort(key=Problem.sort_key)
     return result

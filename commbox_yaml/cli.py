@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any, NoReturn
 
 from commbox_yaml import __version__
 from commbox_yaml.commands import apply, init, ledger, plan, render, sandbox, schema, validate
+from commbox_yaml.commands._help import USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
+from commbox_yaml.hints import closest
 from commbox_yaml.output import Console
 
 COMMANDS: dict[str, ModuleType] = {
@@ -28,6 +32,43 @@ COMMANDS: dict[str, ModuleType] = {
 }
 
 EXIT_OK, EXIT_ERROR, EXIT_SIGINT = 0, 1, 130
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)$")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error exiting 1 (exit code 2 is `plan --detailed-exitcode`'s
+    alone), "did you mean" for a mistyped choice, and help epilogs kept as written."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {_suggest(message, self._all_options())}\n")
+
+    def _all_options(self) -> list[str]:
+        """This parser's option strings and its commands' (unknown flags reach the top)."""
+        options: list[str] = []
+        for action in self._actions:
+            options += action.option_strings
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    options += [o for a in sub._actions for o in a.option_strings]
+        return options
+
+
+def _suggest(message: str, options: list[str]) -> str:
+    found = _INVALID_CHOICE.search(message)
+    if found is not None:
+        word, choices = found.group(1), [c.strip().strip("'") for c in found.group(2).split(",")]
+    elif message.startswith("unrecognized arguments: "):
+        word = message.split(": ", 1)[1].split()[0]
+        choices = [o for o in options if o.startswith("--")] if word.startswith("--") else []
+    else:
+        return message
+    near = closest(word, choices)
+    return message + (f"; did you mean '{near}'?" if near else "")
 
 
 def _global_options(prefix: str) -> argparse.ArgumentParser:
@@ -78,14 +119,32 @@ def _global_options(prefix: str) -> argparse.ArgumentParser:
     return parser
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def make_parser() -> Parser:
+    parser = Parser(
         prog="commbox-yaml",
         parents=[_global_options("g")],
-        description="Send CommBox messages from YAML files: validate, plan, apply, once.",
+        description="Send CommBox messages from YAML files: validate, plan, apply, once.\n"
+        "Global options go before or after the command.",
+        epilog=epilog(
+            [
+                "commbox-yaml init notices && cd notices",
+                "commbox-yaml validate",
+                "commbox-yaml plan",
+                "commbox-yaml apply --sandbox --auto-approve",
+                "commbox-yaml COMMAND --help     (each command's options and environment)",
+            ],
+            ["NO_COLOR"],
+            [
+                ("0", "success"),
+                USAGE_ERROR,
+                ("2", "only with plan --detailed-exitcode: the plan would send something"),
+                ("130", "apply stopped by SIGINT (143: SIGTERM)"),
+            ],
+        ),
     )
     parser.add_argument("--version", action="version", version=f"commbox-yaml {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Not `required`: a bare `commbox-yaml` prints the help (main handles a missing command).
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS.values():
         module.add_parser(sub, [_global_options("c")])
     return parser
@@ -107,8 +166,13 @@ def _merge(args: argparse.Namespace) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = make_parser()
+    if not argv:  # `commbox-yaml` alone: the help, as `--help` gives it
+        parser.print_help()
+        return EXIT_OK
     try:
         args = _merge(parser.parse_args(argv))
+        if args.command is None:  # options but no command: a script's empty $COMMAND
+            parser.error("a COMMAND is required (commbox-yaml --help lists them)")
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     no_color = args.no_color or "NO_COLOR" in os.environ
@@ -141,6 +205,11 @@ def run_command(
         return EXIT_SIGINT
     except BrokenPipeError:
         _silence_stdout()
+    except RecursionError:
+        console.err(
+            f"{console.style('error', 'red', 'bold')}: a value is nested too deeply to handle "
+            "(a template that builds deep lists or mappings?); flatten it"
+        )
     except Exception as exc:  # the CLI edge: anything unexpected is an internal error
         if ctx.debug:
             console.err(traceback.format_exc().rstrip())

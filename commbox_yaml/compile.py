@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,10 @@ from typing import Any
 from commbox_yaml.channels import CHANNELS
 from commbox_yaml.errors import Problem, UserError
 from commbox_yaml.output import Redactor, human_size
+from commbox_yaml.phones import normalize_phone
 from commbox_yaml.project import Project
 from commbox_yaml.render import OfMessage, RenderedMessage
+from commbox_yaml.streams import StreamIdError, path_segment, resolve
 
 # Definition key -> wire field, in the order the reference examples write them.
 # "Content" and "User" are built, not copied.
@@ -42,8 +43,6 @@ USER_FIELDS: tuple[tuple[str, str], ...] = (
     ("email", "Email"),
     ("remarks", "Remarks"),
 )
-# CommBox stream ids are hexadecimal; anything else is taken for a mistyped alias.
-_RAW_STREAM_ID = re.compile(r"^[0-9A-Fa-f]+$")
 # Built-in table only, so a MIME type (part of the fingerprint) is the same on every machine.
 _MIME = mimetypes.MimeTypes(filenames=())
 for _ext, _type in {
@@ -95,7 +94,7 @@ class Request(OfMessage):
 
     @property
     def path(self) -> str:
-        return f"/streams/{self.stream}/objects"
+        return f"/streams/{path_segment(self.stream)}/objects"
 
     @property
     def body(self) -> dict[str, Any]:
@@ -109,6 +108,11 @@ class Request(OfMessage):
     @property
     def multipart(self) -> bool:
         return bool(self.files)
+
+    @property
+    def content_type(self) -> str:
+        """The media type sent (multipart's boundary is chosen when the body is encoded)."""
+        return "multipart/form-data" if self.files else "application/json"
 
     @property
     def send_always(self) -> bool:
@@ -148,7 +152,9 @@ class Compiler:
             dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
             problems.append(Problem(loc, text, dotted.replace(".[", "["), message.item_key))
 
-        stream = self._stream(str(values["stream"]), problem)
+        stream = self._stream(
+            values["stream"], definition.positions.texts.get(("stream",)), problem
+        )
         parts = channel.content(values)
         content = dict(parts.content)
         folded = {k.lower(): k for k in content}
@@ -169,8 +175,9 @@ class Compiler:
                     data[wire] = content
             elif name == "user":
                 if "user" in values:
-                    user = values["user"]
-                    data[wire] = {w: user[n] for n, w in USER_FIELDS if n in user}
+                    data[wire] = _user(values["user"])
+            elif name in channel.phone_fields and name in values:
+                data[wire] = normalize_phone(str(values[name]))
             elif name in values:
                 data[wire] = values[name]
             elif name in channel.presets:
@@ -197,18 +204,17 @@ class Compiler:
         fingerprint, hashes = fingerprint_of(stream, data, files, self.secrets)
         return Request(message, stream, data, tuple(files), fingerprint, hashes), []
 
-    def _stream(self, value: str, problem: Any) -> str:
-        streams = self.project.streams
-        if value in streams:
-            return streams[value]
-        if not _RAW_STREAM_ID.match(value):
-            known = ", ".join(sorted(streams)) or "none defined"
-            problem(
-                ("stream",),
-                f"unknown stream alias {value!r} (aliases: {known}); "
-                "add it under 'streams:' in commbox.yaml or use a raw stream id",
-            )
-        return value
+    def _stream(self, value: Any, written: str | None, problem: Any) -> str:
+        """The decoded stream id of an alias or a raw id (see streams.resolve)."""
+        if written is not None and isinstance(value, int):
+            # YAML read `stream: 017566` as octal 8054: never send to a stream nobody wrote.
+            problem(("stream",), f"{written} is read by YAML as {value}; put it in quotes")
+            return str(value)
+        try:
+            return resolve(value, self.project.streams)
+        except StreamIdError as exc:
+            problem(("stream",), str(exc))
+            return str(value)
 
     def _attachment(self, relative: str) -> Attachment:
         path = self.project.resolve(relative, None, "attachment")
@@ -233,6 +239,14 @@ class Compiler:
             cached = self._files[path] = (stat.st_size, digest.hexdigest())
         mime = _MIME.guess_type(path.name, strict=False)[0] or "application/octet-stream"
         return Attachment(relative, path.name, cached[0], cached[1], mime, path)
+
+
+def _user(user: dict[str, Any]) -> dict[str, Any]:
+    """The User object; Phone1 as the digits CommBox wants."""
+    out = {wire: user[name] for name, wire in USER_FIELDS if name in user}
+    if isinstance(out.get("Phone1"), str):
+        out["Phone1"] = normalize_phone(out["Phone1"])
+    return out
 
 
 def fingerprint_of(

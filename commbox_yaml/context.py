@@ -6,14 +6,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from commbox_yaml.build import Build, build
-from commbox_yaml.ledger import Ledger
+from commbox_yaml.errors import UserError
+from commbox_yaml.ledger import FileLedger, LedgerStore
+from commbox_yaml.ledger.url import SCHEMES, display, password_in
 from commbox_yaml.output import MIN_SECRET_LENGTH, Console
-from commbox_yaml.project import ApiSettings, Project, load_project
+from commbox_yaml.project import SANDBOX_LEDGER, ApiSettings, Project, load_project
 from commbox_yaml.variables import Variables, load_variables, token_forms
-
-SANDBOX_LEDGER = ".commbox/sandbox-ledger.jsonl"
 
 
 @dataclass
@@ -49,18 +50,51 @@ class Context:
                 )
         return self._variables
 
-    def build(self, targets: Sequence[str] = ()) -> Build:
-        return build(self.project(), self.variables(), targets)
+    def build(self, targets: Sequence[str] = (), show_warnings: bool = True) -> Build:
+        result = build(self.project(), self.variables(), targets)
+        if show_warnings:  # validate shows them itself (as errors with --strict, or in JSON)
+            for warning in result.warnings:
+                self.console.err(f"warning: {warning}")
+        return result
 
-    def ledger(self, sandbox: bool = False) -> Ledger:
+    def ledger(self, sandbox: bool = False) -> LedgerStore:
         """The send ledger, or the sandbox's own one (a rehearsal never marks a real send)."""
         project = self.project()
         # Learn the sensitive values first: every command that reads a ledger prints its keys,
         # and a ledger written before secrets were refused in keys may hold one.
         self.variables()
-        relative = SANDBOX_LEDGER if sandbox else project.ledger_path
-        path = project.resolve(relative, project.where("ledger", "path"), "ledger path")
-        return Ledger(path, project.display(path))
+        if project.ledger_url and not sandbox:
+            return self._database_ledger(project.ledger_url, project.ledger_namespace)
+        where = project.where("ledger", "path")
+        path = project.resolve(project.ledger_path, where, "ledger path")
+        if sandbox:
+            real, path = path, project.resolve(SANDBOX_LEDGER, None, "sandbox ledger")
+            if path == real:  # a symlink made them one file
+                raise UserError(
+                    f"{SANDBOX_LEDGER} is the real ledger {project.display(real)}: a rehearsal "
+                    "would mark real sends; remove that link"
+                )
+        return FileLedger(path, project.display(path))
+
+    def _database_ledger(self, url: str, namespace: str) -> LedgerStore:
+        if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
+            raise UserError(
+                "COMMBOX_LEDGER_URL must be a postgresql:// URL "
+                "(postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE)"
+            )
+        # The password may come from COMMBOX_LEDGER_URL or PGPASSWORD: never show it.
+        secret = password_in(url) or ""
+        self.console.redactor.add(
+            [secret, quote(secret, safe=""), os.environ.get("PGPASSWORD", "")]
+        )
+        try:
+            from commbox_yaml.ledger.postgres import PostgresLedger
+        except ImportError:
+            raise UserError(
+                "ledger.url puts the ledger in PostgreSQL, which needs the postgres extra: "
+                "pip install 'commbox-yaml[postgres]'"
+            ) from None
+        return PostgresLedger(url, namespace, display(url, namespace))
 
     def path(self, user_path: str) -> Path:
         """A path given on the command line: relative to -C DIR, as the other paths are."""

@@ -8,6 +8,7 @@ OBJECT_TYPE = {
     "text": 0, "link": 1, "photo": 2, "video": 3, "conversation": 4, "mail": 5, "audio": 6,
     "location": 7, "voice": 8, "review": 9, "form": 10, "system_message": 11, "option": 12,
     "input_data": 13, "contacts": 14, "album": 15, "template_message": 16,
+    "campaign_message": 17, "survey_message": 18,
 }  # fmt: skip
 
 OBJECT_STATUS = {

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from urllib.parse import quote, quote_plus
 
 from commbox_yaml.errors import Problem
+from commbox_yaml.phones import normalize_phone, phone_problem
 
 REDACTED = "(sensitive)"
 # Shorter secrets are masked only as whole words (and apply warns about them).
@@ -134,6 +135,8 @@ def secret_forms(secret: str) -> set[str]:
         _escape(secret),
         _escape(json_text),
     }
+    if phone_problem(secret) is None:  # a sensitive phone number is sent as its digits
+        forms.add(normalize_phone(secret))
     return {form for form in forms if form}
 
 

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from commbox_yaml.errors import Location, Problem, UserError, ValidationFailed
+from commbox_yaml.ledger.url import password_in
 from commbox_yaml.source import Positions, load_single
+from commbox_yaml.streams import alias_ids
 from commbox_yaml.validate import schema_problems
 
 PROJECT_FILE = "commbox.yaml"
+SANDBOX_LEDGER = ".commbox/sandbox-ledger.jsonl"
 DEFAULT_BASE_URL = "https://api.commbox.io"
 # Environment variables that may hold the shared ledger's database password.
 LEDGER_SECRETS = {
@@ -30,6 +33,7 @@ class ApiSettings:
     max_attempts: int = 5
     max_retry_after_s: float = 120
     max_attachment_mb: float = 25
+    ca_bundle: str | None = None  # relative to the project root, or absolute
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class Project:
     defaults_positions: Positions = field(default_factory=Positions)
     ledger_path: str = ".commbox/ledger.jsonl"
     ledger_must_exist: bool = False
+    ledger_url: str | None = None  # a PostgreSQL ledger, from commbox.yaml or COMMBOX_LEDGER_URL
+    ledger_namespace: str = "default"
     positions: Positions = field(default_factory=Positions)
 
     @property
@@ -80,6 +86,50 @@ def resolve_inside(root: Path, relative: str, location: Location | None, what: s
             location,
         )
     return candidate
+
+
+def _check_ledger_path(root: Path, path: str | None, positions: Positions) -> None:
+    """The real ledger is never the sandbox's: a rehearsal must not mark a real send."""
+    if path is None:
+        return
+    location = positions.locate(("ledger", "path")) or Location(PROJECT_FILE)
+    if resolve_inside(root, path, location, "ledger.path") == (root / SANDBOX_LEDGER).resolve():
+        raise ValidationFailed(
+            [
+                Problem(
+                    location,
+                    f"{path!r} is the sandbox's ledger; the real ledger must be another file "
+                    "(the default is .commbox/ledger.jsonl)",
+                    "ledger.path",
+                )
+            ]
+        )
+
+
+def _check_ledger_url(ledger: dict[str, Any], positions: Positions) -> None:
+    """commbox.yaml is committed: a password written into it would be published."""
+    url = ledger.get("url")
+    problems = []
+    if url is not None and password_in(url) is not None:
+        problems.append(
+            Problem(
+                positions.locate(("ledger", "url")) or Location(PROJECT_FILE),
+                "holds a password, and commbox.yaml is a committed file: remove it and give it "
+                "in COMMBOX_LEDGER_URL, PGPASSWORD or ~/.pgpass",
+                "ledger.url",
+            )
+        )
+    if url is not None and "path" in ledger:
+        problems.append(
+            Problem(
+                positions.locate(("ledger", "path")) or Location(PROJECT_FILE),
+                "ledger.path and ledger.url name two different ledgers: keep one ('commbox-yaml "
+                "ledger import FILE' moves a file ledger's events into the database)",
+                "ledger.path",
+            )
+        )
+    if problems:
+        raise ValidationFailed(problems)
 
 
 def find_root(start: Path) -> Path:
@@ -119,16 +169,21 @@ def load_project(start: Path) -> Project:
     if problems:
         raise ValidationFailed(problems)
     data: dict[str, Any] = doc.value
+    streams, problems = alias_ids(data.get("streams", {}), doc.positions, PROJECT_FILE)
+    if problems:
+        raise ValidationFailed(problems)
     api = ApiSettings(**data.get("api", {}))
     _check_env_secrets(data.get("env", ()), api, doc.positions)
     base_url = os.environ.get("COMMBOX_BASE_URL") or api.base_url
     api = ApiSettings(**{**api.__dict__, "base_url": base_url.rstrip("/")})
     limits = data.get("limits", {})
     ledger = data.get("ledger", {})
+    _check_ledger_path(root, ledger.get("path"), doc.positions)
+    _check_ledger_url(ledger, doc.positions)
     return Project(
         root=root,
         api=api,
-        streams={str(k): v for k, v in data.get("streams", {}).items()},
+        streams=streams,
         messages=tuple(data.get("messages", Project.messages)),
         vars=tuple(data.get("vars", ())),
         env=tuple(data.get("env", ())),
@@ -138,5 +193,7 @@ def load_project(start: Path) -> Project:
         defaults_positions=doc.positions.under(("defaults",)),
         ledger_path=ledger.get("path", ".commbox/ledger.jsonl"),
         ledger_must_exist=ledger.get("must_exist", False),
+        ledger_url=os.environ.get("COMMBOX_LEDGER_URL") or ledger.get("url"),
+        ledger_namespace=ledger.get("namespace", "default"),
         positions=doc.positions,
     )

@@ -8,17 +8,22 @@ and a value that is exactly one `{{ expression }}` keeps the expression's type.
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import types
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jinja2
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Location, Problem, UserError
+from commbox_yaml.hints import did_you_mean, missing_key
 from commbox_yaml.project import LEDGER_SECRETS, Project
 from commbox_yaml.source import PathKey
 from commbox_yaml.validate import format_path
@@ -49,6 +54,9 @@ _NOT_VARIABLES = frozenset(
 )
 _MISSING = object()
 _PLAIN_SCALARS = frozenset({str, bool, int, float})
+
+# Wall-clock seconds to render one message (or to expand one for_each).
+TEMPLATE_BUDGET_S = 10.0
 
 # Keys that steer rendering instead of being rendered as values.
 STRUCTURAL = ("name", "channel", "for_each", "key", "when")
@@ -103,7 +111,7 @@ class Renderer:
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
-            loader=jinja2.FileSystemLoader(str(project.root)),
+            loader=_RootLoader(project.root),
             finalize=_printable,
         )
         self._templates: dict[str, jinja2.Template] = {}
@@ -127,18 +135,34 @@ class Renderer:
                 "file": definition.file,
             },
         }
-        try:
-            items = list(self._items(definition, base))
-        except TemplateProblem as exc:
-            return [], exc.problems
-        messages: list[RenderedMessage] = []
-        problems: list[Problem] = []
-        for item_key, scope in items:
+        with _TimeBudget() as budget:
             try:
-                messages.append(self._render_one(definition, item_key, scope))
+                with budget.running(TEMPLATE_BUDGET_S):
+                    items = list(self._items(definition, base))
             except TemplateProblem as exc:
-                problems.extend(exc.problems)
+                return [], exc.problems
+            except TemplateTimeout:
+                return [], [self._too_slow(definition, "for_each", None)]
+            messages: list[RenderedMessage] = []
+            problems: list[Problem] = []
+            for item_key, scope in items:
+                try:
+                    with budget.running(TEMPLATE_BUDGET_S):
+                        messages.append(self._render_one(definition, item_key, scope))
+                except TemplateProblem as exc:
+                    problems.extend(exc.problems)
+                except TemplateTimeout:
+                    problems.append(self._too_slow(definition, "", item_key))
         return messages, problems
+
+    def _too_slow(self, definition: Definition, path: str, item_key: str | None) -> Problem:
+        return Problem(
+            definition.where(path) if path else definition.location,
+            f"rendering message '{definition.name}' took longer than {TEMPLATE_BUDGET_S:g} s; "
+            "a template loop that runs too long? Make it smaller",
+            path,
+            item_key,
+        )
 
     # -- for_each, key, when ----------------------------------------------------------------
 
@@ -192,14 +216,32 @@ class Renderer:
                     "without '[', ']' or line breaks",
                 )
             if key in seen:
+                item_path = index if mapping_key is None else mapping_key
                 raise self._fail(
                     definition.where("key") if key_template else where,
                     "key",
-                    f"items {seen[key]} and {index} both have the key {key!r}; keys must be unique",
+                    f"items {seen[key]} and {index} both have the key {key!r}; keys must be "
+                    f"unique{self._item_origin(source, key_template, item_path)}",
                 )
             seen[key] = index
             scope["key"] = key
             yield key, scope
+
+    def _item_origin(self, source: Any, key_template: str | None, item: str | int) -> str:
+        """ " (from FILE:LINE:COL)" for a for_each item that came from a var file, or ""."""
+        if not isinstance(source, str):
+            return ""
+        single = _SINGLE.match(source.strip())
+        lookup = _lookup((single.group(1) if single else source).strip())
+        if lookup is None:
+            return ""
+        path: tuple[str | int, ...] = (*lookup, item)
+        inner = _SINGLE.match(key_template.strip()) if key_template else None
+        key_lookup = _lookup(inner.group(1).strip()) if inner else None
+        if key_lookup is not None and key_lookup[0] == "item":
+            path += key_lookup[1:]  # the key's own value, such as item.id
+        where = self.variables.locate(path) or self.variables.locate(path[: len(lookup) + 1])
+        return f" (from {where})" if where is not None else ""
 
     def _render_one(
         self, definition: Definition, item_key: str | None, scope: dict[str, Any]
@@ -309,9 +351,13 @@ class Renderer:
             if template is None:
                 template = self._templates[source] = self.env.from_string(source)
             return template.render(scope)
+        except TemplateTimeout:
+            raise
         except Exception as exc:  # any error a user's template raises is the user's to fix
             where = definition.where(*path)
-            raise self._template_fail(exc, where, format_path(path), item_key) from None
+            raise self._template_fail(
+                exc, where, format_path(path), item_key, context=(scope, source)
+            ) from None
 
     def _evaluate(
         self,
@@ -341,10 +387,14 @@ class Renderer:
                     expression.strip(), undefined_to_none=False
                 )
             return _plain(compiled(**scope))
+        except TemplateTimeout:
+            raise
         except Exception as exc:  # any error a user's expression raises is the user's to fix
             # An expression is not a template: its traceback lines are Jinja's, not the user's.
             where, dotted = definition.where(*path), format_path(path)
-            raise self._template_fail(exc, where, dotted, item_key, lines=False) from None
+            raise self._template_fail(
+                exc, where, dotted, item_key, lines=False, context=(scope, expression)
+            ) from None
 
     def _message_file(
         self, definition: Definition, relative: Any, scope: dict[str, Any], item_key: str | None
@@ -363,8 +413,13 @@ class Renderer:
         name = self.project.display(path)
         try:
             return self.env.get_template(name).render(scope)
+        except TemplateTimeout:
+            raise
         except Exception as exc:  # any error a user's template raises is the user's to fix
-            raise self._template_fail(exc, where, "message_file", item_key, name) from None
+            source = path.read_text("utf-8", errors="replace")
+            raise self._template_fail(
+                exc, where, "message_file", item_key, name, context=(scope, source)
+            ) from None
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -381,9 +436,12 @@ class Renderer:
         item_key: str | None,
         template_file: str | None = None,
         lines: bool = True,
+        context: tuple[Mapping[str, Any], str] | None = None,
     ) -> TemplateProblem:
+        """`context`: the scope and the template's text, for "did you mean" hints."""
         secret_env = {self.project.api.token_env, *LEDGER_SECRETS}
-        message = _describe(exc, self.project.env, secret_env)
+        scope, source = context or ({}, None)
+        message = _describe(exc, self.project.env, scope, source, secret_env)
         line = _template_line(exc, template_file)
         if not lines and not isinstance(exc, jinja2.TemplateSyntaxError):
             line = 0
@@ -392,6 +450,67 @@ class Renderer:
         elif line and line > 1:
             message += f" (template line {line})"
         return TemplateProblem(Problem(where, message, path, item_key))
+
+
+class _RootLoader(jinja2.FileSystemLoader):
+    """Templates from the project root only: `{% include %}` through a symlinked folder that
+    leads outside it is refused, as `message_file` and every other path are."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(str(root))
+        self.root = root
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        pieces = split_template_path(template)
+        if not Path(self.root, *pieces).resolve().is_relative_to(self.root):
+            raise UserError(
+                f"template {template!r} resolves outside the project root (a symlink?); "
+                "keep templates inside the folder of commbox.yaml"
+            )
+        return super().get_source(environment, template)
+
+
+class TemplateTimeout(Exception):
+    """Rendering one message ran past its time budget."""
+
+
+class _TimeBudget:
+    """A time limit on rendering, from SIGALRM: a template loop cannot run forever.
+
+    Jinja code is plain Python, so the signal handler's exception stops it between two
+    bytecodes. Only the main thread gets signals; elsewhere (and on Windows) there is no limit.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = hasattr(signal, "setitimer") and (
+            threading.current_thread() is threading.main_thread()
+        )
+        self._previous: Any = None
+
+    def __enter__(self) -> _TimeBudget:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGALRM, self._expired)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+
+    @contextmanager
+    def running(self, seconds: float) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    @staticmethod
+    def _expired(signum: int, frame: Any) -> None:
+        raise TemplateTimeout
 
 
 class _Kind(NamedTuple):
@@ -468,8 +587,13 @@ def _look_up_text(parts: tuple[str | Lookup, ...], scope: dict[str, Any]) -> str
 
 
 def _describe(
-    exc: BaseException, allowed_env: tuple[str, ...] = (), secret_env: set[str] | None = None
+    exc: BaseException,
+    allowed_env: tuple[str, ...] = (),
+    scope: Mapping[str, Any] | None = None,
+    source: str | None = None,
+    secret_env: set[str] | None = None,
 ) -> str:
+    scope = scope or {}
     if isinstance(exc, UserError):
         return exc.problem.message
     if isinstance(exc, jinja2.UndefinedError):
@@ -484,16 +608,23 @@ def _describe(
                 )
             if name in (secret_env or ()):
                 return f"env.{name} holds a secret that templates never see; remove it"
-            return f"env.{name} is not visible to templates; add {name} to 'env:' in commbox.yaml"
+            hint = did_you_mean(name, allowed_env, prefix="env.")
+            return (
+                f"env.{name} is not visible to templates{hint}; add {name} to 'env:' in "
+                "commbox.yaml"
+            )
         found = _UNDEFINED_NAME.match(text)
         if found:
             name = found.group(1)
             return (
-                f"'{name}' is undefined; define it in a vars file, pass --var {name}=..., "
-                f"or set COMMBOX_VAR_{name}"
+                f"'{name}' is undefined{did_you_mean(name, scope)}; define it in a vars file, "
+                f"pass --var {name}=..., or set COMMBOX_VAR_{name}"
             )
         attribute = _NO_ATTRIBUTE.match(text)
         if attribute:
+            described = missing_key(attribute.group(2), source, scope)
+            if described:
+                return described
             kind = {"dict": "a mapping", "list": "a list", "str": "a text", "int": "a number"}
             what = kind.get(attribute.group(1), f"a {attribute.group(1)}")
             return (

@@ -1,11 +1,11 @@
-"""Sending planned requests: a pooled urllib3 client, a shared pace, and an explicit retry policy.
+"""Sending planned requests: workers, a shared pace, and an explicit retry policy.
 
 The policy (SPEC section 6) exists because a POST to Create Object is not idempotent and the
 API has no idempotency key: only a reply that says the server did *not* take a request (429,
 503) or a connection that never opened makes a retry safe. Everything that may have reached
 the server without a clear answer (500, 502, 504, a read timeout, a dropped connection) is
 `unknown` and is never retried: sending twice is worse than asking a person.
-urllib3's own `Retry` is therefore switched off (`retries=False`).
+urllib3's own `Retry` is therefore switched off (`retries=False`, in client.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import hashlib
 import json
 import queue
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,18 +25,10 @@ from enum import Enum
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
 
-from commbox_yaml import __version__
+from commbox_yaml.client import Client, NotSent, Reply, ReplyLost
 from commbox_yaml.compile import Request
-from commbox_yaml.ledger import Ledger
+from commbox_yaml.ledger import LedgerStore, LedgerWriteError
 from commbox_yaml.output import Redactor
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.project import ApiSettings
@@ -51,6 +42,7 @@ class Outcome(Enum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     NOT_SENT = "not_sent"  # apply stopped before this request went out
+    TAKEN = "taken"  # another apply claimed or sent the key since this one planned
 
 
 @dataclass(frozen=True)
@@ -118,32 +110,20 @@ class Sender:
     def __init__(
         self,
         api: ApiSettings,
-        base_url: str,
-        token: str,
-        ledger: Ledger,
+        client: Client,
+        ledger: LedgerStore,
         redactor: Redactor,
         run_id: str,
         stop: threading.Event | None = None,
     ) -> None:
         self.api = api
-        self.base_url = base_url.rstrip("/")
-        self.token = token
         self.ledger = ledger
         self.redactor = redactor
         self.run_id = run_id
         self.stop = stop or threading.Event()
         self.refused: str | None = None  # why the whole apply stopped, when it did
         self.pace = Pace(api.rate_per_s)
-        self.pool = urllib3.PoolManager(
-            num_pools=4,
-            maxsize=api.concurrency,
-            block=True,
-            retries=False,
-            timeout=urllib3.Timeout(connect=api.timeout_s, read=api.timeout_s),
-        )
-
-    def close(self) -> None:
-        self.pool.clear()
+        self.client = client
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -167,6 +147,10 @@ class Sender:
                     return
                 try:
                     result = self.send_one(message)
+                except LedgerWriteError as exc:  # nothing more can be recorded: stop
+                    self._refuse(str(exc))
+                    lost = Outcome.NOT_SENT if exc.before_send else Outcome.UNKNOWN
+                    result = SendResult(message.address, message.key, lost, description=str(exc))
                 except Exception as exc:  # a bug must not lose track of a request
                     result = self._crashed(message, exc)
                 with report_lock:
@@ -215,14 +199,11 @@ class Sender:
             if not self.pace.wait_turn(self.stop):
                 return self._result(message, Outcome.NOT_SENT, attempt, started)
             attempt += 1
-            self._event(
-                "pending",
-                request,
-                attempt=attempt,
-                address=request.address,
-                stream=request.stream,
-                fields=request.field_hashes,
-            )
+            if not self._claim(message, attempt):
+                return SendResult(
+                    message.address, message.key, Outcome.TAKEN,
+                    description="another apply claimed or sent it since this one planned",
+                )  # fmt: skip
             outcome = self._attempt(request, body, content_type)
             if outcome.retry_after is None:
                 return self._finish(message, outcome, attempt, started)
@@ -277,7 +258,24 @@ class Sender:
             seconds=time.monotonic() - started,
         )
 
+    def _claim(self, message: PlannedMessage, attempt: int) -> bool:
+        """Write `pending`, unless another apply took the key since this one planned."""
+        request = message.request
+        assert request is not None
+        event = self._record(
+            "pending",
+            request,
+            attempt=attempt,
+            address=request.address,
+            stream=request.stream,
+            fields=request.field_hashes,
+        )
+        return self.ledger.claim(event, message.state.events if attempt == 1 else None)
+
     def _event(self, kind: str, request: Request, **fields: Any) -> None:
+        self.ledger.append(self._record(kind, request, **fields))
+
+    def _record(self, kind: str, request: Request, **fields: Any) -> dict[str, Any]:
         event = {
             "event": kind,
             "key": request.key,
@@ -287,7 +285,7 @@ class Sender:
         event.update({k: v for k, v in fields.items() if v is not None})
         if "description" in event:
             event["description"] = self.redactor.text(str(event["description"]))
-        self.ledger.append(event)
+        return event
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -307,61 +305,49 @@ class Sender:
         return body, content_type
 
     def _attempt(self, request: Request, body: bytes, content_type: str) -> _Attempt:
-        headers = {
-            "Authorization": f"Bearer {self.token}",
-            "Accept": "application/json",
-            "Content-Type": content_type,
-            "User-Agent": f"commbox-yaml/{__version__}",
-        }
         try:
-            response = self.pool.request(
-                "POST", self.base_url + request.path, body=body, headers=headers,
-                redirect=False, preload_content=True,
-            )  # fmt: skip
-        except (NewConnectionError, ConnectTimeoutError) as exc:
-            # Nothing reached the server: safe to try again.
-            return _Attempt(
-                Outcome.FAILED, None, f"could not connect: {_reason(exc, self.redactor)}", -1.0
-            )
-        except ReadTimeoutError:
-            return _Attempt(
-                Outcome.UNKNOWN, None, f"no reply within {self.api.timeout_s:g} s (api.timeout_s)"
-            )
-        except SSLError as exc:
-            if _certificate_refused(exc):
-                # The handshake failed: nothing was sent, and nothing will be to this server.
-                self._refuse(f"TLS failed: {_reason(exc, self.redactor)}")
-                return _Attempt(Outcome.FAILED, None, f"TLS failed: {_reason(exc, self.redactor)}")
-            return _Attempt(Outcome.UNKNOWN, None, f"TLS error: {_reason(exc, self.redactor)}")
-        except ProtocolError as exc:
-            return _Attempt(
-                Outcome.UNKNOWN,
-                None,
-                f"connection dropped after the request was sent: {_reason(exc, self.redactor)}",
-            )
-        except HTTPError as exc:
-            return _Attempt(
-                Outcome.UNKNOWN, None, f"{type(exc).__name__}: {_reason(exc, self.redactor)}"
-            )
-        return self._classify(response)
+            reply = self.client.post(request.path, body, content_type)
+        except NotSent as exc:
+            if exc.fatal:
+                # Nothing was sent, and nothing will be to this server.
+                self._refuse(exc.reason)
+                return _Attempt(Outcome.FAILED, None, exc.reason)
+            return _Attempt(Outcome.FAILED, None, exc.reason, -1.0)  # safe to try again
+        except ReplyLost as exc:
+            return _Attempt(Outcome.UNKNOWN, None, exc.reason)
+        return self._classify(reply)
 
-    def _classify(self, response: urllib3.BaseHTTPResponse) -> _Attempt:
-        status = response.status
-        payload = _json(response.data)
-        description = _description(payload, response, self.redactor)
+    def _classify(self, reply: Reply) -> _Attempt:
+        status = reply.status
+        payload = _json(reply.body)
+        description = self._description(payload, reply)
         if 200 <= status < 300:
-            return _Attempt(Outcome.SENT, status, None, object_id=_object_id(payload))
+            object_id = _object_id(payload)
+            if object_id is None:
+                # A proxy's page, a 204, `{"data": {}}`: it may or may not have been created.
+                return _Attempt(
+                    Outcome.UNKNOWN, status, f"the server answered {status} without an object id"
+                )
+            return _Attempt(Outcome.SENT, status, None, object_id=object_id)
         if status in (429, 503):
-            wait = _retry_after(response.headers.get("Retry-After"), self.api.max_retry_after_s)
+            wait = _retry_after(reply.headers.get("retry-after"), self.api.max_retry_after_s)
             return _Attempt(Outcome.FAILED, status, description, wait)
         if status in (401, 403):
             self._refuse(f"the API token was refused (HTTP {status}: {description})")
             return _Attempt(Outcome.FAILED, status, description)
-        if 400 <= status < 500:
+        if 400 <= status < 500 or status == 501:
+            # 501 Not Implemented: the server refused the operation, it did not perform it.
             return _Attempt(Outcome.FAILED, status, description)
         # 5xx, and 3xx too: a redirect (303 See Other) is how a POST that did create something
         # may be answered, so it does not say the server did not take it.
         return _Attempt(Outcome.UNKNOWN, status, description)
+
+    def _description(self, payload: Any, reply: Reply) -> str:
+        """The server's own words, redacted before they are cut (a cut secret is still one)."""
+        text = payload.get("description") if isinstance(payload, dict) else None
+        if not text:
+            text = reply.reason or f"HTTP {reply.status}"
+        return self.redactor.text(str(text))[:DESCRIPTION_LIMIT]
 
     def _refuse(self, why: str) -> None:
         if self.refused is None:
@@ -402,22 +388,6 @@ def _retry_after(value: str | None, cap: float) -> float:
     return min(max(seconds, 0.0), cap)
 
 
-def _certificate_refused(exc: BaseException) -> bool:
-    """Whether a TLS error is the certificate check failing (so nothing was sent)."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        stack += [c for c in (current.__cause__, current.__context__) if c is not None]
-        stack += [a for a in current.args if isinstance(a, BaseException)]
-    return False
-
-
 def _json(data: bytes) -> Any:
     try:
         return json.loads(data)
@@ -432,15 +402,3 @@ def _object_id(payload: Any) -> Any:
             if key.lower() == "id":
                 return value
     return None
-
-
-def _description(payload: Any, response: urllib3.BaseHTTPResponse, redactor: Redactor) -> str:
-    text = payload.get("description") if isinstance(payload, dict) else None
-    if not text:
-        text = response.reason or f"HTTP {response.status}"
-    return redactor.text(str(text))[:DESCRIPTION_LIMIT]  # a cut secret would no longer match
-
-
-def _reason(exc: BaseException, redactor: Redactor) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    return redactor.text(str(reason))[:DESCRIPTION_LIMIT]

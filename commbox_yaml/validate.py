@@ -13,15 +13,13 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from commbox_yaml.errors import Problem
+from commbox_yaml.phones import MAX_PHONE1_DIGITS, is_phone, phone_problem
 from commbox_yaml.resources import schema
 from commbox_yaml.source import PathKey, Positions
 
 _EMAIL = re.compile(
     r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
-_PHONE = re.compile(r"^\+?[0-9]{3,20}$")
-_TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
-
 FORMATS = jsonschema.FormatChecker(formats=())
 
 
@@ -32,18 +30,27 @@ def _is_email(value: object) -> bool:
 
 @FORMATS.checks("phone")
 def _is_phone(value: object) -> bool:
-    return not isinstance(value, str) or bool(_PHONE.match(value))
+    return not isinstance(value, str) or is_phone(value)
 
 
-@FORMATS.checks("whatsapp-template-name")
-def _is_template_name(value: object) -> bool:
-    return not isinstance(value, str) or bool(_TEMPLATE_NAME.match(value))
+@FORMATS.checks("user-phone")
+def _is_user_phone(value: object) -> bool:
+    return not isinstance(value, str) or is_phone(value, MAX_PHONE1_DIGITS)
+
+
+@FORMATS.checks("single-line")
+def _is_single_line(value: object) -> bool:
+    return not isinstance(value, str) or not any(ch in value for ch in "\r\n\u2028\u2029")
 
 
 _FORMAT_MESSAGES = {
     "email": "is not an email address",
-    "phone": "is not a phone number (digits, with an optional leading +)",
-    "whatsapp-template-name": "is not a WhatsApp template name (lower case letters, digits, '_')",
+    "single-line": "must be one line (it has a line break)",
+}
+# Formats whose message says what exactly is wrong with the value.
+_FORMAT_REASONS: dict[str, Callable[[str], str | None]] = {
+    "phone": phone_problem,
+    "user-phone": lambda text: phone_problem(text, MAX_PHONE1_DIGITS),
 }
 
 _BOUNDS = {
@@ -78,9 +85,14 @@ def format_path(path: Iterable[str | int]) -> str:
 
 
 def schema_problems(
-    instance: Any, schema_name: str, positions: Positions, item_key: str | None = None
+    instance: Any,
+    schema_name: str,
+    positions: Positions,
+    item_key: str | None = None,
+    origin: Callable[[PathKey, Any], str] | None = None,
 ) -> list[Problem]:
-    """Every way `instance` breaks the named schema, each located in the source."""
+    """Every way `instance` breaks the named schema, each located in the source; `origin`
+    says where a bad value came from when a template took it from elsewhere (a var file)."""
     full = validator(schema_name)
     quick = quick_check(schema_name)
     if quick is not None and quick(instance):  # the common case: nothing to explain
@@ -92,7 +104,7 @@ def schema_problems(
     for error in errors:
         if error.validator == "pattern" and tuple(error.absolute_path) in formatted:
             continue
-        problems.extend(_explain(error, positions, item_key))
+        problems.extend(_explain(error, positions, item_key, origin))
     return sorted(set(problems), key=Problem.sort_key)
 
 
@@ -264,6 +276,10 @@ def _min_length(limit: Any) -> Check:
     return lambda value: not isinstance(value, str) or len(value) >= limit
 
 
+def _max_length(limit: Any) -> Check:
+    return lambda value: not isinstance(value, str) or len(value) <= limit
+
+
 def _min_items(limit: Any) -> Check:
     return lambda value: not isinstance(value, list) or len(value) >= limit
 
@@ -340,6 +356,7 @@ _KEYWORDS: dict[str, Callable[[Any], Check]] = {
     "pattern": _pattern,
     "format": _format,
     "minLength": _min_length,
+    "maxLength": _max_length,
     "minItems": _min_items,
     "minimum": _minimum,
     "maximum": _maximum,
@@ -357,7 +374,12 @@ _KEYWORDS: dict[str, Callable[[Any], Check]] = {
 # -- explaining errors ---------------------------------------------------------------------
 
 
-def _explain(error: ValidationError, positions: Positions, item_key: str | None) -> list[Problem]:
+def _explain(
+    error: ValidationError,
+    positions: Positions,
+    item_key: str | None,
+    origin: Callable[[PathKey, Any], str] | None = None,
+) -> list[Problem]:
     path: PathKey = tuple(error.absolute_path)
     where = positions.locate(path)
 
@@ -387,9 +409,13 @@ def _explain(error: ValidationError, positions: Positions, item_key: str | None)
         fitting = [e for e in error.context if e.validator != "type"]
         if fitting:
             deepest = max(fitting, key=lambda e: len(e.absolute_path))
-            return _explain(deepest, positions, item_key)
+            return _explain(deepest, positions, item_key, origin)
     written = positions.texts.get(path)
-    return [Problem(where, _message(error, written), format_path(path), item_key)]
+    message = _message(error, written)
+    value = error.instance
+    if origin is not None and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        message += origin(path, value)
+    return [Problem(where, message, format_path(path), item_key)]
 
 
 def _message(error: ValidationError, written: str | None = None) -> str:
@@ -399,6 +425,9 @@ def _message(error: ValidationError, written: str | None = None) -> str:
     shown = _show(value) if written is None else f"{written} (read by YAML as {value!r})"
     validator_name = error.validator
     if validator_name == "format":
+        reason = _FORMAT_REASONS.get(str(rule))
+        if reason is not None and isinstance(value, str):
+            return f"{shown} is not a phone number: {reason(value)}"
         return f"{shown} {_FORMAT_MESSAGES.get(str(rule), 'has the wrong format')}"
     if validator_name == "type":
         names = [rule] if isinstance(rule, str) else list(rule)
@@ -410,10 +439,7 @@ def _message(error: ValidationError, written: str | None = None) -> str:
             return f"expected {wanted}, not {_kind(value)}"
         return f"{shown} is {_kind(value)}, expected {wanted}{hint}"
     if validator_name == "enum":
-        options = [o for o in rule if isinstance(o, str)] or list(rule)
-        close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
-        tip = f"; did you mean '{close[0]}'?" if close else ""
-        return f"{shown} is not one of: {', '.join(str(o) for o in options)}{tip}"
+        return _enum_message(shown, value, rule, error.schema)
     if validator_name == "const":
         return f"{shown} must be {_show(rule)}"
     if validator_name == "pattern":
@@ -425,9 +451,34 @@ def _message(error: ValidationError, written: str | None = None) -> str:
         return f"{shown} does not match the pattern {rule}"
     if validator_name in ("minItems", "minLength") and rule == 1:
         return "must not be empty"
+    if validator_name == "maxLength" and isinstance(value, str):
+        return f"{shown} is too long: {len(value)} characters, at most {rule}"
     if validator_name in _BOUNDS:
         return f"{shown} {_BOUNDS[str(validator_name)]} {rule!r}"
     return error.message
+
+
+_MAX_LISTED = 20  # a longer enum is named by its title, with a suggestion
+
+
+def _enum_message(shown: str, value: Any, rule: Any, subschema: Any) -> str:
+    options = [o for o in rule if isinstance(o, str)] or list(rule)
+    texts = [str(o) for o in options]
+    close = _same_but_spelling(value, texts) or difflib.get_close_matches(str(value), texts, n=1)
+    tip = f"; did you mean '{close[0]}'?" if close else ""
+    title = subschema.get("title") if isinstance(subschema, dict) else None
+    listed = ", ".join(texts)
+    if len(options) > _MAX_LISTED and title:
+        return f"{shown} is not a {title}{tip or f' (one of: {listed})'}"
+    return f"{shown} is not one of: {listed}{tip}"
+
+
+def _same_but_spelling(value: Any, options: list[str]) -> list[str]:
+    """The option that differs from `value` only in case, '-' or '_' (`en-US` is `en_US`)."""
+    if not isinstance(value, str):
+        return []
+    squashed = value.lower().replace("-", "").replace("_", "")
+    return [o for o in options if o.lower().replace("-", "").replace("_", "") == squashed][:1]
 
 
 def _kind(value: Any) -> str:

@@ -2,18 +2,30 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from commbox_yaml.sandbox import SandboxServer
 from tests.leaks import LeakGuard, leak_report
 
+if TYPE_CHECKING:
+    from tests.pg import PgServer
+
 
 @pytest.fixture
 def server() -> Iterator[SandboxServer]:
     """A sandbox on 127.0.0.1 for the test's duration."""
     with SandboxServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL server for the whole session (tests/pg.py)."""
+    from tests.pg import running_server
+
+    with running_server() as running:
         yield running
 
 

@@ -129,8 +129,10 @@ def test_no_project_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "no commbox.yaml found" in err
 
 
-def test_usage_error_exits_2_like_argparse(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["frobnicate"]) == 2
+def test_usage_error_exits_1_since_2_is_the_detailed_exitcode(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["frobnicate"]) == 1
     assert "invalid choice" in capsys.readouterr().err
 
 

@@ -53,6 +53,7 @@ def test_validate_json_counts(example: Path, capsys: pytest.CaptureFixture[str])
         "skipped": 1,
         "files": 4,
         "errors": [],
+        "warnings": [],
     }
 
 

@@ -20,6 +20,7 @@ EXPECTED = [
     "commbox.yaml",
     ".commbox/.gitignore",
     ".commbox/ledger.jsonl",
+    ".gitattributes",
     ".github/workflows/commbox.yml",
     "messages/customer-whatsapp.yaml",
     "messages/oncall-sms.yaml",
@@ -116,17 +117,30 @@ def test_the_ci_workflow(tmp_path: Path) -> None:
     assert main(["init", str(tmp_path)]) == 0
     text = (tmp_path / ".github" / "workflows" / "commbox.yml").read_text()
     workflow = yaml.safe_load(text)
-    plan_steps = [s.get("run", "") for s in workflow["jobs"]["plan"]["steps"]]
-    apply_steps = [s.get("run", "") for s in workflow["jobs"]["apply"]["steps"]]
-    assert "commbox-yaml validate" in plan_steps
-    assert "commbox-yaml validate" in apply_steps
-    assert any("commbox-yaml plan --format markdown" in s for s in plan_steps)
-    assert "commbox-yaml apply --auto-approve" in apply_steps
-    assert any("git add .commbox/ledger.jsonl" in s for s in apply_steps)
+    action = "OWNER/commbox-yaml@v0"  # the placeholder the comments and `init` explain
+    plan_steps = [s["with"] for s in workflow["jobs"]["plan"]["steps"] if s.get("uses") == action]
+    apply_steps = [s for s in workflow["jobs"]["apply"]["steps"] if s.get("uses") == action]
+    assert [s["command"] for s in plan_steps] == ["validate", "plan"]
+    (apply_step,) = apply_steps
+    assert apply_step["with"] == {"command": "apply", "commit-ledger": "true"}
+    assert apply_step["env"] == {"COMMBOX_API_TOKEN": "${{ secrets.COMMBOX_API_TOKEN }}"}
+    assert workflow["jobs"]["plan"]["permissions"]["pull-requests"] == "write"
+    assert workflow["jobs"]["apply"]["permissions"]["contents"] == "write"
     assert workflow["jobs"]["apply"]["if"].endswith("github.ref == 'refs/heads/main'")
+    assert workflow["jobs"]["apply"]["concurrency"]["cancel-in-progress"] is False
     assert "ledger.must_exist: true" in text
-    assert f'pip install "commbox-yaml=={__version__}"' in text
+    assert f"@v{__version__}" in text
     assert "__COMMBOX_YAML_VERSION__" not in text
+
+
+def test_the_ledger_merges_as_a_union(tmp_path: Path) -> None:
+    assert main(["init", str(tmp_path)]) == 0
+    rules = [
+        line.split()
+        for line in (tmp_path / ".gitattributes").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert rules == [[".commbox/ledger.jsonl", "merge=union"]]
 
 
 def test_refuses_to_overwrite_and_writes_nothing(

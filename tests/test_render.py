@@ -90,7 +90,7 @@ def test_undefined_is_an_error_never_empty(tmp_path: Path) -> None:
 def test_undefined_attribute_is_an_error(tmp_path: Path) -> None:
     project(tmp_path, SMS.replace("message: hello", "message: '{{ c.missing }}'"), "c: {a: 1}\n")
     (problem,) = build_project(tmp_path).problems
-    assert "a mapping has no key 'missing'" in problem.message
+    assert problem.message == "c has no key 'missing'; its keys: a"
 
 
 def test_sandbox_refuses_unsafe_attribute_access(tmp_path: Path) -> None:

@@ -153,6 +153,28 @@ def test_a_sensitive_value_never_changes_a_fingerprint(
     assert first.field_hashes == second.field_hashes
 
 
+def test_a_sensitive_phone_number_is_redacted_as_it_is_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Phone numbers are sent as digits: the written form alone would not match."""
+    messages = SMS.replace('"972544444444"', '"{{ phone }}"') + 'to: ["{{ phone }}"]\n'
+    fingerprints = set()
+    for index, phone in enumerate(("+972 54-444-4444", "00972 52 222 2222")):
+        variables = f"phone: '{phone}'\npin: '{PIN}'\n"
+        root = make(tmp_path / str(index), messages, variables, "pin, phone")
+        request = build_project(root).requests[0]
+        digits = re.sub(r"[^0-9]", "", phone).removeprefix("00")
+        assert request.data["UserStreamProviderId"] == digits
+        fingerprints.add(request.fingerprint)
+        assert run(root, "render", "note") == 0
+        assert run(root, "plan") == 0
+    assert len(fingerprints) == 1
+    out = capsys.readouterr().out
+    assert '"UserStreamProviderId": "(sensitive)"' in out
+    assert "4444" not in out
+    assert "2222" not in out
+
+
 def test_placeholders_are_deterministic_longest_first() -> None:
     one = Redactor(["abcd", "abcdef", "cdefgh"], guard_cuts=False)
     two = Redactor(["cdefgh", "abcdef", "abcd"], guard_cuts=False)
@@ -213,6 +235,7 @@ def _normalised_ledger(root: Path) -> list[dict[str, Any]]:
 def _normalised_plan(path: Path) -> dict[str, Any]:
     data = json.loads(path.read_text())
     data.pop("created_at")
+    data.pop("destination")  # each apply had its own sandbox, on its own port
     return dict(data)
 
 

@@ -175,7 +175,9 @@ def test_each_item_is_checked_after_a_valid_one(tmp_path: Path) -> None:
     result = build_project(tmp_path)
     assert [r.address for r in result.requests] == ["note[a]", "note[c]", "note[e]"]
     got = sorted((p.item_key, p.path, p.message) for p in result.problems)
+    nope = "(from vars/common.yaml:3:20)"
     assert got == [
-        ("b", "to[0]", "'nope' is not a phone number (digits, with an optional leading +)"),
-        ("d", "manager_id", "'x' is a string, expected an integer"),
+        ("b", "to[0]", f"'nope' is not a phone number: it has letters {nope}"),
+        ("b", "user_stream_provider_id", f"'nope' is not a phone number: it has letters {nope}"),
+        ("d", "manager_id", "'x' is a string, expected an integer (from vars/common.yaml:5:45)"),
     ]

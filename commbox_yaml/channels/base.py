@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from commbox_yaml.phones import normalize_phone
 from commbox_yaml.source import PathKey
 
 
@@ -30,9 +31,11 @@ class Channel:
     # definition key -> value used when the definition does not set it
     presets: Mapping[str, int]
     content: Callable[[Mapping[str, Any]], ContentParts]
+    # definition keys holding a phone number, sent as digits (Content.to is one for sms/whatsapp)
+    phone_fields: tuple[str, ...] = ()
 
 
 def phones(values: Mapping[str, Any], parts: ContentParts) -> None:
-    """`to:` as Content.to, a list of phone numbers (SMS, WhatsApp)."""
+    """`to:` as Content.to, a list of phone numbers as digits (SMS, WhatsApp)."""
     if "to" in values:
-        parts.put("to", [str(v) for v in values["to"]], "to")
+        parts.put("to", [normalize_phone(str(v)) for v in values["to"]], "to")

@@ -18,4 +18,5 @@ CHANNEL = Channel(
     name="sms",
     presets={"type": 4, "status_id": 1, "stream_provider_type": 5, "user_stream_provider_type": 5},
     content=content,
+    phone_fields=("user_stream_provider_id",),
 )

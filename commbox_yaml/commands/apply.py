@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
-from commbox_yaml.commands.plan import add_selection_options, compute_plan
+from commbox_yaml.client import Client, client_for
+from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
+from commbox_yaml.commands.plan import add_selection_options, compute_plan, destination
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.output import Console
-from commbox_yaml.plan import Plan, PlannedMessage, load_plan, stale_reasons
+from commbox_yaml.plan import Plan, PlannedMessage, check_destination, load_plan, stale_reasons
 from commbox_yaml.report import REPORTERS
 from commbox_yaml.report.progress import Progress
 from commbox_yaml.send import Outcome, Sender, SendResult
@@ -32,7 +33,24 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "apply",
         parents=parents,
         help="send the planned messages, once",
-        description="Plan, show the plan, ask, and send; or send exactly a saved plan file.",
+        description="Plan, show the plan, ask, and send; or send exactly a saved plan file.\n"
+        "Each send is recorded in the ledger, so nothing is sent twice. Without a terminal,\n"
+        "apply needs --auto-approve or a plan file. --sandbox rehearses against a local\n"
+        "CommBox stand-in with a ledger of its own: no account, no token.",
+        epilog=epilog(
+            [
+                "commbox-yaml apply --sandbox --auto-approve",
+                "commbox-yaml apply release.plan",
+                "commbox-yaml apply --auto-approve --replace 'release-2.0[*]'",
+            ],
+            [*SEND_ENV, *PROJECT_ENV, "NO_COLOR"],
+            [
+                ("0", "every send of this run was sent (or there was nothing to send)"),
+                ("1", "an error, a send of this run failed or ended unknown, or a usage error;"),
+                ("", "messages held from earlier runs (~, ?) do not count"),
+                ("130", "stopped by SIGINT (143: SIGTERM): the sends in flight are recorded"),
+            ],
+        ),
     )
     parser.add_argument(
         "planfile",
@@ -54,8 +72,13 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         raise UserError(
             "a plan file already fixes --target and --replace; make a new plan to change them"
         )
+    # A URL that does not parse, or would send the token astray, stops everything up front.
+    target = destination(ctx, args.sandbox)
     ledger = ctx.ledger(args.sandbox)
-    if project.ledger_must_exist and not args.sandbox and not ledger.path.exists():
+    saved = load_plan(ctx.path(args.planfile), args.planfile) if args.planfile else None
+    if saved is not None:  # refused whole, before the ledger is touched
+        check_destination(saved, args.planfile, target, ledger.display)
+    if project.ledger_must_exist and not args.sandbox and not ledger.exists():
         raise UserError(
             f"the ledger {ledger.display} is missing and ledger.must_exist is true: nothing was "
             "sent. Restore it (CI cache or artifact), or run 'commbox-yaml ledger init' for a "
@@ -65,8 +88,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     with ledger.locked():
         for warning in ledger.warnings:
             ctx.console.err(f"warning: {warning}")
-        if args.planfile:
-            saved = load_plan(ctx.path(args.planfile), args.planfile)
+        if saved is not None:
             args.target, args.replace = list(saved.targets), list(saved.replace)
             plan = compute_plan(ctx, args, ledger)
             reasons = stale_reasons(saved, plan)
@@ -93,22 +115,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if not args.planfile and not args.auto_approve:
             _confirm(ctx.console, len(sends), args.json)
         with _sandbox_if(args.sandbox) as sandbox_url:
-            base_url = sandbox_url or _checked_url(project.api.base_url)
-            return _send(ctx, args, plan, sends, ledger, base_url, token)
-
-
-def _checked_url(base_url: str) -> str:
-    """The API's URL; plain http only to this machine, so the token never crosses a network bare."""
-    parts = urlsplit(base_url)
-    if parts.scheme == "https" or (
-        parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
-    ):
-        return base_url
-    raise UserError(
-        f"refusing to send the API token to {parts.scheme}://{parts.hostname}: use https "
-        "(plain http is allowed only to 127.0.0.1 or localhost, e.g. for the sandbox); "
-        "nothing was sent"
-    )
+            client = client_for(project.api, project.root, sandbox_url or target, token)
+            try:
+                return _send(ctx, args, plan, sends, ledger, client)
+            finally:
+                client.close()
 
 
 def _token(ctx: Context) -> str:
@@ -164,15 +175,13 @@ def _send(
     plan: Plan,
     sends: list[PlannedMessage],
     ledger: Any,
-    base_url: str,
-    token: str,
+    client: Client,
 ) -> int:
     stop = threading.Event()
     caught: list[int] = []
     sender = Sender(
         ctx.project().api,
-        base_url,
-        token,
+        client,
         ledger,
         ctx.console.redactor,
         uuid.uuid4().hex[:12],
@@ -183,7 +192,6 @@ def _send(
         try:
             results = sender.send_all(sends, progress.update)
         finally:
-            sender.close()
             progress.close()
     if sender.refused:
         ctx.console.err(f"error: {sender.refused}; apply stopped, nothing more was sent")
@@ -222,6 +230,8 @@ def _finish(
     )
     if counts[Outcome.NOT_SENT]:
         line = line.replace("complete", "stopped")[:-1] + f", {counts[Outcome.NOT_SENT]} not sent."
+    if counts[Outcome.TAKEN]:
+        line = line[:-1] + f", {counts[Outcome.TAKEN]} taken by another apply."
     ctx.console.out(ctx.console.style(line, "bold", "red" if failed else "green"))
     if counts[Outcome.UNKNOWN]:
         ctx.console.out(

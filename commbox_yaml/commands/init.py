@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from commbox_yaml import __version__
+from commbox_yaml.commands._help import epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.project import PROJECT_FILE
@@ -38,9 +39,15 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "init",
         parents=parents,
         help="write a starter project",
-        description="Write a starter project into DIR (default: the current folder): "
-        "commbox.yaml, one message per channel, a vars file, a GitHub Actions workflow and "
-        "an empty ledger. Existing files are never overwritten.",
+        description="Write a starter project into DIR (default: the current folder):\n"
+        "commbox.yaml, one message per channel, a vars file, a GitHub Actions workflow,\n"
+        "an empty ledger, and .gitattributes (merge=union for the ledger).\n"
+        "Existing files are never overwritten.",
+        epilog=epilog(
+            ["commbox-yaml init notices", "commbox-yaml -C notices validate"],
+            ["NO_COLOR"],
+            [("0", "written"), ("1", "a file is in the way (nothing written), or a usage error")],
+        ),
     )
     # Not `directory`: that name holds the global -C option.
     parser.add_argument("target", nargs="?", default=".", metavar="DIR")
@@ -140,7 +147,9 @@ def _next_steps(shown: str) -> str:
             f"  2. Check every message:    commbox-yaml{where} validate",
             f"  3. See the exact request:  commbox-yaml{where} render release-email",
             f"  4. Rehearse, no account:   commbox-yaml{where} apply --sandbox --auto-approve",
-            "  5. Commit the project with .commbox/ledger.jsonl; .github/workflows/commbox.yml",
-            "     plans on pull requests and applies on main (secret COMMBOX_API_TOKEN).",
+            "  5. Commit the project with .commbox/ledger.jsonl and .gitattributes (the ledger",
+            "     merges as a union). .github/workflows/commbox.yml plans on pull requests and",
+            "     applies on main: replace OWNER/commbox-yaml@v0 in it with the repository you",
+            "     get commbox-yaml from, and add the secret COMMBOX_API_TOKEN.",
         ]
     )

@@ -1,12 +1,15 @@
-"""ledger list | show KEY | forget KEY | init: read and edit the send ledger."""
+"""ledger list | show KEY | forget KEY | init | export | import FILE: read and edit the ledger."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from commbox_yaml.commands._help import USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
+from commbox_yaml.ledger import LedgerStore
+from commbox_yaml.ledger.transfer import keys_of, read_export
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -14,10 +17,27 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "ledger",
         parents=parents,
         help="read and edit the send ledger",
-        description="List, show, forget keys of, or create the send ledger.",
+        description="List, show, forget keys of, create, export or import into the send ledger.\n"
+        "'forget KEY' makes the next plan treat KEY as never sent.",
+        epilog=epilog(
+            [
+                "commbox-yaml ledger list",
+                "commbox-yaml ledger show 'release-1.4.0[acme]' --json",
+                "commbox-yaml ledger init",
+                "commbox-yaml ledger export > ledger-backup.jsonl",
+                "commbox-yaml ledger import .commbox/ledger.jsonl",
+            ],
+            ["COMMBOX_LEDGER_URL", "PGPASSWORD", "NO_COLOR"],
+            [("0", "done"), USAGE_ERROR],
+        ),
     )
-    parser.add_argument("action", choices=["list", "show", "forget", "init"])
-    parser.add_argument("key", nargs="?", metavar="KEY", help="a ledger key (for show, forget)")
+    parser.add_argument("action", choices=["list", "show", "forget", "init", "export", "import"])
+    parser.add_argument(
+        "key",
+        nargs="?",
+        metavar="KEY | FILE",
+        help="a ledger key (for show, forget); a ledger file to add (for import)",
+    )
     parser.add_argument("--sandbox", action="store_true", help="the sandbox's ledger")
     parser.add_argument("--json", action="store_true", help="print as JSON (list, show)")
 
@@ -27,12 +47,14 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     console = ctx.console
     if args.action in ("show", "forget") and not args.key:
         raise UserError(f"ledger {args.action} needs a KEY; 'commbox-yaml ledger list' shows them")
+    if args.action == "import":
+        return _import(ctx, ledger, args.key)
     if args.action == "init":
         created = ledger.create()
         console.out(f"{'Created' if created else 'Already exists:'} {ledger.display}")
         return 0
     if args.action == "forget":
-        if not ledger.path.exists():  # never create one here: it would satisfy must_exist
+        if not ledger.exists():  # never create one here: it would satisfy must_exist
             raise UserError(f"no ledger at {ledger.display}; there is nothing to forget")
         with ledger.locked():
             state = ledger.read().states.get(args.key)
@@ -48,6 +70,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         raise UserError(
             f"no ledger at {ledger.display} yet; 'commbox-yaml ledger init' creates one"
         )
+    if args.action == "export":
+        for line in ledger.lines():
+            console.out(line)
+        return 0
     if args.action == "show":
         state = view.states.get(args.key)
         if state is None:
@@ -87,4 +113,23 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         when = (s.sent_at or s.last_at or "")[:16].replace("T", " ")
         object_id = "" if s.object_id is None else f"object {s.object_id}"
         console.out(f"  {s.status.value:<8} {s.key:<40} {when:<17} {object_id}".rstrip())
+    return 0
+
+
+def _import(ctx: Context, ledger: LedgerStore, file: str | None) -> int:
+    """Add a file ledger's events; refused whole when the ledger holds any of its keys."""
+    if not file:
+        raise UserError(
+            "ledger import needs a FILE: a ledger file, or what 'ledger export' printed"
+        )
+    lines, warnings = read_export(ctx.path(file), file)
+    for warning in warnings:
+        ctx.console.err(f"warning: {warning}")
+    if not lines:
+        raise UserError(f"{file} holds no ledger events: nothing to import")
+    with ledger.locked():
+        count = ledger.import_lines(lines)
+    ctx.console.out(
+        f"Imported {count} events ({len(keys_of(lines))} keys) from {file} into {ledger.display}"
+    )
     return 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from commbox_yaml.commands._help import PROJECT_ENV, USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
-from commbox_yaml.ledger import Ledger
-from commbox_yaml.plan import Plan, make_plan, save_plan
+from commbox_yaml.ledger import LedgerStore
+from commbox_yaml.plan import SANDBOX, Plan, make_plan, save_plan
 from commbox_yaml.report import REPORTERS
 
 
@@ -25,7 +26,8 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY",
-        help="send this held message (changed or unknown) again; repeatable",
+        help="send this held message (changed or unknown) again; a quoted glob matches "
+        "several keys; repeatable",
     )
     parser.add_argument(
         "--sandbox",
@@ -39,7 +41,25 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "plan",
         parents=parents,
         help="show what apply would send (no network)",
-        description="Show what apply would do for every message, against the send ledger.",
+        description="Show what apply would do for every message, against the send ledger:\n"
+        "+ send, = unchanged, ~ changed (held), ? unknown (held), blank: skipped by 'when'.\n"
+        "No network, no token. A KEY of --replace may be a quoted glob: * any run of\n"
+        "characters, ? one character; [ and ] are literal ('release-2.0[*]').",
+        epilog=epilog(
+            [
+                "commbox-yaml plan",
+                "commbox-yaml plan --var-file vars/prod.yaml -out release.plan",
+                "commbox-yaml plan --format markdown > plan.md",
+                "commbox-yaml plan --target release-email --replace 'release-2.0[*]'",
+                "commbox-yaml plan --detailed-exitcode",
+            ],
+            [*PROJECT_ENV, "COMMBOX_LEDGER_URL", "COMMBOX_BASE_URL", "NO_COLOR"],
+            [
+                ("0", "planned (with --detailed-exitcode: nothing to send)"),
+                USAGE_ERROR,
+                ("2", "with --detailed-exitcode only: the plan would send something"),
+            ],
+        ),
     )
     add_selection_options(parser)
     parser.add_argument(
@@ -64,7 +84,10 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
 
 
-def compute_plan(ctx: Context, args: argparse.Namespace, ledger: Ledger) -> Plan:
+BASE_URL_SOURCE = "the base URL (api.base_url or COMMBOX_BASE_URL)"
+
+
+def compute_plan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore) -> Plan:
     result = ctx.build(args.target)
     if result.problems:
         raise ValidationFailed(result.problems)
@@ -74,10 +97,19 @@ def compute_plan(ctx: Context, args: argparse.Namespace, ledger: Ledger) -> Plan
     return make_plan(result, view, ledger.display, args.replace, args.target)
 
 
+def destination(ctx: Context, sandbox: bool) -> str:
+    """Where a plan is for: the sandbox, or the API's base URL (checked, so never a secret)."""
+    if sandbox:
+        return SANDBOX
+    from commbox_yaml.client import check_base_url  # urllib3 only for commands that need it
+
+    return check_base_url(ctx.project().api.base_url, BASE_URL_SOURCE)
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     plan = compute_plan(ctx, args, ctx.ledger(args.sandbox))
     if args.out:
-        save_plan(plan, ctx.path(args.out))
+        save_plan(plan, ctx.path(args.out), destination(ctx, args.sandbox))
     REPORTERS["json" if args.json else args.format or "text"](ctx.console, plan)
     if args.out and not args.json and args.format in (None, "text"):
         ctx.console.out(

@@ -6,11 +6,14 @@ import argparse
 import json
 from typing import Any
 
+from commbox_yaml.commands._help import PROJECT_ENV, USAGE_ERROR, epilog
 from commbox_yaml.compile import Request
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.output import Console
 from commbox_yaml.report.data import message_object
+from commbox_yaml.report.describe import segments_text, sms_of
+from commbox_yaml.report.recipient import recipient_view
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -18,11 +21,25 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "render",
         parents=parents,
         help="print the exact request(s) for one message",
-        description="Print the exact request(s) one message would send: method, path, body, "
-        "and the multipart parts. ADDRESS is NAME or NAME[KEY].",
+        description="Print the exact request(s) one message would send: method, path, body,\n"
+        "and the multipart parts. ADDRESS is NAME, or NAME[KEY] for one for_each item\n"
+        "(NAME alone: every item). No network, no token.",
+        epilog=epilog(
+            [
+                "commbox-yaml render release-email",
+                "commbox-yaml render 'customer-whatsapp[globex]' --json",
+                "commbox-yaml render oncall-sms --var version=1.4.1",
+            ],
+            [*PROJECT_ENV, "NO_COLOR"],
+            [("0", "printed"), USAGE_ERROR],
+        ),
     )
     parser.add_argument("address", metavar="ADDRESS")
-    parser.add_argument("--json", action="store_true", help='print {"messages": [...]}')
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help='print {"messages": [...]}')
+    shown.add_argument(
+        "--text", action="store_true", help="print the message as its recipient reads it"
+    )
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -35,7 +52,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     for index, request in enumerate(result.requests):
         if index:
             ctx.console.out()
-        show_request(ctx.console, request)
+        if args.text:
+            ctx.console.out(ctx.console.style(f"# {request.address}  ({request.channel})", "bold"))
+            for line in recipient_view(request):
+                ctx.console.out(line)
+        else:
+            show_request(ctx.console, request)
     for message in result.skipped:
         ctx.console.out(f"# {message.address}: skipped ('when' is false)")
     return 0
@@ -45,14 +67,15 @@ def show_request(console: Console, request: Request) -> None:
     console.out(
         console.style(f"# {request.address}  (key {request.key}, {request.channel})", "bold")
     )
+    size = sms_of(request)
+    if size is not None:
+        console.out(f"# SMS segments: {segments_text(size)}")
     console.out(f"{request.method} {request.path}")
+    console.out(f"Content-Type: {request.content_type}")
+    console.out()
     if not request.multipart:
-        console.out("Content-Type: application/json")
-        console.out()
         console.out(json.dumps(console.redactor.data(request.body), indent=2, ensure_ascii=False))
         return
-    console.out("Content-Type: multipart/form-data")
-    console.out()
     console.out('part "data" (the JSON text of the data object):')
     console.out(json.dumps(console.redactor.data(request.data), indent=2, ensure_ascii=False))
     for attachment in request.files:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from commbox_yaml.commands._help import epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.sandbox import SandboxServer
@@ -17,14 +19,30 @@ from commbox_yaml.sandbox import SandboxServer
 DEFAULT_PORT = 4010  # the usual port of API mock servers (Prism), unlikely to clash with apps
 
 
+SANDBOX_TOKEN_ENV = "COMMBOX_SANDBOX_TOKEN"
+
+
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "sandbox",
         parents=parents,
         help="serve a local CommBox stand-in for rehearsals and tests",
-        description="Serve CommBox's Create Object endpoint on 127.0.0.1: checks the Bearer "
-        "token and the body's shape, answers as CommBox does, prints each message it receives, "
-        "and can inject latency, 429s and 5xx. Point COMMBOX_BASE_URL at it. Ctrl-C stops it.",
+        description="Serve CommBox's Create Object endpoint on 127.0.0.1: checks the Bearer\n"
+        "token and the body's shape, answers as CommBox does, prints each message it\n"
+        "receives, and can inject latency, 429s and 5xx. Point COMMBOX_BASE_URL at it.\n"
+        "Ctrl-C stops it.",
+        epilog=epilog(
+            [
+                "commbox-yaml sandbox --port 4010 --throttle-every 5",
+                "COMMBOX_BASE_URL=http://127.0.0.1:4010 COMMBOX_API_TOKEN=x "
+                "commbox-yaml apply --auto-approve",
+            ],
+            ["COMMBOX_SANDBOX_TOKEN"],
+            [
+                ("0", "stopped by Ctrl-C or SIGTERM"),
+                ("1", "cannot listen on the port, or a usage error"),
+            ],
+        ),
     )
     parser.add_argument(
         "--port",
@@ -33,7 +51,9 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
     )
     parser.add_argument(
-        "--token", help="accept only this Bearer token (default: any non-empty one)"
+        "--token",
+        help="accept only this Bearer token (default: $COMMBOX_SANDBOX_TOKEN, else any "
+        "non-empty one); prefer the environment variable: arguments show in 'ps'",
     )
     parser.add_argument(
         "--latency-ms", type=_count, default=0, metavar="N", help="wait N ms before each answer"
@@ -74,7 +94,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(ctx: Context, args: argparse.Namespace) -> int:
     server = SandboxServer(
         port=args.port,
-        token=args.token,
+        token=args.token or os.environ.get(SANDBOX_TOKEN_ENV) or None,
         latency_ms=args.latency_ms,
         throttle_every=args.throttle_every,
         throttle_retry_after=args.retry_after,
@@ -110,7 +130,11 @@ def _start(server: SandboxServer, port: int) -> None:
 
 def _announce(ctx: Context, server: SandboxServer, args: argparse.Namespace) -> None:
     # The token itself is never printed: it may be a real one.
-    token = "the one given with --token" if server.token_required else "any non-empty"
+    token = (
+        f"the one given with --token or {SANDBOX_TOKEN_ENV}"
+        if server.token_required
+        else "any non-empty"
+    )
     out = ctx.console.out
     out(f"CommBox sandbox listening on {server.url} (token: {token})")
     out(f"  export COMMBOX_BASE_URL={server.url}")

@@ -6,6 +6,7 @@ import argparse
 import copy
 from typing import Any
 
+from commbox_yaml.commands._help import USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.resources import CHANNEL_NAMES, schema
 
@@ -17,8 +18,13 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "schema",
         parents=parents,
         help="print the JSON Schema(s)",
-        description="Print a channel's JSON Schema, 'commbox' for commbox.yaml, or with no "
+        description="Print a channel's JSON Schema, 'commbox' for commbox.yaml, or with no\n"
         "argument one schema for any message definition (for # yaml-language-server: $schema=).",
+        epilog=epilog(
+            ["commbox-yaml schema > message.schema.json", "commbox-yaml schema commbox"],
+            [],
+            [("0", "printed"), USAGE_ERROR],
+        ),
     )
     parser.add_argument(
         "channel",

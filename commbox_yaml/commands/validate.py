@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from commbox_yaml.commands._help import PROJECT_ENV, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import Problem, UserError, ValidationFailed
 
@@ -14,17 +15,39 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "validate",
         parents=parents,
         help="check every message definition (no network)",
-        description="Load, render and check every message against its channel's schema.",
+        description="Load, render and check every message against its channel's schema.\n"
+        "No network, no token: fit for pre-commit. Warnings (a --var or COMMBOX_VAR_ name\n"
+        "that no template uses) go to stderr; --strict makes them errors.",
+        epilog=epilog(
+            [
+                "commbox-yaml validate",
+                "commbox-yaml -C notices validate --strict --var version=1.5.0",
+                "commbox-yaml validate --json",
+            ],
+            [*PROJECT_ENV, "NO_COLOR"],
+            [
+                ("0", "every message is valid"),
+                ("1", "a problem (with --strict, a warning too), or a usage error"),
+            ],
+        ),
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
-        return _run_json(ctx)
-    result = ctx.build()
-    if result.problems:
-        ctx.console.problems(result.problems, "validate")
+        return _run_json(ctx, args.strict)
+    result = ctx.build(show_warnings=False)
+    problems = result.problems + (_as_problems(result.warnings) if args.strict else [])
+    if not args.strict:
+        for warning in result.warnings:
+            ctx.console.err(f"warning: {warning}")
+            if ctx.console.github:  # shown on the run's summary page, as errors are
+                text = warning.replace("%", "%25").replace("\n", "%0A")
+                ctx.console.stdout.write(f"::warning::{text}\n")
+    if problems:
+        ctx.console.problems(sorted(problems, key=Problem.sort_key), "validate")
         return 1
     skipped = f" ({len(result.skipped)} skipped by 'when')" if result.skipped else ""
     files = len(result.files)
@@ -35,12 +58,19 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_json(ctx: Context) -> int:
+def _as_problems(warnings: list[str]) -> list[Problem]:
+    """--strict: each warning is an error, saying how to turn it back into a warning."""
+    return [Problem(None, f"{w} (an error with --strict)") for w in warnings]
+
+
+def _run_json(ctx: Context, strict: bool) -> int:
     """Always a JSON document on stdout, also when commbox.yaml or a var file is broken."""
     summary: dict[str, Any] = {"messages": 0, "skipped": 0, "files": 0}
+    warnings: list[str] = []
     try:
-        result = ctx.build()
+        result = ctx.build(show_warnings=False)
         problems = result.problems
+        warnings = result.warnings
         summary = {
             "messages": result.message_count,
             "skipped": len(result.skipped),
@@ -50,7 +80,16 @@ def _run_json(ctx: Context) -> int:
         problems = exc.problems
     except UserError as exc:
         problems = [exc.problem]
-    ctx.console.json({"valid": not problems, **summary, "errors": [_error(p) for p in problems]})
+    if strict:
+        problems, warnings = problems + _as_problems(warnings), []
+    ctx.console.json(
+        {
+            "valid": not problems,
+            **summary,
+            "errors": [_error(p) for p in problems],
+            "warnings": warnings,
+        }
+    )
     return 1 if problems else 0
 
 

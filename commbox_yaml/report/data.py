@@ -7,12 +7,13 @@ from typing import Any
 from commbox_yaml.compile import Request
 from commbox_yaml.output import Console
 from commbox_yaml.plan import PLAN_FORMAT, Plan, PlannedMessage
+from commbox_yaml.report.describe import sms_of
 
 
 def message_object(
     request: Request, action: str = "send", changed_fields: tuple[str, ...] = ()
 ) -> dict[str, Any]:
-    return {
+    out = {
         "address": request.address,
         "key": request.key,
         "action": action,
@@ -22,15 +23,39 @@ def message_object(
         "changed_fields": list(changed_fields),
         "request": request_object(request),
     }
+    size = sms_of(request)
+    if size is not None:
+        out["sms"] = size.describe()
+    return out
 
 
 def request_object(request: Request) -> dict[str, Any]:
+    """The request as sent: `body` is the data object either way; `parts` are the multipart
+    form's fields in order (the `data` field's JSON text, then one `file` part per upload)."""
     return {
         "method": request.method,
         "path": request.path,
+        "content_type": request.content_type,
         "body": request.body,
+        "parts": _parts(request),
         "files": [attachment.describe() for attachment in request.files],
     }
+
+
+def _parts(request: Request) -> list[dict[str, Any]]:
+    if not request.multipart:
+        return []
+    parts: list[dict[str, Any]] = [{"name": "data", "value": request.data_field}]
+    for attachment in request.files:
+        parts.append(
+            {
+                "name": "file",
+                "filename": attachment.name,
+                "content_type": attachment.mime,
+                "bytes": attachment.size,
+            }
+        )
+    return parts
 
 
 def planned_object(message: PlannedMessage) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from commbox_yaml.compile import Request
 from commbox_yaml.output import Redactor, human_size
 from commbox_yaml.plan import Action, Plan, PlannedMessage
+from commbox_yaml.sms import SmsSize, sms_size
 
 
 def first_line(text: str, limit: int = 40) -> str:
@@ -52,6 +53,9 @@ def fields(request: Request, redactor: Redactor) -> list[tuple[str, str]]:
         )
     message = str(data.get("Message", ""))
     rows.append(("message", f'"{first_line(message)}" ({len(message)} chars)'))
+    size = sms_of(request)
+    if size is not None:
+        rows.append(("segments", segments_text(size)))
     files = [f"{redactor.text(f.name)} ({human_size(f.size)})" for f in request.files]
     files += [
         f"{a.get('name')} (link)" for a in content.get("attachments", []) if isinstance(a, dict)
@@ -67,6 +71,20 @@ def sent_text(message: PlannedMessage) -> str:
     return f"{when} UTC as object {state.object_id}" if when else f"as object {state.object_id}"
 
 
+def sms_of(request: Request) -> SmsSize | None:
+    """The encoding and segments of an SMS message's text (None for other channels)."""
+    if request.channel != "sms":
+        return None
+    return sms_size(str(request.data.get("Message", "")))
+
+
+def segments_text(size: SmsSize) -> str:
+    return f"{size.segments} ({size.encoding}, {size.units} {_UNITS[size.encoding]})"
+
+
+_UNITS = {"GSM-7": "septets", "UCS-2": "UTF-16 units"}
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.summary()
     line = (
@@ -75,6 +93,11 @@ def summary_line(plan: Plan) -> str:
     )
     if counts["skipped"]:
         line += f", {counts['skipped']} skipped"
+    sizes = [sms_of(m.request) for m in plan.sends if m.request is not None]
+    texts = [size for size in sizes if size is not None]
+    if texts:  # SMS is billed per segment
+        total = sum(size.segments for size in texts)
+        line += f"; {total} SMS segment{'s' if total != 1 else ''} to send"
     return line + "."
 
 

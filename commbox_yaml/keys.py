@@ -1,0 +1,52 @@
+"""Ledger key patterns: `--replace` and `reconcile` take a key or a quoted glob of keys.
+
+`*` matches any run of characters and `?` one; everything else, `[` and `]` included, is
+literal. Keys hold brackets (`release-2.0[acme]`), so this is not fnmatch, where `[...]` is a
+character class and `release-2.0[*]` would match `release-2.0*` but never the keys meant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from commbox_yaml.errors import UserError
+from commbox_yaml.hints import did_you_mean
+
+KeyMatcher = Callable[[str], bool]
+
+
+def is_glob(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+def key_matcher(pattern: str) -> KeyMatcher:
+    """A predicate telling whether a ledger key matches `pattern` (a key, or a glob)."""
+    if not is_glob(pattern):
+        return pattern.__eq__
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    compiled = re.compile("".join(parts), re.DOTALL)
+    return lambda key: compiled.fullmatch(key) is not None
+
+
+def expand(patterns: Iterable[str], keys: Iterable[str], option: str = "--replace") -> set[str]:
+    """Every key any pattern matches; a pattern that matches none is an error, naming it."""
+    known = sorted(set(keys))
+    matched: set[str] = set()
+    for pattern in patterns:
+        found = set(filter(key_matcher(pattern), known))
+        if not found:
+            raise UserError(_no_match(pattern, known, option))
+        matched |= found
+    return matched
+
+
+def _no_match(pattern: str, known: list[str], option: str) -> str:
+    if is_glob(pattern):
+        what = (
+            "matches no message key of this plan (in a glob, * is any run of characters, "
+            "? one; [ and ] are literal)"
+        )
+    else:
+        what = f"names no message key of this plan{did_you_mean(pattern, known)}"
+    return f"{option} {pattern!r} {what}; 'commbox-yaml plan' shows each message's key"

@@ -1,0 +1,273 @@
+"""The send ledger: send events per key, folded into each key's state, behind one interface.
+
+Every send writes `pending` before its request (a claim: it may be refused when another
+apply took the key since this one planned) and one outcome after it (`sent`, `failed`,
+`unknown`; `retry` when the server said it did not take the request and it will be tried
+again). A key whose last event is `pending` is treated as unknown, never as unsent.
+The ledger holds keys, fingerprints, per-field hashes, object ids, statuses and times; never
+message bodies or recipients' data.
+
+Two backends keep the same events: a JSON Lines file (`file.py`, one runner at a time) and
+PostgreSQL (`postgres.py`, shared by concurrent runners; imported only when configured).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Protocol
+
+from commbox_yaml.errors import UserError
+
+FORMAT = 1
+OUTCOMES = ("sent", "failed", "unknown")  # the events that end a claim
+
+
+class KeyStatus(Enum):
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # includes a `pending` left by a crash
+    NONE = "none"  # never tried, forgotten, or the server refused a try that will be retried
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """What the ledger knows of one key."""
+
+    key: str
+    status: KeyStatus
+    fingerprint: str | None = None  # of the last try
+    fields: dict[str, str] = field(default_factory=dict)  # per-field hashes of the last try
+    sent_fingerprint: str | None = None  # of the last successful send
+    sent_fields: dict[str, str] = field(default_factory=dict)
+    object_id: Any = None
+    sent_at: str | None = None
+    last_at: str | None = None
+    last_status: int | None = None
+    description: str | None = None
+    digest: str = ""  # hash of this key's events, to tell whether the ledger changed for it
+    events: int = 0
+
+
+# -- the fold: one place that says what each event kind means ---------------------------------
+
+Step = Callable[[KeyState, dict[str, Any]], KeyState]
+
+
+def _pending(state: KeyState, event: dict[str, Any]) -> KeyState:
+    # Unknown until an outcome says otherwise.
+    return replace(
+        state,
+        status=KeyStatus.UNKNOWN,
+        fingerprint=event.get("fingerprint"),
+        fields=dict(event.get("fields") or {}),
+    )
+
+
+def _sent(state: KeyState, event: dict[str, Any]) -> KeyState:
+    return replace(
+        state,
+        status=KeyStatus.SENT,
+        sent_fingerprint=state.fingerprint,
+        sent_fields=state.fields,
+        object_id=event.get("object_id"),
+        sent_at=event.get("at"),
+        last_status=event.get("status"),
+    )
+
+
+def _ended(state: KeyState, event: dict[str, Any]) -> KeyState:
+    return replace(
+        state,
+        status=KeyStatus(event["event"]),
+        last_status=event.get("status"),
+        description=event.get("description"),
+    )
+
+
+def _retry(state: KeyState, event: dict[str, Any]) -> KeyState:
+    # The server did not take it; an earlier successful send still stands.
+    sent = state.sent_fingerprint is not None
+    return replace(state, status=KeyStatus.SENT if sent else KeyStatus.NONE)
+
+
+def _forget(state: KeyState, event: dict[str, Any]) -> KeyState:
+    return KeyState(state.key, KeyStatus.NONE, last_at=state.last_at)
+
+
+# A new event kind is one function and one entry here; kinds not listed change nothing.
+STEPS: dict[str, Step] = {
+    "pending": _pending,
+    "sent": _sent,
+    "failed": _ended,
+    "unknown": _ended,
+    "retry": _retry,
+    "forget": _forget,
+}
+
+
+class KeyFold:
+    """Folds one key's events, in order, into its KeyState."""
+
+    def __init__(self, key: str) -> None:
+        self.state = KeyState(key, KeyStatus.NONE)
+        self.digest = hashlib.sha256()
+        self.events = 0
+
+    def apply(self, event: dict[str, Any], line: str) -> None:
+        """`line` is the event exactly as stored: the digest is over those bytes."""
+        self.digest.update(line.encode())
+        self.events += 1
+        state = replace(self.state, last_at=event.get("at", self.state.last_at))
+        step = STEPS.get(str(event.get("event")))
+        self.state = step(state, event) if step else state
+
+    def result(self) -> KeyState:
+        return replace(self.state, digest=self.digest.hexdigest(), events=self.events)
+
+
+def fold(events: Iterable[tuple[dict[str, Any], str]]) -> dict[str, KeyState]:
+    """Each key's state from (event, stored line) pairs in ledger order."""
+    folds: dict[str, KeyFold] = {}
+    for event, line in events:
+        key = event["key"]
+        folds.setdefault(key, KeyFold(key)).apply(event, line)
+    return {k: f.result() for k, f in folds.items()}
+
+
+EMPTY_DIGEST = hashlib.sha256().hexdigest()
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """The ledger as read at one moment."""
+
+    display: str
+    exists: bool
+    entries: int
+    states: dict[str, KeyState]
+    warnings: tuple[str, ...] = ()
+
+    def state(self, key: str) -> KeyState:
+        return self.states.get(key) or KeyState(key, KeyStatus.NONE, digest=EMPTY_DIGEST)
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- the interface both backends implement ----------------------------------------------------
+
+
+class LedgerStore(Protocol):
+    """A send ledger. `locked()` opens it for writing (apply, forget, import)."""
+
+    display: str  # how to name it to a user: a path, or a database URL without its password
+    warnings: list[str]  # what opening it for writing had to repair
+
+    def exists(self) -> bool: ...
+
+    def read(self) -> LedgerView: ...
+
+    def lines(self) -> Iterator[str]:
+        """Every stored event as its JSON line, in ledger order (for export)."""
+        ...
+
+    def create(self) -> bool:
+        """Create an empty ledger; False when it already exists."""
+        ...
+
+    def locked(self) -> AbstractContextManager[LedgerStore]: ...
+
+    def append(self, event: dict[str, Any]) -> None:
+        """Record one event (durably) before returning."""
+        ...
+
+    def claim(self, event: dict[str, Any], planned_events: int | None) -> bool:
+        """Record `pending` for a key unless another apply took it since this one planned.
+
+        `planned_events` is the key's event count when this apply planned (None: this apply
+        already holds the key, e.g. a retry). False: not recorded, the request must not go out.
+        """
+        ...
+
+    def import_lines(self, lines: list[str]) -> int:
+        """Add another ledger's events; refused whole when any of their keys is here."""
+        ...
+
+
+def stamp(event: dict[str, Any]) -> dict[str, Any]:
+    return {"v": FORMAT, "at": now(), **event}
+
+
+class LedgerWriteError(UserError):
+    """The ledger could not record an event: apply must stop.
+
+    `before_send` says the event was a claim, so its request never went out.
+    """
+
+    def __init__(self, message: str, before_send: bool) -> None:
+        super().__init__(message)
+        self.before_send = before_send
+
+
+WRITE_FIXES = {
+    errno.ENOSPC: "free some disk space",
+    errno.EDQUOT: "free some space under your disk quota",
+    errno.EFBIG: "raise the file size limit (ulimit -f) or move the ledger where it may grow",
+    errno.EACCES: "make the ledger and its folder writable for this user",
+    errno.EPERM: "make the ledger and its folder writable for this user",
+    errno.EROFS: "set ledger.path to a writable place (this file system is read-only)",
+}
+
+
+def write_failure(display: str, exc: OSError, event: dict[str, Any]) -> LedgerWriteError:
+    """One clear line for an event the ledger could not take, saying what it means."""
+    why = exc.strerror or str(exc)
+    fix = WRITE_FIXES.get(exc.errno or 0, "fix the cause")
+    return refused_write(display, why, fix, event)
+
+
+def refused_write(display: str, why: str, fix: str, event: dict[str, Any]) -> LedgerWriteError:
+    key, kind = event.get("key"), event.get("event")
+    if kind == "pending":
+        return LedgerWriteError(
+            f"cannot write to the ledger {display} ({why}): the request for {key} was not "
+            f"sent; {fix}, then run apply again",
+            before_send=True,
+        )
+    if kind in (*OUTCOMES, "retry"):
+        return LedgerWriteError(
+            f"cannot record the outcome of {key} in the ledger {display} ({why}): its request "
+            f"went out, so {key} stays unknown ('?') until checked; {fix}",
+            before_send=False,
+        )
+    return LedgerWriteError(
+        f"cannot write to the ledger {display} ({why}): {kind} {key} was not recorded; {fix}",
+        before_send=True,
+    )
+
+
+from commbox_yaml.ledger.file import FileLedger  # noqa: E402 - it builds on the names above
+
+Ledger = FileLedger  # the default backend
+
+__all__ = [
+    "FORMAT",
+    "STEPS",
+    "FileLedger",
+    "KeyFold",
+    "KeyState",
+    "KeyStatus",
+    "Ledger",
+    "LedgerStore",
+    "LedgerView",
+    "LedgerWriteError",
+    "fold",
+    "now",
+]

@@ -1,0 +1,34 @@
+"""Moving events between ledgers: `ledger export` and `ledger import FILE`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from commbox_yaml.errors import UserError
+from commbox_yaml.ledger import LedgerView
+from commbox_yaml.ledger.file import FileLedger
+
+
+def read_export(path: Path, display: str) -> tuple[list[str], list[str]]:
+    """A file ledger's (or an export's) event lines, and warnings about a torn last line."""
+    if not path.is_file():
+        raise UserError(f"{display}: no such ledger file")
+    source = FileLedger(path, display)
+    view = source.read()
+    return list(source.lines()), list(view.warnings)
+
+
+def keys_of(lines: list[str]) -> list[str]:
+    return sorted({str(json.loads(line)["key"]) for line in lines})
+
+
+def check_new_keys(target: LedgerView, lines: list[str], display: str) -> None:
+    """Refuse an import whole when the target already holds any of its keys."""
+    clashes = [key for key in keys_of(lines) if key in target.states]
+    if clashes:
+        more = f" and {len(clashes) - 1} more" if len(clashes) > 1 else ""
+        raise UserError(
+            f"{display} already holds key {clashes[0]!r}{more}: nothing was imported. An "
+            "import only adds keys the ledger does not have (importing twice is harmless)"
+        )

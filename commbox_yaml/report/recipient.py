@@ -1,0 +1,44 @@
+"""A message as its recipient reads it (`render --text`), not as the API receives it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commbox_yaml.compile import Request
+from commbox_yaml.report.describe import segments_text, sms_of
+
+
+def _recipient(value: Any) -> str:
+    if isinstance(value, dict):
+        address = str(value.get("address", ""))
+        return f"{value['name']} <{address}>" if value.get("name") else address
+    return str(value)
+
+
+def recipient_view(request: Request) -> list[str]:
+    """Header lines, a blank line, then the text: what the recipient sees."""
+    data = request.data
+    content = data.get("Content") if isinstance(data.get("Content"), dict) else {}
+    assert isinstance(content, dict)
+    head: list[tuple[str, str]] = []
+    if "subject" in content:
+        head.append(("Subject", str(content["subject"])))
+    recipients = content.get("to") or [data.get("UserStreamProviderId", "")]
+    head.append(("To", ", ".join(_recipient(r) for r in recipients)))
+    for label in ("cc", "bcc"):
+        if content.get(label):
+            head.append((label.capitalize(), ", ".join(_recipient(r) for r in content[label])))
+    names = [f.name for f in request.files]
+    names += [str(a.get("name")) for a in content.get("attachments", []) if isinstance(a, dict)]
+    if names:
+        head.append(("Attachments", ", ".join(names)))
+    if "whatsapp_hsm_name" in content:
+        head.append(("Template", str(content["whatsapp_hsm_name"])))
+        head.append(("Language", str(content.get("whatsapp_language_code", "(not set)"))))
+        params = content.get("whatsapp_localizable_params") or []
+        listed = ", ".join(f"{{{{{i}}}}} = {p}" for i, p in enumerate(params, 1))
+        head.append(("Parameters", listed or "(none)"))
+    size = sms_of(request)
+    if size is not None:
+        head.append(("Segments", segments_text(size)))
+    return [f"{label}: {text}" for label, text in head] + ["", str(data.get("Message", ""))]
