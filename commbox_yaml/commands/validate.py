@@ -44,7 +44,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         for warning in result.warnings:
             ctx.console.err(f"warning: {warning}")
             if ctx.console.github:  # shown on the run's summary page, as errors are
-                text = warning.replace("%", "%25").replace("\n", "%0A")
+                text = ctx.console.redactor.text(warning)  # before escaping hides a secret
+                text = text.replace("%", "%25").replace("\n", "%0A")
                 ctx.console.stdout.write(f"::warning::{text}\n")
     if problems:
         ctx.console.problems(sorted(problems, key=Problem.sort_key), "validate")
