@@ -12,6 +12,7 @@ from types import ModuleType
 
 from commbox_yaml import __version__
 from commbox_yaml.commands import apply, init, ledger, plan, render, sandbox, schema, validate
+from commbox_yaml.commands import reconcile as reconcile_command
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
 from commbox_yaml.output import Console
@@ -22,6 +23,7 @@ COMMANDS: dict[str, ModuleType] = {
     "render": render,
     "plan": plan,
     "apply": apply,
+    "reconcile": reconcile_command,
     "ledger": ledger,
     "schema": schema,
     "sandbox": sandbox,

@@ -52,6 +52,9 @@ class KeyState:
     description: str | None = None
     digest: str = ""  # hash of this key's events, to tell whether the ledger changed for it
     events: int = 0
+    tried_at: str | None = None  # the last `pending` event: when the last try started
+    settled_at: str | None = None  # that try's outcome; None while it is dangling (a crash)
+    reconciled_at: str | None = None  # when reading CommBox back settled the last try
 
 
 class _Fold:
@@ -59,6 +62,7 @@ class _Fold:
 
     def __init__(self, key: str) -> None:
         self.state = KeyState(key, KeyStatus.NONE)
+        self.before_try = self.state  # the state before the last `pending`, for `absent`
         self.digest = hashlib.sha256()
         self.events = 0
 
@@ -68,12 +72,17 @@ class _Fold:
         kind = event.get("event")
         state = replace(self.state, last_at=event.get("at", self.state.last_at))
         if kind == "pending":  # unknown until an outcome says otherwise
+            self.before_try = self.state
             state = replace(
                 state,
                 status=KeyStatus.UNKNOWN,
                 fingerprint=event.get("fingerprint"),
                 fields=dict(event.get("fields") or {}),
+                tried_at=event.get("at"),
+                settled_at=None,
             )
+        elif kind == "reconciled":
+            state = self._reconciled(state, event)
         elif kind == "sent":
             state = replace(
                 state,
@@ -83,6 +92,8 @@ class _Fold:
                 object_id=event.get("object_id"),
                 sent_at=event.get("at"),
                 last_status=event.get("status"),
+                settled_at=event.get("at"),
+                reconciled_at=None,
             )
         elif kind in ("failed", "unknown"):
             state = replace(
@@ -90,6 +101,7 @@ class _Fold:
                 status=KeyStatus(kind),
                 last_status=event.get("status"),
                 description=event.get("description"),
+                settled_at=event.get("at"),
             )
         elif kind == "retry":
             # The server did not take it; an earlier successful send still stands.
@@ -98,6 +110,36 @@ class _Fold:
         elif kind == "forget":
             state = KeyState(state.key, KeyStatus.NONE, last_at=state.last_at)
         self.state = state
+
+    def _reconciled(self, state: KeyState, event: dict[str, Any]) -> KeyState:
+        """CommBox was read back for the last try: it was stored (`sent`) or never was."""
+        at = event.get("at")
+        if event.get("result") == "sent":
+            return replace(
+                state,
+                status=KeyStatus.SENT,
+                sent_fingerprint=state.fingerprint,
+                sent_fields=state.fields,
+                object_id=event.get("object_id"),
+                sent_at=state.tried_at or at,
+                reconciled_at=at,
+                description=None,
+            )
+        if event.get("result") == "absent":
+            # The last try never reached CommBox: back to what stood before it.
+            before = self.before_try
+            sent = before.sent_fingerprint is not None
+            return replace(
+                state,
+                status=KeyStatus.SENT if sent else KeyStatus.NONE,
+                sent_fingerprint=before.sent_fingerprint,
+                sent_fields=before.sent_fields,
+                object_id=before.object_id,
+                sent_at=before.sent_at,
+                reconciled_at=at,
+                description=event.get("description"),
+            )
+        return state
 
     def result(self) -> KeyState:
         return replace(self.state, digest=self.digest.hexdigest(), events=self.events)

@@ -46,6 +46,11 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--allow-bulk", action="store_true", help="allow more sends than limits.max_sends"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="first read CommBox back for keys held as unknown (see 'reconcile')",
+    )
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -65,6 +70,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     with ledger.locked():
         for warning in ledger.warnings:
             ctx.console.err(f"warning: {warning}")
+        if args.reconcile:
+            from commbox_yaml.commands.reconcile import reconcile_first
+
+            reconcile_first(ctx, args, ledger, token)
         if args.planfile:
             saved = load_plan(ctx.path(args.planfile), args.planfile)
             args.target, args.replace = list(saved.targets), list(saved.replace)
