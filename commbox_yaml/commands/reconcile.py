@@ -1,0 +1,171 @@
+"""reconcile: read CommBox back for sends held as unknown, and settle them in the ledger."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from commbox_yaml.commands.apply import SANDBOX_TOKEN, _checked_url, _sandbox_if, _token
+from commbox_yaml.context import Context
+from commbox_yaml.errors import UserError, ValidationFailed
+from commbox_yaml.ledger import Ledger
+from commbox_yaml.output import Console
+from commbox_yaml.reconcile import (
+    Finding,
+    Reader,
+    ReadRefused,
+    Reconciler,
+    Result,
+    select_keys,
+)
+
+_LABELS = {
+    Result.SENT: ("sent", "green"),
+    Result.ABSENT: ("absent", "yellow"),
+    Result.HELD: ("?", "red"),
+    Result.NOTHING: ("-", "dim"),
+}
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "reconcile",
+        parents=parents,
+        help="read CommBox back for sends held as unknown",
+        description="For each key held as unknown ('?'), or each KEY given, look for its object "
+        "in CommBox around the time it was sent: found once, it is recorded as sent with that "
+        "object id; provably absent, the next apply sends it once; anything else stays held.",
+    )
+    parser.add_argument(
+        "keys",
+        nargs="*",
+        metavar="KEY",
+        help="ledger keys, or quoted globs ('release-2.0[*]': * and ? match, [ ] are literal); "
+        "default: every key held as unknown",
+    )
+    parser.add_argument("--json", action="store_true", help="print one result per key as JSON")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="against the local sandbox and its own ledger (.commbox/sandbox-ledger.jsonl)",
+    )
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    ledger = ctx.ledger(args.sandbox)
+    if not ledger.path.exists():
+        raise UserError(f"no ledger at {ledger.display}: there is nothing to reconcile")
+    token = SANDBOX_TOKEN if args.sandbox else _token(ctx)
+    console = ctx.console
+    with ledger.locked():
+        for warning in ledger.warnings:
+            console.err(f"warning: {warning}")
+        show = None if args.json else _shower(console, console.out)
+        findings = reconcile_keys(ctx, ledger, args.keys, token, args.sandbox, show)
+    if args.json:
+        console.json(
+            {
+                "format_version": "1",
+                "summary": _counts(findings),
+                "results": [f.as_dict() for f in findings],
+            }
+        )
+    return 0
+
+
+def reconcile_first(ctx: Context, args: argparse.Namespace, ledger: Ledger, token: str) -> None:
+    """`apply --reconcile`: settle every held key before planning, under apply's lock."""
+    console = ctx.console
+    show = _shower(console, console.err if args.json else console.out)
+    reconcile_keys(ctx, ledger, (), token, args.sandbox, show)
+    if not args.json:
+        console.out()
+
+
+Show = Callable[[Sequence[str] | None, Finding | None], None]
+
+
+def reconcile_keys(
+    ctx: Context,
+    ledger: Ledger,
+    patterns: Sequence[str],
+    token: str,
+    sandbox: bool,
+    show: Show | None,
+) -> list[Finding]:
+    """Reconcile the keys `patterns` select (all held ones when empty); the lock is held."""
+    view = ledger.read()
+    keys = select_keys(view, patterns)
+    if show:
+        show(keys, None)
+    if not keys:
+        return []
+    result = ctx.build()
+    if result.problems:
+        raise ValidationFailed(result.problems)
+    requests = {r.key: r for r in result.requests}
+    api = ctx.project().api
+    findings: list[Finding] = []
+    with _sandbox_if(sandbox) as sandbox_url:
+        reader = Reader(api, sandbox_url or _checked_url(api.base_url), token)
+        reconciler = Reconciler(api, reader, ledger, uuid.uuid4().hex[:12])
+
+        def found(finding: Finding) -> None:
+            findings.append(finding)
+            if show:
+                show(None, finding)
+
+        try:
+            reconciler.run(keys, view, requests, found)
+        except ReadRefused as exc:
+            raise UserError(
+                f"{exc}: reconcile stopped; {len(findings)} of {len(keys)} keys were done. "
+                f"Check the API key in {api.token_env}"
+            ) from None
+        finally:
+            reader.close()
+    if show:
+        show(None, None)
+    return findings
+
+
+def _shower(console: Console, write: Callable[[str], None]) -> Show:
+    """Text output: a header, one line per key as it is settled, and a summary."""
+    findings: list[Finding] = []
+
+    def show(keys: Sequence[str] | None, finding: Finding | None) -> None:
+        if keys is not None:
+            if not keys:
+                write("Nothing to reconcile: no key is held as unknown.")
+            else:
+                write(f"commbox-yaml reconcile: {len(keys)} key{'s' if len(keys) != 1 else ''}")
+        elif finding is not None:
+            findings.append(finding)
+            label, colour = _LABELS[finding.result]
+            write(f"  {console.style(f'{label:<6}', colour, 'bold')} {finding.key}")
+            write(f"         {_explain(finding)}")
+        elif findings:
+            counts = _counts(findings)
+            write(
+                console.style(
+                    f"Reconcile: {counts['sent']} sent, {counts['absent']} absent (sent by the "
+                    f"next apply), {counts['unknown']} still unknown.",
+                    "bold",
+                )
+            )
+
+    return show
+
+
+def _explain(finding: Finding) -> str:
+    if finding.result is Result.ABSENT:
+        return f"{finding.reason}: the next apply sends it once"
+    if finding.result is Result.HELD:
+        return f"held: {finding.reason}"
+    return finding.reason
+
+
+def _counts(findings: Sequence[Finding]) -> dict[str, int]:
+    return {r.value: sum(1 for f in findings if f.result is r) for r in Result}
