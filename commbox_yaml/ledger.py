@@ -123,7 +123,7 @@ class _Fold:
                 object_id=event.get("object_id"),
                 sent_at=state.tried_at or at,
                 reconciled_at=at,
-                description=None,
+                description=event.get("description"),
             )
         if event.get("result") == "absent":
             # The last try never reached CommBox: back to what stood before it.

@@ -512,8 +512,7 @@ class Reconciler:
         }
         if finding.result is Result.SENT:
             event["object_id"] = finding.object_id
-        else:
-            event["description"] = finding.reason
+        event["description"] = finding.reason  # counts and ids only: no message content
         self.ledger.append(event)
 
 

@@ -107,7 +107,8 @@ def test_one_object_answers_data_as_an_array_with_its_own_key_casing(
     assert reply.status == 200
     [item] = reply.json()["data"]
     assert item["objectId"] == FIRST_ID
-    assert item["streamid"] == STREAM and "streamId" not in item
+    assert item["streamid"] == STREAM
+    assert "streamId" not in item
     assert item["substreamid"] == 7
     assert item["userStreamProviderType"] == 5
     assert json.loads(item["content"]) == {"to": ["972544444444"]}
@@ -188,8 +189,10 @@ def test_store_then_fail_stores_the_object_and_answers_500(
     with pytest.raises(ProtocolError):
         post(http, server, data(4))
     bad_gateway = post(http, server, data(5))
-    assert failed.status == 500 and failed.json()["status"] == 500
-    assert empty.status == 200 and empty.data == no_id
+    assert failed.status == 500
+    assert failed.json()["status"] == 500
+    assert empty.status == 200
+    assert empty.data == no_id
     assert bad_gateway.status == 502
     listed = get(http, server, **window()).json()["data"]
     # Stored: the 500, the drop after storing, the 200 without an id. Not: the plain drop, 502.
@@ -219,7 +222,8 @@ def test_store_then_fail_every_and_its_log_line(http: urllib3.PoolManager) -> No
         assert len(server.objects) == 4
         get(http, server, **window())
     assert f"-> 500 Operation failed (stored as id={FIRST_ID + 1})" in lines[1]
-    assert "GET /streams/" in lines[4] and "-> 200" in lines[4]
+    assert "GET /streams/" in lines[4]
+    assert "-> 200" in lines[4]
 
 
 def test_a_stored_fault_needs_an_error_or_a_drop() -> None:
