@@ -244,10 +244,12 @@ class _Case:
         return _customer(str(self.request.data.get("UserStreamProviderId", "")))
 
     def concerns(self, item: Item) -> bool:
-        """Same customer and type (an unreadable field counts as the same)."""
-        kind = self.request.data.get("Type")
-        return (item.customer is None or _customer(item.customer) == self.customer) and (
-            item.type is None or kind is None or item.type == str(kind)
+        """Same customer and type. A field missing or spelled otherwise (a type by its name)
+        counts as the same: an object wrongly left out could make a send look absent."""
+        kind = str(self.request.data.get("Type", ""))
+        other_type = item.type is not None and item.type.isdigit() and kind.isdigit()
+        return (item.customer is None or _customer(item.customer) == self.customer) and not (
+            other_type and item.type != kind
         )
 
     def same_text(self, item: Item) -> bool:

@@ -21,9 +21,9 @@ import urllib3
 
 from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
-from commbox_yaml.reconcile import Item, key_glob, parse_time
+from commbox_yaml.reconcile import Item, Window, _Case, key_glob, parse_time
 from commbox_yaml.sandbox import FIRST_ID, Fault, SandboxServer
-from tests.projects import write
+from tests.projects import build_project, write
 from tests.sending import apply, delivered, events, ledger_path, wait_until
 
 TOKEN = "tok-reconcile-5b1f0e"
@@ -252,6 +252,40 @@ def test_an_object_with_an_altered_text_is_a_reason_to_hold(
     assert states(root)[key(0)].status is KeyStatus.UNKNOWN
 
 
+def test_one_object_two_keys_could_claim_holds_both(
+    tmp_path: Path, server: SandboxServer, use: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    same_text = ONE_CUSTOMER.replace("notice {{ version }} for {{ item }}", "the same text")
+    root = make(tmp_path, count=2, messages=same_text)
+    use(server.url)
+    server.script(Fault(status=500, store=True), Fault(drop=True))  # one object, two keys
+    assert apply(root) == 1
+    report = reconcile_json(root, capsys)
+    assert results(report) == {key(0): ("unknown", None), key(1): ("unknown", None)}
+    assert reason(report, key(0)) == f"object {FIRST_ID} matches several keys: {key(0)}, {key(1)}"
+    assert posts(server) == 2
+    assert apply(root) == 0
+    assert posts(server) == 2
+
+
+def test_a_type_by_name_or_a_missing_customer_counts_against_absence(
+    tmp_path: Path, server: SandboxServer, use: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make(tmp_path, count=1)
+    use(server.url)
+    server.script(Fault(drop=True))
+    assert apply(root) == 1
+    _post(server, {"Type": 5, "UserStreamProviderId": person(0), "Message": "an email"})
+    assert results(reconcile_json(root, capsys)) == {key(0): ("absent", None)}
+    # A reply spelling the type by name, or leaving the customer out, cannot rule an object out.
+    case = _case_for(root, key(0))
+    item = {"objectId": 1, "message": "x", "createdTime": int(time.time())}
+    for oddity in ({"type": "Conversation", "userStreamProviderId": person(0)}, {"type": 4}):
+        assert case.concerns(Item.of({**item, **oddity}))
+    assert not case.concerns(Item.of({**item, "type": 5, "userStreamProviderId": person(0)}))
+    assert not case.concerns(Item.of({**item, "type": 4, "userStreamProviderId": person(1)}))
+
+
 def test_other_keys_objects_for_one_customer_do_not_block_absence(
     tmp_path: Path, server: SandboxServer, use: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -377,6 +411,15 @@ def test_glob_brackets_are_literal() -> None:
     assert not key_glob("release-2.0[*]").fullmatch("release-2.0a")
     assert key_glob("a?c").fullmatch("a]c")
     assert not key_glob("a.c").fullmatch("abc")
+
+
+def test_reconcile_after_s_is_checked_like_every_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make(tmp_path, count=1, after=-1)
+    assert main(["-C", str(root), "validate"]) == 1
+    err = capsys.readouterr()
+    assert "reconcile_after_s" in err.out + err.err
 
 
 def test_errors_are_one_line_and_exit_1(
@@ -546,6 +589,11 @@ def _post(server: SandboxServer, data: dict[str, Any]) -> None:
     finally:
         pool.clear()
     assert reply.status == 200, reply.data
+
+
+def _case_for(root: Path, ledger_key: str) -> Any:
+    [request] = [r for r in build_project(root).requests if r.key == ledger_key]
+    return _Case(ledger_key, states(root)[ledger_key], request, Window(0, 1), 0)
 
 
 def _events_or_none(root: Path) -> list[dict[str, Any]]:
