@@ -244,17 +244,28 @@ class _Case:
         return _customer(str(self.request.data.get("UserStreamProviderId", "")))
 
     def concerns(self, item: Item) -> bool:
-        """Same customer and type. A field missing or spelled otherwise (a type by its name)
-        counts as the same: an object wrongly left out could make a send look absent."""
+        """Could be this customer's, of this type: loosely, since an object wrongly left out
+        could make a send look absent. A missing field, a type by its name, a customer id
+        holding this one (CommBox's own example reads `972505555555_by`) all count."""
         kind = str(self.request.data.get("Type", ""))
         other_type = item.type is not None and item.type.isdigit() and kind.isdigit()
-        return (item.customer is None or _customer(item.customer) == self.customer) and not (
-            other_type and item.type != kind
-        )
+        if other_type and item.type != kind:
+            return False
+        theirs = None if item.customer is None else _customer(item.customer)
+        return theirs is None or self.customer in theirs or theirs in self.customer
 
-    def same_text(self, item: Item) -> bool:
+    def matches(self, item: Item) -> bool:
+        """This send's object: the customer (give or take a `_suffix`), the text, the time."""
+        theirs = _customer(item.customer or "")
+        same_customer = theirs == self.customer or theirs.startswith(self.customer + "_")
         message = self.request.data.get("Message")
-        return item.message is not None and _words(item.message) == _words(str(message))
+        return (
+            same_customer
+            and self.concerns(item)
+            and self.window.holds(item.created)
+            and item.message is not None
+            and _words(item.message) == _words(str(message))
+        )
 
 
 def _moment(text: str | None) -> float | None:
@@ -361,8 +372,8 @@ class Reconciler:
             "unixStartTime": int(window.start),
             "unixEndTime": int(window.end) + 1,
             "pageSize": PAGE_SIZE,
-            "sort": "createdtime",
-            "order": "asc",  # new objects land on the last page: earlier pages do not move
+            "order": "createdtime",  # CommBox: `order` names the field, `sort` the direction
+            "sort": "asc",  # oldest first: new objects land on the last page, earlier ones stay
         }
         for page in range(1, MAX_PAGES + 1):
             reply = self._get(path, {**query, "pageNumber": page})
@@ -430,8 +441,7 @@ class Reconciler:
             return
         found: dict[str, str] = {}  # key -> its one match, not yet confirmed
         for case in cases:
-            mine = [i for i in listing.items if case.concerns(i) and i.object_id not in claimed]
-            exact = [i for i in mine if case.window.holds(i.created) and case.same_text(i)]
+            exact = [i for i in listing.items if case.matches(i) and i.object_id not in claimed]
             if len(exact) == 1 and exact[0].object_id is not None:
                 found[case.key] = exact[0].object_id
         matched = list(found.values())
@@ -466,7 +476,7 @@ class Reconciler:
         self, case: _Case, listing: _Listing, claimed: dict[str, str], now: float
     ) -> Finding:
         mine = [i for i in listing.items if case.concerns(i) and i.object_id not in claimed]
-        exact = [i for i in mine if case.window.holds(i.created) and case.same_text(i)]
+        exact = [i for i in mine if case.matches(i)]
         if len(exact) > 1:
             return self._held(case, f"{len(exact)} objects match: {_ids(exact)}")
         if exact and exact[0].object_id is None:
@@ -480,7 +490,7 @@ class Reconciler:
         if mine:
             return self._held(
                 case,
-                f"{len(mine)} object(s) for this customer and type with another text "
+                f"{len(mine)} object(s) for this customer and type that do not match it exactly "
                 f"({_ids(mine)}): CommBox may have stored the message altered; check by hand",
             )
         age = now - case.settled

@@ -247,7 +247,7 @@ def test_an_object_with_an_altered_text_is_a_reason_to_hold(
     _post(server, {**data, "Message": f"<p>{text(0)}</p>"})  # ...but this looks like it, as HTML
     report = reconcile_json(root, capsys)
     assert results(report) == {key(0): ("unknown", None)}
-    assert "another text" in report["results"][0]["reason"]
+    assert "do not match it exactly" in report["results"][0]["reason"]
     _post(server, {**data, "Type": 5, "Message": "an email to the same customer"})
     assert states(root)[key(0)].status is KeyStatus.UNKNOWN
 
@@ -284,6 +284,15 @@ def test_a_type_by_name_or_a_missing_customer_counts_against_absence(
         assert case.concerns(Item.of({**item, **oddity}))
     assert not case.concerns(Item.of({**item, "type": 5, "userStreamProviderId": person(0)}))
     assert not case.concerns(Item.of({**item, "type": 4, "userStreamProviderId": person(1)}))
+    suffixed = Item.of({**item, "type": 4, "userStreamProviderId": f"+{person(0)}_by"})
+    assert case.concerns(suffixed)
+    assert not case.matches(suffixed)  # another text
+    assert case.matches(
+        Item.of({**item, "userStreamProviderId": f"{person(0)}_by", "message": text(0)})
+    )
+    assert not case.matches(
+        Item.of({**item, "userStreamProviderId": f"1{person(0)}", "message": text(0)})
+    )
 
 
 def test_other_keys_objects_for_one_customer_do_not_block_absence(
@@ -593,7 +602,7 @@ def _post(server: SandboxServer, data: dict[str, Any]) -> None:
 
 def _case_for(root: Path, ledger_key: str) -> Any:
     [request] = [r for r in build_project(root).requests if r.key == ledger_key]
-    return _Case(ledger_key, states(root)[ledger_key], request, Window(0, 1), 0)
+    return _Case(ledger_key, states(root)[ledger_key], request, Window(0, time.time() + 60), 0)
 
 
 def _events_or_none(root: Path) -> list[dict[str, Any]]:

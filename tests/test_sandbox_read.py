@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -95,6 +96,9 @@ def test_a_listed_object_has_the_documented_shape(
     assert item["user"] == {"UniqueId": "u1"}
     assert isinstance(item["content"], str)  # a JSON string, as CommBox answers
     assert json.loads(item["content"]) == {"to": ["972544444444"]}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z", item["createdTime"])
+    assert item["userStreamProviderType"] == "5"  # a string in the list, as documented
+    assert item["closedTime"] is None
     created = datetime.fromisoformat(item["createdTime"])
     assert abs(created.timestamp() - time.time()) < 30
 
@@ -110,6 +114,7 @@ def test_one_object_answers_data_as_an_array_with_its_own_key_casing(
     assert item["streamid"] == STREAM
     assert "streamId" not in item
     assert item["substreamid"] == 7
+    assert "closeTime" in item
     assert item["userStreamProviderType"] == 5
     assert json.loads(item["content"]) == {"to": ["972544444444"]}
     missing = get(http, server, f"/{FIRST_ID + 1}")
@@ -130,14 +135,14 @@ def test_pages_of_at_most_100_until_a_short_page(
     sizes = []
     ids: list[int] = []
     for page in range(1, 5):
-        reply = get(http, server, **window(pageNumber=page, pageSize=500))
+        reply = get(http, server, **window(pageNumber=page, pageSize=500, sort="asc"))
         assert reply.status == 200
         items = reply.json()["data"]
         sizes.append(len(items))
         ids += [i["objectId"] for i in items]
     assert sizes == [100, 100, 30, 0]
     assert ids == list(range(FIRST_ID, FIRST_ID + 230))  # oldest first, none twice
-    newest = get(http, server, **window(pageSize=2, order="desc")).json()["data"]
+    newest = get(http, server, **window(pageSize=2)).json()["data"]  # default: newest first
     assert [i["objectId"] for i in newest] == [FIRST_ID + 229, FIRST_ID + 228]
 
 
@@ -194,7 +199,7 @@ def test_store_then_fail_stores_the_object_and_answers_500(
     assert empty.status == 200
     assert empty.data == no_id
     assert bad_gateway.status == 502
-    listed = get(http, server, **window()).json()["data"]
+    listed = get(http, server, **window(sort="asc")).json()["data"]
     # Stored: the 500, the drop after storing, the 200 without an id. Not: the plain drop, 502.
     assert [i["message"] for i in listed] == ["message 1", "message 2", "message 3"]
     assert [r.outcome for r in server.received if r.method == "POST"] == [

@@ -4,9 +4,11 @@
 filter: a time window (`unixStartTime` + `unixEndTime`), a customer identity
 (`identityStreamProviderId` + `identityStreamProviderType`) or `userIdentityId`. It pages with
 `pageNumber` (from 1) and `pageSize` (at most 100), without a total count: a client reads until
-a short page. `GET /streams/{STREAM_ID}/objects/{OBJECT_ID}` answers `data` as an array.
-Key casing differs between the two replies, as in CommBox's OpenAPI (`streamId` in the list,
-`streamid` in the single object), and `content` is a JSON string in both.
+a short page; `sort` is `desc` (the default, newest first) or `asc`.
+`GET /streams/{STREAM_ID}/objects/{OBJECT_ID}` answers `data` as an array. Key casing differs
+between the two replies, as in CommBox's OpenAPI (`streamId` and `closedTime` in the list,
+`streamid` and `closeTime` in the single object), `content` is a JSON string in both, and times
+are written as CommBox's .NET server writes them (`2024-09-17T07:51:52.2581942Z`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ def list_answer(objects: Sequence[StoredObject], stream_id: str, query: Query) -
     chosen = sorted(
         (o for o in objects if o.stream_id == stream_id and keep(o)),
         key=lambda o: (o.created, o.object_id),
-        reverse=_first(query, "order", "asc").lower() == "desc",
+        # `sort` is the direction (CommBox's default: newest first); `order` names the time
+        # field, and every time of a sandbox object is its creation time.
+        reverse=_first(query, "sort", "desc").lower() != "asc",
     )
     start = (page - 1) * size
     return _ok([list_item(o) for o in chosen[start : start + size]])
@@ -65,13 +69,21 @@ def one_answer(objects: Sequence[StoredObject], stream_id: str, object_id: str) 
 
 def list_item(stored: StoredObject) -> dict[str, Any]:
     data = stored.data
+    kind = data.get("UserStreamProviderType")
     return {
         "objectId": stored.object_id,
         "streamId": stored.stream_id,
-        "message": data.get("Message"),
-        "content": json.dumps(data.get("Content") or {}),
-        "createdTime": _iso(stored.created),
+        "substreamId": data.get("SubStreamId", 0),
+        "streamProviderId": data.get("StreamProviderId"),
+        "streamProviderType": data.get("StreamProviderType"),
+        "user_identity": data.get("UserIdentity"),
         "userStreamProviderId": data.get("UserStreamProviderId"),
+        "userStreamProviderType": None if kind is None else str(kind),  # a string here
+        "content": json.dumps(data.get("Content") or {}),
+        "message": data.get("Message"),
+        "createdTime": _iso(stored.created),
+        "updatedTime": _iso(stored.created),
+        "closedTime": None,
         "statusId": data.get("StatusId", 1),
         "type": data.get("Type"),
         "user": _user(data),
@@ -93,8 +105,10 @@ def full_object(stored: StoredObject) -> dict[str, Any]:
         "message": data.get("Message"),
         "createdTime": _iso(stored.created),
         "updatedTime": _iso(stored.created),
+        "closeTime": None,
         "statusId": data.get("StatusId", 1),
         "type": data.get("Type"),
+        "isManager": False,
         "user": _user(data),
     }
 
@@ -105,7 +119,8 @@ def _user(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC with seven fractional digits, as .NET writes it."""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}0Z"
 
 
 def _ok(items: list[dict[str, Any]]) -> Answer:
