@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import urllib3
 from urllib3.exceptions import HTTPError
@@ -114,6 +114,7 @@ class Reply:
     payload: Any = None
     error: str | None = None
     retry_after: float | None = None
+    again: bool = True  # with no reply: whether asking again may help (not for a huge reply)
 
 
 class Reader:
@@ -142,7 +143,7 @@ class Reader:
             return Reply(None, error=f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
         if len(body) > BODY_LIMIT:
             response.close()  # the rest is never read: the connection is not reused
-            return Reply(None, error="the reply was larger than 1 MiB")
+            return Reply(None, error="the reply was larger than 1 MiB", again=False)
         response.release_conn()
         try:
             payload = json.loads(body)
@@ -336,7 +337,9 @@ class Reconciler:
                 report(finding)
         return findings
 
-    def _case(self, key: str, state: KeyState, request: Request | None, now: float) -> Any:
+    def _case(
+        self, key: str, state: KeyState, request: Request | None, now: float
+    ) -> _Case | Finding:
         address = request.address if request else None
 
         def held(reason: str) -> Finding:
@@ -407,7 +410,11 @@ class Reconciler:
             reply = self.reader.get_json(path, query)
             if reply.status == 401:
                 raise ReadRefused("the API token was refused reading CommBox (HTTP 401)")
-            if reply.status not in (None, 429, 502, 503, 504) or attempt >= self.api.max_attempts:
+            lost = reply.status is None and reply.again
+            if (
+                not (lost or reply.status in (429, 502, 503, 504))
+                or attempt >= self.api.max_attempts
+            ):
                 return reply
             ceiling = RETRY_BASE_S * 2.0 ** (attempt - 1)
             wait = reply.retry_after if reply.retry_after is not None else ceiling
@@ -415,7 +422,7 @@ class Reconciler:
 
     def _confirm(self, path: str, object_id: str, case: _Case) -> str | None:
         """Read the matched object by id; why it does not confirm the match, or None."""
-        reply = self._get(f"{path}/{object_id}")
+        reply = self._get(f"{path}/{quote(object_id, safe='')}")
         problem = _reply_problem(reply, f"reading object {object_id}")
         if problem is not None:
             return problem

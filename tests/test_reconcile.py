@@ -7,14 +7,16 @@ stored), with real ledger files, the CLI in-process or as a real subprocess (kil
 from __future__ import annotations
 
 import collections
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import urllib3
@@ -616,3 +618,103 @@ def _events_or_none(root: Path) -> list[dict[str, Any]]:
 
 def _text_of(ledger_key: str) -> str:
     return f"notice 1 for {ledger_key.split('[')[1].rstrip(']')}"
+
+
+# -- against a server that is not the sandbox -------------------------------------------------
+
+
+class _Scripted(http.server.BaseHTTPRequestHandler):
+    """Answers GETs from a list of (status, body) and records each request's path and headers."""
+
+    protocol_version = "HTTP/1.1"
+    answers: ClassVar[list[tuple[int, bytes]]] = []
+    seen: ClassVar[list[tuple[str, dict[str, str]]]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+        status, body = type(self).answers.pop(0)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 503:
+            self.send_header("Retry-After", "0")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Any:
+    _Scripted.answers, _Scripted.seen = [], []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_commbox_shaped_replies_with_a_503_on_the_way(
+    tmp_path: Path,
+    server: SandboxServer,
+    scripted: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = make(tmp_path, count=1)
+    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+    monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
+    server.script(Fault(drop=True))
+    assert apply(root) == 1
+    # CommBox's own spelling: other key casing, a .NET time, the type's customer as a string.
+    item = {
+        "ObjectId": 62824402,
+        "streamId": 345,
+        "UserStreamProviderID": person(0),
+        "userStreamProviderType": "5",
+        "Message": text(0),
+        "content": "{}",
+        "createdTime": time.strftime("%Y-%m-%dT%H:%M:%S.2581942Z", time.gmtime()),
+        "type": 4,
+    }
+    page = json.dumps({"status": "200", "description": "OK", "data": [item]}).encode()
+    _Scripted.answers = [(503, b"{}"), (200, page), (200, page)]
+    monkeypatch.setenv("COMMBOX_BASE_URL", f"http://127.0.0.1:{scripted.server_port}")
+    report = reconcile_json(root, capsys)
+    assert results(report) == {key(0): ("sent", 62824402)}
+    paths = [path for path, _ in _Scripted.seen]
+    assert paths[0] == paths[1]  # the 503 was retried: a read is safe to repeat
+    assert paths[0].startswith("/streams/5fd0c1/objects?unixStartTime=")
+    assert "pageSize=100" in paths[0]
+    assert "sort=asc" in paths[0]
+    assert "pageNumber=1" in paths[0]
+    assert paths[2] == "/streams/5fd0c1/objects/62824402"
+    headers = _Scripted.seen[0][1]
+    assert headers["authorization"] == f"Bearer {TOKEN}"
+    assert headers["accept"] == "application/json"
+    assert headers["user-agent"].startswith("commbox-yaml/")
+
+
+def test_a_reply_over_1_mib_is_a_failed_read_and_the_key_stays_held(
+    tmp_path: Path,
+    server: SandboxServer,
+    scripted: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = make(tmp_path, count=1)
+    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+    monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
+    server.script(Fault(drop=True))
+    assert apply(root) == 1
+    huge = b'{"data": [], "padding": "' + b"x" * (1 << 21) + b'"}'
+    _Scripted.answers = [(200, huge)]
+    monkeypatch.setenv("COMMBOX_BASE_URL", f"http://127.0.0.1:{scripted.server_port}")
+    report = reconcile_json(root, capsys)
+    assert results(report) == {key(0): ("unknown", None)}
+    assert "larger than 1 MiB" in reason(report, key(0))
+    _Scripted.answers = [(200, b'{"data": {"objects": []}}')]
+    report = reconcile_json(root, capsys)
+    assert "gave no list of objects" in reason(report, key(0))
