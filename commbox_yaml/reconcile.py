@@ -17,30 +17,25 @@ Keys whose windows overlap share one listing, so a batch of unknowns costs a few
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-import urllib3
-from urllib3.exceptions import HTTPError
-
-from commbox_yaml import __version__
 from commbox_yaml.compile import Request
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import KeyState, KeyStatus, Ledger, LedgerView
 from commbox_yaml.project import ApiSettings
+from commbox_yaml.readback import Item, Reader, Reply, reply_problem
 
 CLOCK_SKEW_S = 300.0  # each side of a send's window
 PAGE_SIZE = 100  # CommBox's cap
 MAX_PAGES = 1000  # past 100,000 objects in one window, a listing is not worth trusting
-BODY_LIMIT = 1 << 20  # bytes of one reply
 RETRY_BASE_S = 0.5
 
 
@@ -103,111 +98,6 @@ def select_keys(view: LedgerView, patterns: Sequence[str]) -> list[str]:
             )
         chosen += [k for k in matched if k not in chosen]
     return chosen
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int | None  # None: no reply (connection failed, timeout, reply too large)
-    payload: Any = None
-    error: str | None = None
-    retry_after: float | None = None
-    again: bool = True  # with no reply: whether asking again may help (not for a huge reply)
-
-
-class Reader:
-    """GET JSON from the API: the only place reconcile touches the network."""
-
-    def __init__(self, api: ApiSettings, base_url: str, token: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.headers = {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json",
-            "User-Agent": f"commbox-yaml/{__version__}",
-        }
-        self.pool = urllib3.PoolManager(
-            retries=False,
-            timeout=urllib3.Timeout(connect=api.timeout_s, read=api.timeout_s),
-        )
-
-    def get_json(self, path: str, query: Mapping[str, Any] | None = None) -> Reply:
-        url = self.base_url + path + (f"?{urlencode(query)}" if query else "")
-        try:
-            response = self.pool.request(
-                "GET", url, headers=self.headers, redirect=False, preload_content=False
-            )
-            body = response.read(BODY_LIMIT + 1)
-        except HTTPError as exc:
-            return Reply(None, error=f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
-        if len(body) > BODY_LIMIT:
-            response.close()  # the rest is never read: the connection is not reused
-            return Reply(None, error="the reply was larger than 1 MiB", again=False)
-        response.release_conn()
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
-        return Reply(response.status, payload, retry_after=_seconds(response.headers))
-
-    def close(self) -> None:
-        self.pool.clear()
-
-
-def _seconds(headers: Any) -> float | None:
-    try:
-        return float(headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-
-
-# -- what a reply holds ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Item:
-    """One listed object, its keys read without regard to case."""
-
-    object_id: str | None
-    customer: str | None
-    type: str | None
-    message: str | None
-    created: float | None  # unix seconds; None when unreadable
-
-    @classmethod
-    def of(cls, raw: Any) -> Item:
-        fields = {str(k).lower(): v for k, v in raw.items()} if isinstance(raw, dict) else {}
-        object_id = fields.get("objectid", fields.get("id"))
-        message = fields.get("message")
-        return cls(
-            None if object_id is None else str(object_id),
-            _text(fields.get("userstreamproviderid")),
-            _text(fields.get("type")),
-            message if isinstance(message, str) else None,
-            parse_time(fields.get("createdtime")),
-        )
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def parse_time(value: Any) -> float | None:
-    """Unix seconds (or milliseconds), or ISO 8601 (UTC when no offset is given)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
-        value = float(value)
-    if isinstance(value, int | float):
-        return float(value) / 1000 if value > 1e11 else float(value)
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _customer(value: str) -> str:
@@ -381,7 +271,7 @@ class Reconciler:
         for page in range(1, MAX_PAGES + 1):
             reply = self._get(path, {**query, "pageNumber": page})
             listing.pages = page
-            problem = _reply_problem(reply, f"listing page {page}")
+            problem = reply_problem(reply, f"listing page {page}")
             data = reply.payload.get("data") if isinstance(reply.payload, dict) else None
             if problem is None and not isinstance(data, list):
                 problem = f"listing page {page} gave no list of objects"
@@ -423,7 +313,7 @@ class Reconciler:
     def _confirm(self, path: str, object_id: str, case: _Case) -> str | None:
         """Read the matched object by id; why it does not confirm the match, or None."""
         reply = self._get(f"{path}/{quote(object_id, safe='')}")
-        problem = _reply_problem(reply, f"reading object {object_id}")
+        problem = reply_problem(reply, f"reading object {object_id}")
         if problem is not None:
             return problem
         data = reply.payload.get("data") if isinstance(reply.payload, dict) else None
@@ -556,21 +446,6 @@ def _clusters(cases: Sequence[_Case]) -> list[tuple[str, Window, list[_Case]]]:
         if window is not None:
             clusters.append((path, window, current))
     return clusters
-
-
-def _reply_problem(reply: Reply, what: str) -> str | None:
-    if reply.status is None:
-        return f"{what} failed: {reply.error}"
-    if reply.status in (403, 404):
-        return f"reading is not allowed (HTTP {reply.status} {what}): {_description(reply)}"
-    if reply.status != 200:
-        return f"{what} failed (HTTP {reply.status}): {_description(reply)}"
-    return None
-
-
-def _description(reply: Reply) -> str:
-    text = reply.payload.get("description") if isinstance(reply.payload, dict) else None
-    return str(text or "no description")[:200]
 
 
 def _ids(items: Sequence[Item]) -> str:

@@ -23,7 +23,8 @@ import urllib3
 
 from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
-from commbox_yaml.reconcile import Item, Window, _Case, key_glob, parse_time
+from commbox_yaml.readback import Item, parse_time
+from commbox_yaml.reconcile import Window, _Case, key_glob
 from commbox_yaml.sandbox import FIRST_ID, Fault, SandboxServer
 from tests.projects import build_project, write
 from tests.sending import apply, delivered, events, ledger_path, wait_until

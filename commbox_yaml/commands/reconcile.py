@@ -12,14 +12,8 @@ from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
 from commbox_yaml.ledger import Ledger
 from commbox_yaml.output import Console
-from commbox_yaml.reconcile import (
-    Finding,
-    Reader,
-    ReadRefused,
-    Reconciler,
-    Result,
-    select_keys,
-)
+from commbox_yaml.readback import Reader
+from commbox_yaml.reconcile import Finding, ReadRefused, Reconciler, Result, select_keys
 
 _LABELS = {
     Result.SENT: ("sent", "green"),
