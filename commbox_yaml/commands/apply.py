@@ -228,8 +228,8 @@ def _finish(
     ctx.console.out(ctx.console.style(line, "bold", "red" if failed else "green"))
     if counts[Outcome.UNKNOWN]:
         ctx.console.out(
-            "Unknown outcomes may have reached CommBox: they are held ('?') until you check "
-            "and pass --replace KEY."
+            "Unknown outcomes may have reached CommBox: they are held ('?'). 'commbox-yaml "
+            "reconcile' reads CommBox back to settle them (or check by hand, --replace KEY)."
         )
     return 1 if failed else 0
 
