@@ -31,7 +31,7 @@ from commbox_yaml.compile import Request
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import KeyState, KeyStatus, Ledger, LedgerView
 from commbox_yaml.project import ApiSettings
-from commbox_yaml.readback import Item, Reader, Reply, reply_problem
+from commbox_yaml.readback import Item, Reader, Reply, parse_time, reply_problem
 
 CLOCK_SKEW_S = 300.0  # each side of a send's window
 PAGE_SIZE = 100  # CommBox's cap
@@ -106,6 +106,15 @@ def _customer(value: str) -> str:
     return folded[2:] if folded.startswith("00") and folded[2:].isdigit() else folded
 
 
+def _exact_customer(value: str) -> str:
+    """Strict: one customer's id, a phone number written any common way, an address any case."""
+    text = value.strip().lower()
+    if re.fullmatch(r"[+\d\s().-]+", text):
+        digits = re.sub(r"\D", "", text)
+        return digits[2:] if text.startswith("00") else digits
+    return text
+
+
 def _words(text: str) -> str:
     return " ".join(text.split())
 
@@ -147,8 +156,9 @@ class _Case:
 
     def matches(self, item: Item) -> bool:
         """This send's object: the customer (give or take a `_suffix`), the text, the time."""
-        theirs = _customer(item.customer or "")
-        same_customer = theirs == self.customer or theirs.startswith(self.customer + "_")
+        ours = _exact_customer(str(self.request.data.get("UserStreamProviderId", "")))
+        theirs = _exact_customer(item.customer or "")
+        same_customer = theirs == ours or theirs.startswith(ours + "_")
         message = self.request.data.get("Message")
         return (
             same_customer
@@ -215,10 +225,10 @@ class Reconciler:
                 report(case_or_finding)
             else:
                 cases.append(case_or_finding)
+        # Objects the ledger already accounts for: every key's last successful send, also of a
+        # key held now (its object is from an earlier try, not from the one in question).
         claimed = {
-            str(s.object_id): s.key
-            for s in view.states.values()
-            if s.status is KeyStatus.SENT and s.object_id is not None
+            str(s.object_id): s.key for s in view.states.values() if s.object_id is not None
         }
         for path, window, members in _clusters(cases):
             listing = self._list(path, window)
@@ -275,6 +285,8 @@ class Reconciler:
             data = reply.payload.get("data") if isinstance(reply.payload, dict) else None
             if problem is None and not isinstance(data, list):
                 problem = f"listing page {page} gave no list of objects"
+            if problem is None and page == 1:
+                problem = self._clock_problem(reply.payload.get("response_time"))
             if problem is not None:
                 return _Listing(failure=problem, pages=page)
             assert isinstance(data, list)
@@ -291,6 +303,20 @@ class Reconciler:
             if len(data) < PAGE_SIZE:
                 return listing
         return _Listing(failure=f"more than {MAX_PAGES} pages in the window", pages=MAX_PAGES)
+
+    def _clock_problem(self, server_time: Any) -> str | None:
+        """This machine's clock against CommBox's (each reply carries its time): the windows
+        are in this clock, so one far off would look in the wrong place."""
+        theirs = parse_time(server_time)
+        if theirs is None:
+            return None
+        skew = self.clock() - theirs
+        if abs(skew) <= CLOCK_SKEW_S / 2:
+            return None
+        return (
+            f"this machine's clock is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} "
+            "CommBox's; set it right (NTP) and run reconcile again"
+        )
 
     def _get(self, path: str, query: Mapping[str, Any] | None = None) -> Reply:
         """One read; reads are idempotent, so throttling and lost connections are retried."""

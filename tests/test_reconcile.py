@@ -23,8 +23,9 @@ import urllib3
 
 from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
-from commbox_yaml.readback import Item, parse_time
-from commbox_yaml.reconcile import Window, _Case, key_glob
+from commbox_yaml.project import load_project
+from commbox_yaml.readback import Item, Reader, parse_time
+from commbox_yaml.reconcile import Reconciler, Result, Window, _Case, key_glob
 from commbox_yaml.sandbox import FIRST_ID, Fault, SandboxServer
 from tests.projects import build_project, write
 from tests.sending import apply, delivered, events, ledger_path, wait_until
@@ -296,6 +297,23 @@ def test_a_type_by_name_or_a_missing_customer_counts_against_absence(
     assert not case.matches(
         Item.of({**item, "userStreamProviderId": f"1{person(0)}", "message": text(0)})
     )
+    spelled = f"+{person(0)[:3]} {person(0)[3:5]}-{person(0)[5:]}"  # +972 50-00000000
+    assert case.matches(Item.of({**item, "userStreamProviderId": spelled, "message": text(0)}))
+
+
+def test_an_email_customer_matches_in_any_case_but_not_with_other_dots(tmp_path: Path) -> None:
+    mail = _Case(
+        "k",
+        KeyState("k", KeyStatus.UNKNOWN),
+        _email_request(tmp_path, "Jo.Doe@Example.com"),
+        Window(0, time.time() + 60),
+        0,
+    )
+    item = {"objectId": 1, "message": "hi", "type": 5, "createdTime": int(time.time())}
+    assert mail.matches(Item.of({**item, "userStreamProviderId": "jo.doe@example.com"}))
+    other = Item.of({**item, "userStreamProviderId": "jodoe@example.com"})
+    assert not mail.matches(other)
+    assert mail.concerns(other)  # but it still counts against concluding absence
 
 
 def test_other_keys_objects_for_one_customer_do_not_block_absence(
@@ -325,6 +343,50 @@ def test_a_recent_send_is_not_concluded_absent_but_a_found_one_is_sent(
     assert found[key(0)] == ("unknown", None)
     assert "too recent" in reason(report, key(0))
     assert found[key(1)] == ("sent", stored_ids(server)[text(1)])
+
+
+def test_a_clock_far_from_commbox_s_holds_every_key(
+    tmp_path: Path, server: SandboxServer, use: Any
+) -> None:
+    root = make(tmp_path, count=1)
+    use(server.url)
+    server.script(Fault(drop=True))
+    assert apply(root) == 1
+    ledger = Ledger(ledger_path(root), "ledger.jsonl")
+    requests = {r.key: r for r in build_project(root).requests}
+    api = load_project(root).api
+    for offset, word in ((3600, "ahead of"), (-400, "behind")):
+        reader = Reader(api, server.url, TOKEN)
+        with ledger.locked():
+            reconciler = Reconciler(
+                api, reader, ledger, "r1", clock=lambda o=offset: time.time() + o
+            )
+            [finding] = reconciler.run([key(0)], ledger.read(), requests)
+        reader.close()
+        assert finding.result is Result.HELD
+        assert f"clock is {abs(offset)} s {word} CommBox's" in finding.reason
+    assert states(root)[key(0)].status is KeyStatus.UNKNOWN
+
+
+def test_a_lost_replace_of_a_sent_message_goes_back_to_changed(
+    tmp_path: Path, server: SandboxServer, use: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make(tmp_path, count=1)
+    use(server.url)
+    assert apply(root) == 0
+    [first] = server.objects
+    (root / "messages/notice.yaml").write_text(NOTICE.replace("notice {{", "Notice {{"))
+    server.script(Fault(drop=True))  # the replacing send never arrives
+    assert apply(root, "--replace", key(0)) == 1
+    # The key's own earlier object (another text, same customer) is accounted for: not a hold.
+    assert results(reconcile_json(root, capsys)) == {key(0): ("absent", None)}
+    state = states(root)[key(0)]
+    assert state.status is KeyStatus.SENT
+    assert state.object_id == first.object_id
+    summary = plan_summary(root, capsys)
+    assert (summary["changed"], summary["send"]) == (1, 0)  # held as changed, as before the try
+    assert apply(root, "--replace", key(0)) == 0
+    assert [o.data["Message"] for o in server.objects] == [text(0), f"N{text(0)[1:]}"]
 
 
 def test_a_changed_definition_stays_unknown(
@@ -606,6 +668,26 @@ def _post(server: SandboxServer, data: dict[str, Any]) -> None:
 def _case_for(root: Path, ledger_key: str) -> Any:
     [request] = [r for r in build_project(root).requests if r.key == ledger_key]
     return _Case(ledger_key, states(root)[ledger_key], request, Window(0, time.time() + 60), 0)
+
+
+def _email_request(root: Path, address: str) -> Any:
+    write(
+        root,
+        {
+            "commbox.yaml": "version: 1\n",
+            "messages/m.yaml": f"""\
+                name: m
+                channel: email
+                stream: "17566"
+                subject: s
+                to: [{address}]
+                user_stream_provider_id: {address}
+                message: hi
+                """,
+        },
+    )
+    [request] = build_project(root).requests
+    return request
 
 
 def _events_or_none(root: Path) -> list[dict[str, Any]]:
