@@ -226,6 +226,7 @@ def test_store_then_fail_every_and_its_log_line(http: urllib3.PoolManager) -> No
         assert statuses == [200, 500, 200, 500]
         assert len(server.objects) == 4
         get(http, server, **window())
+        assert server.received[-1].outcome == "read"
     assert f"-> 500 Operation failed (stored as id={FIRST_ID + 1})" in lines[1]
     assert "GET /streams/" in lines[4]
     assert "-> 200" in lines[4]

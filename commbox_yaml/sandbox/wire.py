@@ -125,11 +125,14 @@ class Received:
 
     @property
     def outcome(self) -> str:
-        """accepted, dropped, throttled (429), failed (5xx) or rejected (other answers)."""
+        """accepted, dropped, throttled (429), failed (5xx), read (a GET answered 2xx) or
+        rejected (other answers)."""
         if self.object_id is not None:
             return "accepted"
         if self.status is None:
             return "dropped"
+        if self.method == "GET" and is_success(self.status):
+            return "read"
         if self.status == 429:
             return "throttled"
         return "failed" if self.status >= 500 else "rejected"
