@@ -227,9 +227,7 @@ class Reconciler:
                 cases.append(case_or_finding)
         # Objects the ledger already accounts for: every key's last successful send, also of a
         # key held now (its object is from an earlier try, not from the one in question).
-        claimed = {
-            str(s.object_id): s.key for s in view.states.values() if s.object_id is not None
-        }
+        claimed = {str(s.object_id): s.key for s in view.states.values() if s.object_id is not None}
         for path, window, members in _clusters(cases):
             listing = self._list(path, window)
             for finding in self._decide(path, members, listing, claimed, now):

@@ -516,9 +516,22 @@ def test_errors_are_one_line_and_exit_1(
         assert reconcile(root) == 1
         assert "no API token" in capsys.readouterr().err
     assert states(root)[key(0)].status is KeyStatus.UNKNOWN
-    empty = make(tmp_path / "fresh", count=1)
-    assert reconcile(empty) == 1
+
+
+def test_a_first_run_without_a_ledger_has_nothing_to_reconcile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make(tmp_path, count=1)
+    monkeypatch.delenv("COMMBOX_API_TOKEN", raising=False)
+    assert reconcile(root) == 0  # a CI step before the first apply: no token needed yet
+    assert "Nothing to reconcile" in capsys.readouterr().out
+    assert reconcile(root, key(0)) == 1
     assert "no ledger at .commbox/ledger.jsonl" in capsys.readouterr().err
+    with (root / "commbox.yaml").open("a") as handle:
+        handle.write("ledger:\n  must_exist: true\n")
+    assert reconcile(root) == 1
+    assert "ledger.must_exist is true" in capsys.readouterr().err
+    assert not ledger_path(root).exists()  # never created by reconcile
 
 
 def test_reconcile_sandbox_needs_no_token(

@@ -49,15 +49,19 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     ledger = ctx.ledger(args.sandbox)
-    if not ledger.path.exists():
-        raise UserError(f"no ledger at {ledger.display}: there is nothing to reconcile")
-    token = SANDBOX_TOKEN if args.sandbox else _token(ctx)
     console = ctx.console
-    with ledger.locked():
-        for warning in ledger.warnings:
-            console.err(f"warning: {warning}")
-        show = None if args.json else _shower(console, console.out)
-        findings = reconcile_keys(ctx, ledger, args.keys, token, args.sandbox, show)
+    show = None if args.json else _shower(console, console.out)
+    if ledger.path.exists():
+        token = SANDBOX_TOKEN if args.sandbox else _token(ctx)
+        with ledger.locked():
+            for warning in ledger.warnings:
+                console.err(f"warning: {warning}")
+            findings = reconcile_keys(ctx, ledger, args.keys, token, args.sandbox, show)
+    else:
+        _no_ledger(ctx, ledger, args)  # never created here: it would satisfy must_exist
+        findings = []
+        if show:
+            show([], None)
     if args.json:
         console.json(
             {
@@ -67,6 +71,17 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             }
         )
     return 0
+
+
+def _no_ledger(ctx: Context, ledger: Ledger, args: argparse.Namespace) -> None:
+    """A first run has no ledger and nothing to reconcile; anything else about it is an error."""
+    if ctx.project().ledger_must_exist and not args.sandbox:
+        raise UserError(
+            f"the ledger {ledger.display} is missing and ledger.must_exist is true. Restore it "
+            "(CI cache or artifact), or run 'commbox-yaml ledger init' for a first run"
+        )
+    if args.keys:
+        raise UserError(f"no ledger at {ledger.display}, so no key {args.keys[0]!r} to reconcile")
 
 
 def reconcile_first(ctx: Context, args: argparse.Namespace, ledger: Ledger, token: str) -> None:
