@@ -359,7 +359,9 @@ class SandboxServer:
         parts = urlsplit(target)
         one = OBJECT_PATH.fullmatch(parts.path)
         listing = OBJECTS_PATH.fullmatch(parts.path)
-        stream_id = unquote((one or listing).group(1))  # type: ignore[union-attr]
+        match = one or listing
+        assert match is not None  # _handle routes only these two paths here
+        stream_id = unquote(match.group(1))
         self._sleep(self.latency_ms / 1000)
         if self.refuse_reads:
             answer = error_answer(404, "reading objects is not allowed for this API key")
