@@ -143,6 +143,11 @@ def run_command(
         return EXIT_SIGINT
     except BrokenPipeError:
         _silence_stdout()
+    except RecursionError:
+        console.err(
+            f"{console.style('error', 'red', 'bold')}: a value is nested too deeply to handle "
+            "(a template that builds deep lists or mappings?); flatten it"
+        )
     except Exception as exc:  # the CLI edge: anything unexpected is an internal error
         if ctx.debug:
             console.err(traceback.format_exc().rstrip())

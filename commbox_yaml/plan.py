@@ -18,6 +18,7 @@ from commbox_yaml.render import OfMessage
 
 PLAN_FORMAT = "1"
 PLAN_KIND = "commbox-yaml plan"
+SANDBOX = "sandbox"  # a plan file's destination when made with --sandbox
 
 
 class Action(Enum):
@@ -130,12 +131,17 @@ def changed_fields(before: dict[str, str], after: dict[str, str]) -> tuple[str, 
 # -- plan files --------------------------------------------------------------------------------
 
 
-def plan_file_data(plan: Plan) -> dict[str, Any]:
-    """What `plan -out` saves: keys, actions, fingerprints and ledger digests; no content."""
+def plan_file_data(plan: Plan, destination: str) -> dict[str, Any]:
+    """What `plan -out` saves: keys, actions, fingerprints and ledger digests; no content.
+
+    `destination` (`sandbox` or the base URL) and the ledger say where the plan may be
+    applied: a rehearsal plan is never sent for real.
+    """
     return {
         "format_version": PLAN_FORMAT,
         "kind": PLAN_KIND,
         "created_at": now(),
+        "destination": destination,
         "ledger": plan.ledger_display,
         "targets": list(plan.targets),
         "replace": list(plan.replace),
@@ -152,8 +158,8 @@ def plan_file_data(plan: Plan) -> dict[str, Any]:
     }
 
 
-def save_plan(plan: Plan, path: Path) -> None:
-    data = json.dumps(plan_file_data(plan), indent=2, ensure_ascii=False) + "\n"
+def save_plan(plan: Plan, path: Path, destination: str) -> None:
+    data = json.dumps(plan_file_data(plan, destination), indent=2, ensure_ascii=False) + "\n"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(data, encoding="utf-8")
     tmp.replace(path)
@@ -161,6 +167,8 @@ def save_plan(plan: Plan, path: Path) -> None:
 
 @dataclass(frozen=True)
 class SavedPlan:
+    destination: str
+    ledger: str
     targets: tuple[str, ...]
     replace: tuple[str, ...]
     messages: tuple[dict[str, Any], ...]
@@ -185,12 +193,40 @@ def load_plan(path: Path, display: str) -> SavedPlan:
     messages = data.get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise UserError(f"{display} is damaged: 'messages' is not a list of messages")
+    destination, ledger = data.get("destination"), data.get("ledger")
+    if not isinstance(destination, str) or not isinstance(ledger, str):
+        raise UserError(
+            f"{display} does not say where it was planned for (destination, ledger); "
+            "make the plan again with this version"
+        )
     return SavedPlan(
+        destination,
+        ledger,
         tuple(data.get("targets") or ()),
         tuple(data.get("replace") or ()),
         tuple(messages),
         hashlib.sha256(raw).hexdigest(),
     )
+
+
+def check_destination(saved: SavedPlan, display: str, destination: str, ledger: str) -> None:
+    """A plan is applied only where it was planned for: same destination, same ledger."""
+    if (saved.destination, saved.ledger) == (destination, ledger):
+        return
+    hint = (
+        "apply it with --sandbox, or make a new plan without --sandbox"
+        if saved.destination == SANDBOX
+        else "make a new plan for this destination"
+    )
+    raise UserError(
+        f"the plan {display} was made for {_where(saved.destination, saved.ledger)}, not "
+        f"{_where(destination, ledger)}; nothing was sent: {hint}"
+    )
+
+
+def _where(destination: str, ledger: str) -> str:
+    target = "the sandbox" if destination == SANDBOX else destination
+    return f"{target} (ledger {ledger})"
 
 
 def stale_reasons(saved: SavedPlan, current: Plan) -> list[str]:

@@ -1,9 +1,10 @@
-"""Reading CommBox back: one GET of JSON, and what its replies hold, keys read without regard
-to case (CommBox spells them differently from one reply to the next: `streamid`, `streamId`).
+"""Reading CommBox back: GETs of JSON through the shared client, and what the replies hold,
+keys read without regard to case (CommBox spells them differently from one reply to the next:
+`streamid`, `streamId`).
 
-`Reader` is the only place reconcile touches the network; it keeps the client's habits (no
-retries of its own, a timeout per connection and per read, the same headers) and caps a reply
-at 1 MiB. Retrying is the caller's choice: a read is safe to repeat.
+`Reader` is the only place reconcile touches the network. The client owns the connection
+policy (deadline, 1 MiB reply cap, proxies, CAs, headers); retrying is the caller's choice: a
+read is safe to repeat.
 """
 
 from __future__ import annotations
@@ -14,72 +15,47 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
-import urllib3
-from urllib3.exceptions import HTTPError
-
-from commbox_yaml import __version__
-from commbox_yaml.project import ApiSettings
-
-BODY_LIMIT = 1 << 20  # bytes of one reply
+from commbox_yaml.client import Client, NotSent, ReplyLost
 
 
 @dataclass(frozen=True)
 class Reply:
-    status: int | None  # None: no reply (connection failed, timeout, reply too large)
+    status: int | None  # None: no whole reply (no connection, the deadline, over the size cap)
     payload: Any = None
     error: str | None = None
     retry_after: float | None = None
-    again: bool = True  # with no reply: whether asking again may help (not for a huge reply)
+    again: bool = True  # with no reply: whether asking again may help
 
 
 class Reader:
-    """GET JSON from the API: the only place reconcile touches the network."""
+    """GET JSON from the API."""
 
-    def __init__(self, api: ApiSettings, base_url: str, token: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.headers = {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json",
-            "User-Agent": f"commbox-yaml/{__version__}",
-        }
-        self.pool = urllib3.PoolManager(
-            retries=False,
-            timeout=urllib3.Timeout(connect=api.timeout_s, read=api.timeout_s),
-        )
+    def __init__(self, client: Client) -> None:
+        self.client = client
 
     def get_json(self, path: str, query: Mapping[str, Any] | None = None) -> Reply:
-        url = self.base_url + path + (f"?{urlencode(query)}" if query else "")
         try:
-            response = self.pool.request(
-                "GET", url, headers=self.headers, redirect=False, preload_content=False
-            )
-            body = response.read(BODY_LIMIT + 1)
-        except HTTPError as exc:
-            return Reply(None, error=f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
-        if len(body) > BODY_LIMIT:
-            response.close()  # the rest is never read: the connection is not reused
-            return Reply(None, error="the reply was larger than 1 MiB", again=False)
-        response.release_conn()
+            reply = self.client.get(path, query)
+        except NotSent as exc:
+            return Reply(None, error=exc.reason, again=not exc.fatal)
+        except ReplyLost as exc:
+            return Reply(None, error=exc.reason)
         try:
-            payload = json.loads(body)
+            payload = json.loads(reply.body)
         except ValueError:
             payload = None
-        return Reply(response.status, payload, retry_after=_seconds(response.headers))
+        return Reply(reply.status, payload, retry_after=_seconds(reply.headers))
 
     def close(self) -> None:
-        self.pool.clear()
+        self.client.close()
 
 
-def _seconds(headers: Any) -> float | None:
+def _seconds(headers: Mapping[str, str]) -> float | None:
     try:
-        return float(headers.get("Retry-After", ""))
+        return float(headers.get("retry-after", ""))
     except ValueError:
         return None
-
-
-# -- what a reply holds ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,17 @@ and a value that is exactly one `{{ expression }}` keeps the expression's type.
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import types
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jinja2
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
 from commbox_yaml.definitions import Definition
@@ -49,6 +53,9 @@ _NOT_VARIABLES = frozenset(
 )
 _MISSING = object()
 _PLAIN_SCALARS = frozenset({str, bool, int, float})
+
+# Wall-clock seconds to render one message (or to expand one for_each).
+TEMPLATE_BUDGET_S = 10.0
 
 # Keys that steer rendering instead of being rendered as values.
 STRUCTURAL = ("name", "channel", "for_each", "key", "when")
@@ -103,7 +110,7 @@ class Renderer:
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
-            loader=jinja2.FileSystemLoader(str(project.root)),
+            loader=_RootLoader(project.root),
             finalize=_printable,
         )
         self._templates: dict[str, jinja2.Template] = {}
@@ -127,18 +134,34 @@ class Renderer:
                 "file": definition.file,
             },
         }
-        try:
-            items = list(self._items(definition, base))
-        except TemplateProblem as exc:
-            return [], exc.problems
-        messages: list[RenderedMessage] = []
-        problems: list[Problem] = []
-        for item_key, scope in items:
+        with _TimeBudget() as budget:
             try:
-                messages.append(self._render_one(definition, item_key, scope))
+                with budget.running(TEMPLATE_BUDGET_S):
+                    items = list(self._items(definition, base))
             except TemplateProblem as exc:
-                problems.extend(exc.problems)
+                return [], exc.problems
+            except TemplateTimeout:
+                return [], [self._too_slow(definition, "for_each", None)]
+            messages: list[RenderedMessage] = []
+            problems: list[Problem] = []
+            for item_key, scope in items:
+                try:
+                    with budget.running(TEMPLATE_BUDGET_S):
+                        messages.append(self._render_one(definition, item_key, scope))
+                except TemplateProblem as exc:
+                    problems.extend(exc.problems)
+                except TemplateTimeout:
+                    problems.append(self._too_slow(definition, "", item_key))
         return messages, problems
+
+    def _too_slow(self, definition: Definition, path: str, item_key: str | None) -> Problem:
+        return Problem(
+            definition.where(path) if path else definition.location,
+            f"rendering message '{definition.name}' took longer than {TEMPLATE_BUDGET_S:g} s; "
+            "a template loop that runs too long? Make it smaller",
+            path,
+            item_key,
+        )
 
     # -- for_each, key, when ----------------------------------------------------------------
 
@@ -310,6 +333,8 @@ class Renderer:
             if template is None:
                 template = self._templates[source] = self.env.from_string(source)
             return template.render(scope)
+        except TemplateTimeout:
+            raise
         except Exception as exc:  # any error a user's template raises is the user's to fix
             where = definition.where(*path)
             raise self._template_fail(exc, where, format_path(path), item_key) from None
@@ -342,6 +367,8 @@ class Renderer:
                     expression.strip(), undefined_to_none=False
                 )
             return _plain(compiled(**scope))
+        except TemplateTimeout:
+            raise
         except Exception as exc:  # any error a user's expression raises is the user's to fix
             # An expression is not a template: its traceback lines are Jinja's, not the user's.
             where, dotted = definition.where(*path), format_path(path)
@@ -364,6 +391,8 @@ class Renderer:
         name = self.project.display(path)
         try:
             return self.env.get_template(name).render(scope)
+        except TemplateTimeout:
+            raise
         except Exception as exc:  # any error a user's template raises is the user's to fix
             raise self._template_fail(exc, where, "message_file", item_key, name) from None
 
@@ -392,6 +421,67 @@ class Renderer:
         elif line and line > 1:
             message += f" (template line {line})"
         return TemplateProblem(Problem(where, message, path, item_key))
+
+
+class _RootLoader(jinja2.FileSystemLoader):
+    """Templates from the project root only: `{% include %}` through a symlinked folder that
+    leads outside it is refused, as `message_file` and every other path are."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(str(root))
+        self.root = root
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        pieces = split_template_path(template)
+        if not Path(self.root, *pieces).resolve().is_relative_to(self.root):
+            raise UserError(
+                f"template {template!r} resolves outside the project root (a symlink?); "
+                "keep templates inside the folder of commbox.yaml"
+            )
+        return super().get_source(environment, template)
+
+
+class TemplateTimeout(Exception):
+    """Rendering one message ran past its time budget."""
+
+
+class _TimeBudget:
+    """A time limit on rendering, from SIGALRM: a template loop cannot run forever.
+
+    Jinja code is plain Python, so the signal handler's exception stops it between two
+    bytecodes. Only the main thread gets signals; elsewhere (and on Windows) there is no limit.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = hasattr(signal, "setitimer") and (
+            threading.current_thread() is threading.main_thread()
+        )
+        self._previous: Any = None
+
+    def __enter__(self) -> _TimeBudget:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGALRM, self._expired)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+
+    @contextmanager
+    def running(self, seconds: float) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    @staticmethod
+    def _expired(signum: int, frame: Any) -> None:
+        raise TemplateTimeout
 
 
 class _Kind(NamedTuple):

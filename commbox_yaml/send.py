@@ -1,11 +1,11 @@
-"""Sending planned requests: a pooled urllib3 client, a shared pace, and an explicit retry policy.
+"""Sending planned requests: workers, a shared pace, and an explicit retry policy.
 
 The policy (SPEC section 6) exists because a POST to Create Object is not idempotent and the
 API has no idempotency key: only a reply that says the server did *not* take a request (429,
 503) or a connection that never opened makes a retry safe. Everything that may have reached
 the server without a clear answer (500, 502, 504, a read timeout, a dropped connection) is
 `unknown` and is never retried: sending twice is worse than asking a person.
-urllib3's own `Retry` is therefore switched off (`retries=False`).
+urllib3's own `Retry` is therefore switched off (`retries=False`, in client.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import hashlib
 import json
 import queue
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,16 +25,8 @@ from enum import Enum
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
 
-from commbox_yaml import __version__
+from commbox_yaml.client import Client, NotSent, Reply, ReplyLost
 from commbox_yaml.compile import Request
 from commbox_yaml.ledger import Ledger
 from commbox_yaml.output import Redactor
@@ -118,32 +109,20 @@ class Sender:
     def __init__(
         self,
         api: ApiSettings,
-        base_url: str,
-        token: str,
+        client: Client,
         ledger: Ledger,
         redactor: Redactor,
         run_id: str,
         stop: threading.Event | None = None,
     ) -> None:
         self.api = api
-        self.base_url = base_url.rstrip("/")
-        self.token = token
         self.ledger = ledger
         self.redactor = redactor
         self.run_id = run_id
         self.stop = stop or threading.Event()
         self.refused: str | None = None  # why the whole apply stopped, when it did
         self.pace = Pace(api.rate_per_s)
-        self.pool = urllib3.PoolManager(
-            num_pools=4,
-            maxsize=api.concurrency,
-            block=True,
-            retries=False,
-            timeout=urllib3.Timeout(connect=api.timeout_s, read=api.timeout_s),
-        )
-
-    def close(self) -> None:
-        self.pool.clear()
+        self.client = client
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -307,57 +286,49 @@ class Sender:
         return body, content_type
 
     def _attempt(self, request: Request, body: bytes, content_type: str) -> _Attempt:
-        headers = {
-            "Authorization": f"Bearer {self.token}",
-            "Accept": "application/json",
-            "Content-Type": content_type,
-            "User-Agent": f"commbox-yaml/{__version__}",
-        }
         try:
-            response = self.pool.request(
-                "POST", self.base_url + request.path, body=body, headers=headers,
-                redirect=False, preload_content=True,
-            )  # fmt: skip
-        except (NewConnectionError, ConnectTimeoutError) as exc:
-            # Nothing reached the server: safe to try again.
-            return _Attempt(Outcome.FAILED, None, f"could not connect: {_reason(exc)}", -1.0)
-        except ReadTimeoutError:
-            return _Attempt(
-                Outcome.UNKNOWN, None, f"no reply within {self.api.timeout_s:g} s (api.timeout_s)"
-            )
-        except SSLError as exc:
-            if _certificate_refused(exc):
-                # The handshake failed: nothing was sent, and nothing will be to this server.
-                self._refuse(f"TLS failed: {_reason(exc)}")
-                return _Attempt(Outcome.FAILED, None, f"TLS failed: {_reason(exc)}")
-            return _Attempt(Outcome.UNKNOWN, None, f"TLS error: {_reason(exc)}")
-        except ProtocolError as exc:
-            return _Attempt(
-                Outcome.UNKNOWN,
-                None,
-                f"connection dropped after the request was sent: {_reason(exc)}",
-            )
-        except HTTPError as exc:
-            return _Attempt(Outcome.UNKNOWN, None, f"{type(exc).__name__}: {_reason(exc)}")
-        return self._classify(response)
+            reply = self.client.post(request.path, body, content_type)
+        except NotSent as exc:
+            if exc.fatal:
+                # Nothing was sent, and nothing will be to this server.
+                self._refuse(exc.reason)
+                return _Attempt(Outcome.FAILED, None, exc.reason)
+            return _Attempt(Outcome.FAILED, None, exc.reason, -1.0)  # safe to try again
+        except ReplyLost as exc:
+            return _Attempt(Outcome.UNKNOWN, None, exc.reason)
+        return self._classify(reply)
 
-    def _classify(self, response: urllib3.BaseHTTPResponse) -> _Attempt:
-        status = response.status
-        payload = _json(response.data)
-        description = _description(payload, response)
+    def _classify(self, reply: Reply) -> _Attempt:
+        status = reply.status
+        payload = _json(reply.body)
+        description = self._description(payload, reply)
         if 200 <= status < 300:
-            return _Attempt(Outcome.SENT, status, None, object_id=_object_id(payload))
+            object_id = _object_id(payload)
+            if object_id is None:
+                # A proxy's page, a 204, `{"data": {}}`: it may or may not have been created.
+                return _Attempt(
+                    Outcome.UNKNOWN, status, f"the server answered {status} without an object id"
+                )
+            return _Attempt(Outcome.SENT, status, None, object_id=object_id)
         if status in (429, 503):
-            wait = _retry_after(response.headers.get("Retry-After"), self.api.max_retry_after_s)
+            wait = _retry_after(reply.headers.get("retry-after"), self.api.max_retry_after_s)
             return _Attempt(Outcome.FAILED, status, description, wait)
         if status in (401, 403):
             self._refuse(f"the API token was refused (HTTP {status}: {description})")
             return _Attempt(Outcome.FAILED, status, description)
-        if 400 <= status < 500:
+        if 400 <= status < 500 or status == 501:
+            # 501 Not Implemented: the server refused the operation, it did not perform it.
             return _Attempt(Outcome.FAILED, status, description)
         # 5xx, and 3xx too: a redirect (303 See Other) is how a POST that did create something
         # may be answered, so it does not say the server did not take it.
         return _Attempt(Outcome.UNKNOWN, status, description)
+
+    def _description(self, payload: Any, reply: Reply) -> str:
+        """The server's own words, redacted before they are cut (a cut secret is still one)."""
+        text = payload.get("description") if isinstance(payload, dict) else None
+        if not text:
+            text = reply.reason or f"HTTP {reply.status}"
+        return self.redactor.text(str(text))[:DESCRIPTION_LIMIT]
 
     def _refuse(self, why: str) -> None:
         if self.refused is None:
@@ -398,22 +369,6 @@ def _retry_after(value: str | None, cap: float) -> float:
     return min(max(seconds, 0.0), cap)
 
 
-def _certificate_refused(exc: BaseException) -> bool:
-    """Whether a TLS error is the certificate check failing (so nothing was sent)."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        stack += [c for c in (current.__cause__, current.__context__) if c is not None]
-        stack += [a for a in current.args if isinstance(a, BaseException)]
-    return False
-
-
 def _json(data: bytes) -> Any:
     try:
         return json.loads(data)
@@ -428,15 +383,3 @@ def _object_id(payload: Any) -> Any:
             if key.lower() == "id":
                 return value
     return None
-
-
-def _description(payload: Any, response: urllib3.BaseHTTPResponse) -> str:
-    text = payload.get("description") if isinstance(payload, dict) else None
-    if not text:
-        text = response.reason or f"HTTP {response.status}"
-    return str(text)[:DESCRIPTION_LIMIT]
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    return str(reason)[:DESCRIPTION_LIMIT]

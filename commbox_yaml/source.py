@@ -26,6 +26,8 @@ PathKey = tuple[str | int, ...]
 # have once every alias is expanded (as a template or a JSON dump would see it).
 MAX_EXPANDED_NODES = 200_000
 MAX_EXPANSION_RATIO = 10
+# Deeper data is a mistake or an attack, and would exhaust Python's recursion further on.
+MAX_DEPTH = 64
 
 _BaseLoader: type[yaml.SafeLoader]
 try:
@@ -203,6 +205,8 @@ class _Builder:
             return known
         if key in active:
             raise UserError("recursive YAML alias: a value contains itself", self.loc(node))
+        if len(active) > MAX_DEPTH:
+            raise self.too_deep(node)
         size = 1
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             active.add(key)
@@ -223,6 +227,8 @@ class _Builder:
         key = id(node)
         if key in self.built:  # an alias: share the value built at its anchor
             return self.built[key]
+        if len(path) > MAX_DEPTH:
+            raise self.too_deep(node)
         located = self.depth is None or len(path) <= self.depth
         if located:
             self.positions.values.setdefault(path, self.loc(node))
@@ -247,6 +253,12 @@ class _Builder:
             raise UserError("unsupported YAML node", self.loc(node))
         self.built[key] = value
         return value
+
+    def too_deep(self, node: yaml.Node) -> UserError:
+        return UserError(
+            f"values are nested more than {MAX_DEPTH} levels deep; flatten this structure",
+            self.loc(node),
+        )
 
     def check_tag(self, node: yaml.Node, expected: str) -> None:
         if node.tag != expected:

@@ -420,7 +420,9 @@ def test_the_cli_command_serves_until_terminated(http: urllib3.PoolManager) -> N
             # Read the banner line by line: communicate() later reads the pipe past this buffer.
             first, export, _hint = (process.stdout.readline() for _ in range(3))
             assert first.startswith("CommBox sandbox listening on http://127.0.0.1:")
-            assert first.rstrip().endswith("(token: the one given with --token)")
+            assert first.rstrip().endswith(
+                "(token: the one given with --token or COMMBOX_SANDBOX_TOKEN)"
+            )
             url = first.split()[4]
             port = int(url.rsplit(":", 1)[1])
             response = http.request(

@@ -12,13 +12,13 @@ import uuid
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
-from commbox_yaml.commands.plan import add_selection_options, compute_plan
+from commbox_yaml.client import Client, client_for
+from commbox_yaml.commands.plan import add_selection_options, compute_plan, destination
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.output import Console
-from commbox_yaml.plan import Plan, PlannedMessage, load_plan, stale_reasons
+from commbox_yaml.plan import Plan, PlannedMessage, check_destination, load_plan, stale_reasons
 from commbox_yaml.report import REPORTERS
 from commbox_yaml.report.progress import Progress
 from commbox_yaml.send import Outcome, Sender, SendResult
@@ -59,7 +59,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         raise UserError(
             "a plan file already fixes --target and --replace; make a new plan to change them"
         )
+    # A URL that does not parse, or would send the token astray, stops everything up front.
+    target = destination(ctx, args.sandbox)
     ledger = ctx.ledger(args.sandbox)
+    saved = load_plan(ctx.path(args.planfile), args.planfile) if args.planfile else None
+    if saved is not None:  # refused whole, before the ledger is touched
+        check_destination(saved, args.planfile, target, ledger.display)
     if project.ledger_must_exist and not args.sandbox and not ledger.path.exists():
         raise UserError(
             f"the ledger {ledger.display} is missing and ledger.must_exist is true: nothing was "
@@ -74,8 +79,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             from commbox_yaml.commands.reconcile import reconcile_first
 
             reconcile_first(ctx, args, ledger, token)
-        if args.planfile:
-            saved = load_plan(ctx.path(args.planfile), args.planfile)
+        if saved is not None:
             args.target, args.replace = list(saved.targets), list(saved.replace)
             plan = compute_plan(ctx, args, ledger)
             reasons = stale_reasons(saved, plan)
@@ -102,22 +106,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if not args.planfile and not args.auto_approve:
             _confirm(ctx.console, len(sends), args.json)
         with _sandbox_if(args.sandbox) as sandbox_url:
-            base_url = sandbox_url or _checked_url(project.api.base_url)
-            return _send(ctx, args, plan, sends, ledger, base_url, token)
-
-
-def _checked_url(base_url: str) -> str:
-    """The API's URL; plain http only to this machine, so the token never crosses a network bare."""
-    parts = urlsplit(base_url)
-    if parts.scheme == "https" or (
-        parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
-    ):
-        return base_url
-    raise UserError(
-        f"refusing to send the API token to {parts.scheme}://{parts.hostname}: use https "
-        "(plain http is allowed only to 127.0.0.1 or localhost, e.g. for the sandbox); "
-        "nothing was sent"
-    )
+            client = client_for(project.api, project.root, sandbox_url or target, token)
+            try:
+                return _send(ctx, args, plan, sends, ledger, client)
+            finally:
+                client.close()
 
 
 def _token(ctx: Context) -> str:
@@ -167,15 +160,13 @@ def _send(
     plan: Plan,
     sends: list[PlannedMessage],
     ledger: Any,
-    base_url: str,
-    token: str,
+    client: Client,
 ) -> int:
     stop = threading.Event()
     caught: list[int] = []
     sender = Sender(
         ctx.project().api,
-        base_url,
-        token,
+        client,
         ledger,
         ctx.console.redactor,
         uuid.uuid4().hex[:12],
@@ -186,7 +177,6 @@ def _send(
         try:
             results = sender.send_all(sends, progress.update)
         finally:
-            sender.close()
             progress.close()
     if sender.refused:
         ctx.console.err(f"error: {sender.refused}; apply stopped, nothing more was sent")

@@ -8,7 +8,7 @@ from typing import Any
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.ledger import Ledger
-from commbox_yaml.plan import Plan, make_plan, save_plan
+from commbox_yaml.plan import SANDBOX, Plan, make_plan, save_plan
 from commbox_yaml.report import REPORTERS
 
 
@@ -64,6 +64,9 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
 
 
+BASE_URL_SOURCE = "the base URL (api.base_url or COMMBOX_BASE_URL)"
+
+
 def compute_plan(ctx: Context, args: argparse.Namespace, ledger: Ledger) -> Plan:
     result = ctx.build(args.target)
     if result.problems:
@@ -74,10 +77,19 @@ def compute_plan(ctx: Context, args: argparse.Namespace, ledger: Ledger) -> Plan
     return make_plan(result, view, ledger.display, args.replace, args.target)
 
 
+def destination(ctx: Context, sandbox: bool) -> str:
+    """Where a plan is for: the sandbox, or the API's base URL (checked, so never a secret)."""
+    if sandbox:
+        return SANDBOX
+    from commbox_yaml.client import check_base_url  # urllib3 only for commands that need it
+
+    return check_base_url(ctx.project().api.base_url, BASE_URL_SOURCE)
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     plan = compute_plan(ctx, args, ctx.ledger(args.sandbox))
     if args.out:
-        save_plan(plan, ctx.path(args.out))
+        save_plan(plan, ctx.path(args.out), destination(ctx, args.sandbox))
     REPORTERS["json" if args.json else args.format or "text"](ctx.console, plan)
     if args.out and not args.json and args.format in (None, "text"):
         ctx.console.out(

@@ -7,7 +7,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from commbox_yaml.commands.apply import SANDBOX_TOKEN, _checked_url, _sandbox_if, _token
+from commbox_yaml.client import client_for
+from commbox_yaml.commands.apply import SANDBOX_TOKEN, _sandbox_if, _token
+from commbox_yaml.commands.plan import destination
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
 from commbox_yaml.ledger import Ledger
@@ -115,10 +117,12 @@ def reconcile_keys(
     if result.problems:
         raise ValidationFailed(result.problems)
     requests = {r.key: r for r in result.requests}
-    api = ctx.project().api
+    project = ctx.project()
+    api = project.api
+    target = destination(ctx, sandbox)
     findings: list[Finding] = []
     with _sandbox_if(sandbox) as sandbox_url:
-        reader = Reader(api, sandbox_url or _checked_url(api.base_url), token)
+        reader = Reader(client_for(api, project.root, sandbox_url or target, token))
         reconciler = Reconciler(api, reader, ledger, uuid.uuid4().hex[:12])
 
         def found(finding: Finding) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -15,6 +16,9 @@ from commbox_yaml.errors import UserError
 from commbox_yaml.sandbox import SandboxServer
 
 DEFAULT_PORT = 4010  # the usual port of API mock servers (Prism), unlikely to clash with apps
+
+
+SANDBOX_TOKEN_ENV = "COMMBOX_SANDBOX_TOKEN"
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -34,7 +38,9 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
     )
     parser.add_argument(
-        "--token", help="accept only this Bearer token (default: any non-empty one)"
+        "--token",
+        help="accept only this Bearer token (default: $COMMBOX_SANDBOX_TOKEN, else any "
+        "non-empty one); prefer the environment variable: arguments show in 'ps'",
     )
     parser.add_argument(
         "--latency-ms", type=_count, default=0, metavar="N", help="wait N ms before each answer"
@@ -87,7 +93,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(ctx: Context, args: argparse.Namespace) -> int:
     server = SandboxServer(
         port=args.port,
-        token=args.token,
+        token=args.token or os.environ.get(SANDBOX_TOKEN_ENV) or None,
         latency_ms=args.latency_ms,
         throttle_every=args.throttle_every,
         throttle_retry_after=args.retry_after,
@@ -125,7 +131,11 @@ def _start(server: SandboxServer, port: int) -> None:
 
 def _announce(ctx: Context, server: SandboxServer, args: argparse.Namespace) -> None:
     # The token itself is never printed: it may be a real one.
-    token = "the one given with --token" if server.token_required else "any non-empty"
+    token = (
+        f"the one given with --token or {SANDBOX_TOKEN_ENV}"
+        if server.token_required
+        else "any non-empty"
+    )
     out = ctx.console.out
     out(f"CommBox sandbox listening on {server.url} (token: {token})")
     out(f"  export COMMBOX_BASE_URL={server.url}")

@@ -1,0 +1,500 @@
+"""The HTTP client: one connection policy for every request commbox-yaml makes to CommBox.
+
+It owns what callers must not have to think about: the URL check (the same parser urllib3
+sends with), proxies and CA bundles, pooled keep-alive connections, the Authorization header,
+and a real deadline per request. Callers get a `Reply`, or one of two exceptions that say the
+only thing that matters for a POST that is not idempotent:
+
+- `NotSent`: no byte of the request left this machine (DNS, refused connection, TLS handshake,
+  proxy refusal, a connect deadline): trying again cannot send it twice.
+- `ReplyLost`: the request may have reached the server, but no whole reply came back (a
+  dropped connection, the deadline, a reply over the size cap): the outcome is unknown.
+
+urllib3 alone cannot tell these apart (a TLS handshake that times out and a reply that times
+out are both a `ReadTimeoutError`), so the connection classes here note when the first byte of
+the request is handed to the socket. A deadline watchdog shuts down the socket of a request
+that runs past its time, so a server that trickles bytes cannot hold a worker (or a SIGTERM)
+forever: urllib3's read timeout is per `recv`, not per reply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError, LocationParseError
+from urllib3.util import parse_url
+
+from commbox_yaml import __version__
+from commbox_yaml.errors import UserError
+from commbox_yaml.project import ApiSettings
+
+MAX_REPLY_BYTES = 1024 * 1024
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+_DETAIL_LIMIT = 200
+
+
+class NotSent(Exception):
+    """Nothing of the request left this machine."""
+
+    def __init__(self, reason: str, fatal: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fatal = fatal  # no later try can do better (a refused certificate)
+
+
+class ReplyLost(Exception):
+    """The request may have reached the server; no whole reply came back."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+# -- the URL ----------------------------------------------------------------------------------
+
+
+def check_base_url(base_url: str, where: str = "api.base_url") -> str:
+    """The base URL as urllib3 will use it; refused when it could send the token astray.
+
+    Checked with urllib3's own parser (the one that routes the request), so that a URL that
+    another parser reads differently (`http://127.0.0.2:4119\\@localhost`) cannot pass the
+    plain-http check for one host and connect to another.
+    """
+    text = base_url.strip()
+    if "\\" in text or any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+        raise UserError(
+            f"{where} {text!r} contains a backslash, a space or a control character; "
+            "write it as https://host[:port][/path]"
+        )
+    try:
+        url = parse_url(text)
+    except LocationParseError as exc:
+        raise UserError(
+            f"{where} {text!r} is not a valid URL ({exc}); write it as https://host[:port][/path]"
+        ) from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise UserError(
+            f"{where} {text!r} is not an http(s) URL with a host; "
+            "write it as https://host[:port][/path]"
+        )
+    if url.auth is not None or "@" in text:
+        raise UserError(
+            f"{where} must not hold a user name or password ('@'); the API token is sent as a "
+            f"Bearer header (api.token_env)"
+        )
+    if url.query is not None or url.fragment is not None:
+        raise UserError(f"{where} {text!r} must not have a query ('?') or a fragment ('#')")
+    if url.scheme == "http" and url.host.lower() not in LOCAL_HOSTS:
+        raise UserError(
+            f"refusing to send the API token to http://{url.host}: use https "
+            "(plain http is allowed only to 127.0.0.1 or localhost, e.g. for the sandbox); "
+            "nothing was sent"
+        )
+    return text.rstrip("/")
+
+
+# -- connections that know when the request left ------------------------------------------------
+
+
+class _Attempt:
+    """One request's progress, shared by the calling thread and the watchdog."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.connecting = False
+        self.left = False  # a byte of the request was handed to the socket
+        self.expired = False
+        self.connection: HTTPConnection | None = None
+        self.lock = threading.Lock()
+
+
+_current = threading.local()
+
+
+def _attempt() -> _Attempt | None:
+    return getattr(_current, "attempt", None)
+
+
+class _Tracking:
+    """Mixed into urllib3's connection classes: notes connect, the first byte, the socket."""
+
+    sock: Any
+    timeout: Any
+
+    def connect(self) -> None:
+        attempt = _attempt()
+        if attempt is None:
+            super().connect()  # type: ignore[misc]
+            return
+        with attempt.lock:
+            attempt.connection = self  # type: ignore[assignment]
+        attempt.connecting = True
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            attempt.connecting = False
+
+    def send(self, data: Any) -> None:
+        attempt = _attempt()
+        if attempt is not None and not attempt.connecting:
+            if self.sock is None:
+                self.connect()
+            with attempt.lock:
+                attempt.connection = self  # type: ignore[assignment]
+                if not attempt.left:
+                    attempt.left = True
+                    # The connect deadline is spent; the whole reply gets its own.
+                    attempt.deadline = time.monotonic() + _current.timeout_s
+        super().send(data)  # type: ignore[misc]
+
+
+class _HTTPConnection(_Tracking, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Tracking, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Watchdog:
+    """Shuts down the socket of any request still running at its deadline."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Attempt]] = []
+        self._active: set[int] = set()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @contextlib.contextmanager
+    def watch(self, attempt: _Attempt) -> Iterator[None]:
+        number = next(self._ids)
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="commbox-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._active.add(number)
+            heapq.heappush(self._heap, (attempt.deadline, number, attempt))
+            self._cond.notify()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active.discard(number)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                while self._heap and self._heap[0][1] not in self._active:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, number, attempt = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                if attempt.deadline > deadline:  # moved on to its reply deadline
+                    heapq.heappush(self._heap, (attempt.deadline, number, attempt))
+                    continue
+                self._expire(attempt)
+
+    @staticmethod
+    def _expire(attempt: _Attempt) -> None:
+        with attempt.lock:
+            attempt.expired = True
+            connection = attempt.connection
+            sock = connection.sock if connection is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+# -- the client ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ClientSettings:
+    base_url: str
+    token: str
+    timeout_s: float = 30
+    concurrency: int = 4
+    ca_bundle: Path | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+
+def client_for(api: ApiSettings, root: Path, base_url: str, token: str) -> Client:
+    """The client for a project's API settings (a relative CA bundle is under the project root)."""
+    bundle = (root / api.ca_bundle) if api.ca_bundle else None
+    return Client(ClientSettings(base_url, token, api.timeout_s, api.concurrency, bundle))
+
+
+class Client:
+    """Requests to one CommBox base URL, `concurrency` at a time over pooled connections."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.base_url = check_base_url(settings.base_url)
+        self.timeout_s = settings.timeout_s
+        self._headers = {
+            "Authorization": f"Bearer {settings.token}",
+            "Accept": "application/json",
+            "User-Agent": f"commbox-yaml/{__version__}",
+        }
+        self._watchdog = _Watchdog()
+        self.proxy = proxy_for(self.base_url, settings.environ)
+        self.pool = _manager(settings, self.proxy)
+
+    def close(self) -> None:
+        self._watchdog.close()
+        self.pool.clear()
+
+    def post(self, path: str, body: bytes, content_type: str) -> Reply:
+        return self._request("POST", path, body, {"Content-Type": content_type})
+
+    def get(self, path: str, query: Mapping[str, Any] | None = None) -> Reply:
+        if query:
+            path += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        return self._request("GET", path, None, {})
+
+    def _request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> Reply:
+        attempt = _Attempt(time.monotonic() + self.timeout_s)
+        _current.attempt = attempt
+        _current.timeout_s = self.timeout_s
+        try:
+            with self._watchdog.watch(attempt):
+                return self._exchange(attempt, method, path, body, headers)
+        finally:
+            _current.attempt = None
+
+    def _exchange(
+        self,
+        attempt: _Attempt,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+    ) -> Reply:
+        try:
+            response = self.pool.request(
+                method, self.base_url + path, body=body, headers={**self._headers, **headers},
+                redirect=False, preload_content=False, retries=False,
+            )  # fmt: skip
+        except (HTTPError, OSError) as exc:
+            raise _classify(exc, attempt, self.timeout_s) from None
+        try:
+            data = _read_capped(response, attempt, self.timeout_s)
+        except ReplyLost:
+            response.close()  # unread bytes must not be taken for the next reply
+            raise
+        response.release_conn()
+        headers_seen = {k.lower(): v for k, v in response.headers.items()}
+        return Reply(response.status, response.reason or "", headers_seen, data)
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse, attempt: _Attempt, timeout_s: float) -> bytes:
+    """The reply body, up to MAX_REPLY_BYTES; a longer or unfinished one is a lost reply."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            chunk = response.read(65536, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                raise ReplyLost(
+                    f"the reply was longer than {MAX_REPLY_BYTES // 1024} KiB; "
+                    "it was not read to the end"
+                )
+            chunks.append(chunk)
+    except (HTTPError, OSError) as exc:
+        raise _classify(exc, attempt, timeout_s) from None
+    if attempt.expired:
+        raise ReplyLost(_deadline(timeout_s))
+    return b"".join(chunks)
+
+
+def _deadline(timeout_s: float) -> str:
+    return f"no reply within {timeout_s:g} s (api.timeout_s)"
+
+
+def _classify(exc: BaseException, attempt: _Attempt, timeout_s: float) -> Exception:
+    """NotSent when nothing of the request left this machine, else ReplyLost."""
+    if not attempt.left:
+        if attempt.expired:
+            return NotSent(f"could not connect within {timeout_s:g} s (api.timeout_s)")
+        if _certificate_refused(exc):
+            return NotSent(f"TLS failed, certificate refused: {reason(exc)}", fatal=True)
+        if _tls_failed(exc):
+            return NotSent(f"TLS failed in the handshake: {reason(exc)}", fatal=True)
+        return NotSent(f"could not connect: {reason(exc)}")
+    if attempt.expired:
+        return ReplyLost(_deadline(timeout_s))
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return ReplyLost(f"no reply within {timeout_s:g} s (api.timeout_s)")
+    if _is_tls(exc):
+        return ReplyLost(f"TLS error after the request was sent: {reason(exc)}")
+    return ReplyLost(f"connection dropped after the request was sent: {reason(exc)}")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack += [c for c in (current.__cause__, current.__context__) if c is not None]
+        stack += [a for a in current.args if isinstance(a, BaseException)]
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _chain(exc))
+
+
+def _is_tls(exc: BaseException) -> bool:
+    return any(isinstance(e, (ssl.SSLError, urllib3.exceptions.SSLError)) for e in _chain(exc))
+
+
+def _tls_failed(exc: BaseException) -> bool:
+    """A TLS error (not a timeout) while connecting: a plain-http server, a bad protocol."""
+    chain = list(_chain(exc))
+    if any(isinstance(e, (TimeoutError, socket.timeout)) for e in chain):
+        return False
+    return any(isinstance(e, (ssl.SSLError, urllib3.exceptions.SSLError)) for e in chain)
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's own words, short."""
+    inner = getattr(exc, "reason", None) or exc
+    return str(inner)[:_DETAIL_LIMIT]
+
+
+# -- proxies and CAs ----------------------------------------------------------------------------
+
+
+def proxy_for(base_url: str, environ: Mapping[str, str]) -> str | None:
+    """The proxy URL from HTTPS_PROXY/HTTP_PROXY (either case), unless NO_PROXY covers the host."""
+    proxies: dict[str, str] = {}
+    for name, value in environ.items():
+        lowered = name.lower()
+        if value and lowered.endswith("_proxy"):
+            proxies.setdefault(lowered[: -len("_proxy")], value)
+    for name, value in environ.items():  # lower-case names win, as curl and requests do
+        if value and name.endswith("_proxy") and name.islower():
+            proxies[name[: -len("_proxy")]] = value
+    url = parse_url(base_url)
+    proxy = proxies.get(url.scheme or "https")
+    if not proxy or _bypassed(url.host or "", url.port, proxies.get("no", "")):
+        return None
+    if "://" not in proxy:
+        proxy = "http://" + proxy
+    return proxy
+
+
+def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether NO_PROXY names the host: `*`, the host, a domain suffix (`.corp` or `corp`),
+    optionally with `:port`, as curl reads it."""
+    host = host.strip("[]").lower()
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry_port and (not entry_port.isdigit() or int(entry_port) != port):
+            continue
+        name = name.strip("[]").lstrip("*").lstrip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
+def ca_bundle(configured: Path | None, environ: Mapping[str, str]) -> str | None:
+    """The CA file to trust: api.ca_bundle, else SSL_CERT_FILE, else REQUESTS_CA_BUNDLE."""
+    if configured is not None:
+        return str(configured)
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        value = environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _manager(settings: ClientSettings, proxy: str | None) -> urllib3.PoolManager:
+    options: dict[str, Any] = {
+        "num_pools": 4,
+        "maxsize": settings.concurrency,
+        "block": True,
+        "retries": False,
+        "timeout": urllib3.Timeout(connect=settings.timeout_s, read=settings.timeout_s),
+    }
+    cafile = ca_bundle(settings.ca_bundle, settings.environ)
+    if cafile is not None:
+        if not Path(cafile).is_file():
+            raise UserError(
+                f"the CA bundle {cafile} does not exist (api.ca_bundle, SSL_CERT_FILE or "
+                "REQUESTS_CA_BUNDLE); point it at a PEM file of the CAs to trust"
+            )
+        options["ca_certs"] = cafile
+    manager: urllib3.PoolManager
+    if proxy is not None:
+        try:
+            manager = urllib3.ProxyManager(proxy, **options)
+        except (LocationParseError, ValueError) as exc:
+            raise UserError(
+                f"the proxy URL in HTTPS_PROXY/HTTP_PROXY is not valid ({exc}); "
+                "write it as http://host:port"
+            ) from None
+    else:
+        manager = urllib3.PoolManager(**options)
+    manager.pool_classes_by_scheme = _POOLS
+    return manager
