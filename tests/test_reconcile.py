@@ -815,3 +815,26 @@ def test_a_reply_over_1_mib_is_a_failed_read_and_the_key_stays_held(
     _Scripted.answers = [(200, b'{"data": {"objects": []}}')]
     report = reconcile_json(root, capsys)
     assert "gave no list of objects" in reason(report, key(0))
+
+
+def test_lost_replies_do_not_use_up_the_client_s_connections(tmp_path: Path, scripted: Any) -> None:
+    """A reply cut at the size cap closes its connection; its pool slot must come back, or
+    the next request (here: the only slot, concurrency 1) waits forever."""
+    root = make(tmp_path, count=1)
+    huge = b"[" + b" " * (1 << 21) + b"]"
+    _Scripted.answers = [(200, huge), (200, huge), (200, b'{"data": []}')]
+    client = client_for(
+        load_project(root).api, root, f"http://127.0.0.1:{scripted.server_port}", TOKEN
+    )
+    replies: list[Any] = []
+
+    def read_three() -> None:
+        replies.extend(Reader(client).get_json("/streams/s/objects") for _ in range(3))
+
+    worker = threading.Thread(target=read_three, daemon=True)
+    worker.start()
+    worker.join(30)
+    client.close()
+    assert not worker.is_alive(), "the client ran out of connections"
+    assert [r.status for r in replies] == [None, None, 200]
+    assert "longer than 1024 KiB" in str(replies[0].error)
