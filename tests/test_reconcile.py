@@ -603,7 +603,10 @@ def test_fault_drill_300_messages(
     held = sorted(k for k, s in before.items() if s.status is not KeyStatus.SENT or not s.object_id)
     stored_unanswered = sum(1 for k in held if _text_of(k) in stored_ids(server))
 
+    started = time.monotonic()
     report = reconcile_json(root, capsys)
+    seconds = time.monotonic() - started
+    reads = sum(1 for r in server.received if r.method == "GET")
     outcome = collections.Counter(r for r, _ in results(report).values())
     posts_before = posts(server)
     assert apply(root, "--allow-bulk") == 0
@@ -618,6 +621,8 @@ def test_fault_drill_300_messages(
         "still unknown": outcome["unknown"],
         "resent by the next apply": resent,
         "duplicates": sum(n - 1 for n in counts.values() if n > 1),
+        "reads (GET)": reads,
+        "reconcile seconds": round(seconds, 2),
     }
     print(f"\nfault drill: {json.dumps(drill)}")
     assert len(held) == 100
