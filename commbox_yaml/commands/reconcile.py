@@ -52,7 +52,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(ctx: Context, args: argparse.Namespace) -> int:
     ledger = ctx.ledger(args.sandbox)
     console = ctx.console
-    show = None if args.json else _shower(console, console.out)
+    show = None if args.json else TextReport(console, console.out)
     if ledger.path.exists():
         token = SANDBOX_TOKEN if args.sandbox else _token(ctx)
         with ledger.locked():
@@ -63,7 +63,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         _no_ledger(ctx, ledger, args)  # never created here: it would satisfy must_exist
         findings = []
         if show:
-            show([], None)
+            show.start([])
     if args.json:
         console.json(
             {
@@ -89,13 +89,10 @@ def _no_ledger(ctx: Context, ledger: Ledger, args: argparse.Namespace) -> None:
 def reconcile_first(ctx: Context, args: argparse.Namespace, ledger: Ledger, token: str) -> None:
     """`apply --reconcile`: settle every held key before planning, under apply's lock."""
     console = ctx.console
-    show = _shower(console, console.err if args.json else console.out)
+    show = TextReport(console, console.err if args.json else console.out)
     reconcile_keys(ctx, ledger, (), token, args.sandbox, show)
     if not args.json:
         console.out()
-
-
-Show = Callable[[Sequence[str] | None, Finding | None], None]
 
 
 def reconcile_keys(
@@ -104,13 +101,13 @@ def reconcile_keys(
     patterns: Sequence[str],
     token: str,
     sandbox: bool,
-    show: Show | None,
+    show: TextReport | None,
 ) -> list[Finding]:
     """Reconcile the keys `patterns` select (all held ones when empty); the lock is held."""
     view = ledger.read()
     keys = select_keys(view, patterns)
     if show:
-        show(keys, None)
+        show.start(keys)
     if not keys:
         return []
     result = ctx.build()
@@ -128,7 +125,7 @@ def reconcile_keys(
         def found(finding: Finding) -> None:
             findings.append(finding)
             if show:
-                show(None, finding)
+                show.found(finding)
 
         try:
             reconciler.run(keys, view, requests, found)
@@ -140,36 +137,37 @@ def reconcile_keys(
         finally:
             reader.close()
     if show:
-        show(None, None)
+        show.end()
     return findings
 
 
-def _shower(console: Console, write: Callable[[str], None]) -> Show:
+class TextReport:
     """Text output: a header, one line per key as it is settled, and a summary."""
-    findings: list[Finding] = []
 
-    def show(keys: Sequence[str] | None, finding: Finding | None) -> None:
-        if keys is not None:
-            if not keys:
-                write("Nothing to reconcile: no key is held as unknown.")
-            else:
-                write(f"commbox-yaml reconcile: {len(keys)} key{'s' if len(keys) != 1 else ''}")
-        elif finding is not None:
-            findings.append(finding)
-            label, colour = _LABELS[finding.result]
-            write(f"  {console.style(f'{label:<6}', colour, 'bold')} {finding.key}")
-            write(f"         {_explain(finding)}")
-        elif findings:
-            counts = _counts(findings)
-            write(
-                console.style(
-                    f"Reconcile: {counts['sent']} sent, {counts['absent']} absent (sent by the "
-                    f"next apply), {counts['unknown']} still unknown.",
-                    "bold",
-                )
-            )
+    def __init__(self, console: Console, write: Callable[[str], None]) -> None:
+        self.console = console
+        self.write = write
+        self.findings: list[Finding] = []
 
-    return show
+    def start(self, keys: Sequence[str]) -> None:
+        if not keys:
+            self.write("Nothing to reconcile: no key is held as unknown.")
+        else:
+            self.write(f"commbox-yaml reconcile: {len(keys)} key{'s' if len(keys) != 1 else ''}")
+
+    def found(self, finding: Finding) -> None:
+        self.findings.append(finding)
+        label, colour = _LABELS[finding.result]
+        self.write(f"  {self.console.style(f'{label:<6}', colour, 'bold')} {finding.key}")
+        self.write(f"         {_explain(finding)}")
+
+    def end(self) -> None:
+        counts = _counts(self.findings)
+        line = (
+            f"Reconcile: {counts['sent']} sent, {counts['absent']} absent (sent by the next "
+            f"apply), {counts['unknown']} still unknown."
+        )
+        self.write(self.console.style(line, "bold"))
 
 
 def _explain(finding: Finding) -> str:
