@@ -331,6 +331,7 @@ class Client:
             data = _read_capped(response, attempt, self.timeout_s)
         except ReplyLost:
             response.close()  # unread bytes must not be taken for the next reply
+            response.release_conn()  # the closed connection's pool slot, or the pool runs dry
             raise
         response.release_conn()
         headers_seen = {k.lower(): v for k, v in response.headers.items()}

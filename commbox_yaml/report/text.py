@@ -72,8 +72,8 @@ def _show_actionable(console: Console, message: PlannedMessage) -> None:
         console.out(f"      held: not sent again unless --replace {message.key}")
     elif message.action is Action.UNKNOWN:
         console.out(
-            "      held: it may have reached CommBox; check there, then "
-            f"--replace {message.key} to send it anyway"
+            "      held: it may have reached CommBox; 'commbox-yaml reconcile' reads it back "
+            f"(or check there, then --replace {message.key} to send it anyway)"
         )
 
 
