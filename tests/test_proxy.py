@@ -191,9 +191,8 @@ def test_apply_goes_through_a_connect_proxy_trusting_the_configured_ca(
         assert apply(root) == 0
     finally:
         proxy.close()
-    assert proxy.connects and all(
-        c.startswith(f"CONNECT 127.0.0.1:{api.port} HTTP/") for c in proxy.connects
-    )
+    assert proxy.connects
+    assert all(c.startswith(f"CONNECT 127.0.0.1:{api.port} HTTP/") for c in proxy.connects)
     assert len(api.received) == 3
     assert {s.status for s in states(root).values()} == {KeyStatus.SENT}
     assert b"Authorization: Bearer " + TOKEN.encode() in api.received[0]
