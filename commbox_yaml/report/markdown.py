@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from commbox_yaml.output import Console
 from commbox_yaml.plan import Action, Plan, PlannedMessage
-from commbox_yaml.report.describe import ACTIONABLE, fields, sent_text, stream_label, summary_line
+from commbox_yaml.report.describe import (
+    ACTIONABLE,
+    changed_rows,
+    fields,
+    stream_label,
+    summary_line,
+)
 
 LIMIT = 60_000
 _ICONS = {Action.SEND: "+", Action.CHANGED: "~", Action.UNKNOWN: "?", Action.UNCHANGED: "=",
@@ -20,11 +26,7 @@ def _section(message: PlannedMessage) -> str:
     lines = [f"#### `{_ICONS[message.action]}` {title}", ""]
     rows: list[tuple[str, str]] = []
     if message.action is Action.CHANGED:
-        rows = [
-            ("key", message.key),
-            ("sent", sent_text(message)),
-            ("changed", ", ".join(message.changed_fields)),
-        ]
+        rows = changed_rows(message)
         note = f"Held: not sent again unless `--replace {_cell(message.key)}`."
     elif message.action is Action.UNKNOWN:
         rows = [("key", message.key), ("last try", message.state.description or "no outcome")]
