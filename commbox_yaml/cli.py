@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from commbox_yaml import __version__
 from commbox_yaml.commands import apply, init, ledger, plan, render, sandbox, schema, validate
+from commbox_yaml.commands import reconcile as reconcile_command
 from commbox_yaml.commands._help import USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
@@ -26,6 +27,7 @@ COMMANDS: dict[str, ModuleType] = {
     "render": render,
     "plan": plan,
     "apply": apply,
+    "reconcile": reconcile_command,
     "ledger": ledger,
     "schema": schema,
     "sandbox": sandbox,

@@ -331,6 +331,7 @@ class Client:
             data = _read_capped(response, attempt, self.timeout_s)
         except ReplyLost:
             response.close()  # unread bytes must not be taken for the next reply
+            response.release_conn()  # the closed connection's pool slot, or the pool runs dry
             raise
         response.release_conn()
         headers_seen = {k.lower(): v for k, v in response.headers.items()}
@@ -414,8 +415,9 @@ def _tls_failed(exc: BaseException) -> bool:
 
 def reason(exc: BaseException) -> str:
     """An exception's own words, short."""
-    inner = getattr(exc, "reason", None) or exc
-    return str(inner)[:_DETAIL_LIMIT]
+    text = str(getattr(exc, "reason", None) or exc)
+    # The ellipsis marks the cut, where output redaction also masks a secret's beginning.
+    return text if len(text) <= _DETAIL_LIMIT else text[:_DETAIL_LIMIT] + "..."
 
 
 # -- proxies and CAs ----------------------------------------------------------------------------

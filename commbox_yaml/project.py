@@ -34,6 +34,7 @@ class ApiSettings:
     max_retry_after_s: float = 120
     max_attachment_mb: float = 25
     ca_bundle: str | None = None  # relative to the project root, or absolute
+    reconcile_after_s: float = 60
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,10 @@ def test_actions_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert "  ~ other" in out
     assert "changed  Message" in out
+    assert 'new Message "farewell"' in out  # the new value, not only the field's name
     assert "held: not sent again unless --replace other" in out
+    assert main(["-C", str(tmp_path), "plan", "--format", "markdown"]) == 0
+    assert '| new Message | "farewell" |' in capsys.readouterr().out
     assert "Plan: 0 to send, 1 unchanged, 1 changed (held), 0 unknown, 1 skipped." in out
     plan = _plan_json(tmp_path, capsys, "--replace", "other")
     assert plan["messages"][1]["action"] == "send"

@@ -180,14 +180,14 @@ def test_unknown_path_is_404_and_another_method_405(
     server: SandboxServer, http: urllib3.PoolManager
 ) -> None:
     missing = http.request("POST", f"{server.url}/streams/s1/object", body=b"{}")
-    wrong_method = http.request("GET", f"{server.url}/streams/s1/objects")
+    wrong_method = http.request("PUT", f"{server.url}/streams/s1/objects")
     assert missing.status == 404
     assert missing.json()["description"] == "Not found"
     assert wrong_method.status == 405
-    assert wrong_method.headers["Allow"] == "POST"
+    assert wrong_method.headers["Allow"] == "GET, POST"
     assert [(r.method, r.status, r.stream_id) for r in server.received] == [
         ("POST", 404, None),
-        ("GET", 405, "s1"),
+        ("PUT", 405, "s1"),
     ]
 
 

@@ -4,10 +4,12 @@ or a plan file depends on them (SPEC sections 4 and 5)."""
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import re
 import shutil
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -362,6 +364,21 @@ def test_a_message_preview_never_shows_the_start_of_a_secret(
     assert ACCOUNT[:6] not in out
 
 
+def test_a_changed_field_shows_its_new_value_redacted_before_it_is_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make(tmp_path, SMS.replace("Your PIN is {{ pin }}", "Sent to {{ acct }}"), f"acct: {ACCOUNT}\n",
+         "acct")  # fmt: skip
+    assert run(tmp_path, "apply", "--sandbox", "--auto-approve") == 0
+    message = tmp_path / "messages/main.yaml"
+    message.write_text(SMS.replace("Your PIN is {{ pin }}", "Now sent to {{ acct }} again"))
+    assert run(tmp_path, "plan", "--sandbox") == 0
+    assert run(tmp_path, "plan", "--sandbox", "--format", "markdown") == 0
+    out = capsys.readouterr().out
+    assert '"Now sent to (sensitive) again"' in out
+    assert ACCOUNT[:4] not in out
+
+
 @pytest.mark.parametrize(
     "describe",
     [
@@ -391,6 +408,50 @@ def test_a_server_description_is_redacted_before_it_is_cut(
             for form in (value, json.dumps(value)[1:-1], value.upper()):
                 assert form[:9] not in text
     assert "(sensitiv" in stored  # the placeholder may be cut; never the secret
+
+
+class _RefusingReads(http.server.BaseHTTPRequestHandler):
+    """CommBox refusing every read, its description echoing the token past 190 characters."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"status": 403, "description": "x" * 190 + TOKEN}).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_reading_refused_by_reconcile_never_shows_part_of_the_token(
+    tmp_path: Path,
+    server: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """readback cuts the server's description at 200 characters; what is left of a secret
+    before the cut's ellipsis is masked too."""
+    monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
+    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+    make(tmp_path)
+    server.script(Fault(drop=True))
+    assert run(tmp_path, "apply", "--auto-approve") == 1  # unknown: reconcile has work
+    refusing = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RefusingReads)
+    thread = threading.Thread(target=refusing.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("COMMBOX_BASE_URL", f"http://127.0.0.1:{refusing.server_port}")
+        assert run(tmp_path, "reconcile") == 0
+        assert run(tmp_path, "reconcile", "--json") == 0
+    finally:
+        refusing.shutdown()
+        refusing.server_close()
+        thread.join()
+    out, err = capsys.readouterr()
+    assert "x" * 190 + "(sensitive)..." in out
+    assert TOKEN[:4] not in out + err
 
 
 def test_github_annotations_are_redacted_before_they_are_escaped(

@@ -64,6 +64,11 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--allow-bulk", action="store_true", help="allow more sends than limits.max_sends"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="first read CommBox back for keys held as unknown (see 'reconcile')",
+    )
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -88,6 +93,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     with ledger.locked():
         for warning in ledger.warnings:
             ctx.console.err(f"warning: {warning}")
+        if args.reconcile:
+            from commbox_yaml.commands.reconcile import reconcile_first
+
+            reconcile_first(ctx, args, ledger, token)
         if saved is not None:
             args.target, args.replace = list(saved.targets), list(saved.replace)
             plan = compute_plan(ctx, args, ledger)
@@ -235,8 +244,8 @@ def _finish(
     ctx.console.out(ctx.console.style(line, "bold", "red" if failed else "green"))
     if counts[Outcome.UNKNOWN]:
         ctx.console.out(
-            "Unknown outcomes may have reached CommBox: they are held ('?') until you check "
-            "and pass --replace KEY."
+            "Unknown outcomes may have reached CommBox: they are held ('?'). 'commbox-yaml "
+            "reconcile' reads CommBox back to settle them (or check by hand, --replace KEY)."
         )
     return 1 if failed else 0
 

@@ -83,6 +83,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             "sent_at": state.sent_at, "fingerprint": state.sent_fingerprint or state.fingerprint,
             "last_event_at": state.last_at, "last_status": state.last_status,
             "description": state.description, "events": state.events,
+            "reconciled_at": state.reconciled_at,
             "fields": sorted(state.sent_fields or state.fields),
         }  # fmt: skip
         if args.json:

@@ -29,7 +29,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="serve a local CommBox stand-in for rehearsals and tests",
         description="Serve CommBox's Create Object endpoint on 127.0.0.1: checks the Bearer\n"
         "token and the body's shape, answers as CommBox does, prints each message it\n"
-        "receives, and can inject latency, 429s and 5xx. Point COMMBOX_BASE_URL at it.\n"
+        "receives, serves the objects back on the read endpoints (for reconcile), and can\n"
+        "inject latency, 429s and 5xx. Point COMMBOX_BASE_URL at it.\n"
         "Ctrl-C stops it.",
         epilog=epilog(
             [
@@ -89,6 +90,18 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="read every Nth request, then close the connection without a reply",
     )
+    parser.add_argument(
+        "--store-then-fail-every",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="store every Nth message, then answer 500 (a send only reconcile can settle)",
+    )
+    parser.add_argument(
+        "--refuse-reads",
+        action="store_true",
+        help="answer every read (GET of objects) 404, as for an API key without read access",
+    )
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -101,6 +114,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         fail_every=args.fail_every,
         fail_status=args.fail_status,
         drop_every=args.drop_every,
+        store_then_fail_every=args.store_then_fail_every,
+        refuse_reads=args.refuse_reads,
         output=ctx.console.stdout,
     )
     stopped = threading.Event()
@@ -155,6 +170,10 @@ def _faults(args: argparse.Namespace) -> list[str]:
         faults.append(f"{args.fail_status} {_every(args.fail_every)}")
     if args.drop_every:
         faults.append(f"connection dropped {_every(args.drop_every)}")
+    if args.store_then_fail_every:
+        faults.append(f"stored then 500 {_every(args.store_then_fail_every)}")
+    if args.refuse_reads:
+        faults.append("reads refused (404)")
     return faults
 
 

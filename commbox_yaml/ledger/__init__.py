@@ -52,6 +52,9 @@ class KeyState:
     description: str | None = None
     digest: str = ""  # hash of this key's events, to tell whether the ledger changed for it
     events: int = 0
+    tried_at: str | None = None  # the last `pending` event: when the last try started
+    settled_at: str | None = None  # that try's outcome; None while it is dangling (a crash)
+    reconciled_at: str | None = None  # when reading CommBox back settled the last try
 
 
 # -- the fold: one place that says what each event kind means ---------------------------------
@@ -66,6 +69,8 @@ def _pending(state: KeyState, event: dict[str, Any]) -> KeyState:
         status=KeyStatus.UNKNOWN,
         fingerprint=event.get("fingerprint"),
         fields=dict(event.get("fields") or {}),
+        tried_at=event.get("at"),
+        settled_at=None,
     )
 
 
@@ -78,6 +83,8 @@ def _sent(state: KeyState, event: dict[str, Any]) -> KeyState:
         object_id=event.get("object_id"),
         sent_at=event.get("at"),
         last_status=event.get("status"),
+        settled_at=event.get("at"),
+        reconciled_at=None,
     )
 
 
@@ -87,6 +94,7 @@ def _ended(state: KeyState, event: dict[str, Any]) -> KeyState:
         status=KeyStatus(event["event"]),
         last_status=event.get("status"),
         description=event.get("description"),
+        settled_at=event.get("at"),
     )
 
 
@@ -100,7 +108,38 @@ def _forget(state: KeyState, event: dict[str, Any]) -> KeyState:
     return KeyState(state.key, KeyStatus.NONE, last_at=state.last_at)
 
 
+def _reconciled(state: KeyState, event: dict[str, Any], before_try: KeyState) -> KeyState:
+    """CommBox was read back for the last try: it was stored (`sent`) or never was (`absent`)."""
+    at = event.get("at")
+    if event.get("result") == "sent":
+        return replace(
+            state,
+            status=KeyStatus.SENT,
+            sent_fingerprint=state.fingerprint,
+            sent_fields=state.fields,
+            object_id=event.get("object_id"),
+            sent_at=state.tried_at or at,
+            reconciled_at=at,
+            description=event.get("description"),
+        )
+    if event.get("result") == "absent":
+        # The last try never reached CommBox: back to what stood before it.
+        sent = before_try.sent_fingerprint is not None
+        return replace(
+            state,
+            status=KeyStatus.SENT if sent else KeyStatus.NONE,
+            sent_fingerprint=before_try.sent_fingerprint,
+            sent_fields=before_try.sent_fields,
+            object_id=before_try.object_id,
+            sent_at=before_try.sent_at,
+            reconciled_at=at,
+            description=event.get("description"),
+        )
+    return state
+
+
 # A new event kind is one function and one entry here; kinds not listed change nothing.
+# (`reconciled` also needs the state before the last try: KeyFold handles it.)
 STEPS: dict[str, Step] = {
     "pending": _pending,
     "sent": _sent,
@@ -116,6 +155,7 @@ class KeyFold:
 
     def __init__(self, key: str) -> None:
         self.state = KeyState(key, KeyStatus.NONE)
+        self.before_try = self.state  # the state before the last `pending`, for `absent`
         self.digest = hashlib.sha256()
         self.events = 0
 
@@ -124,7 +164,13 @@ class KeyFold:
         self.digest.update(line.encode())
         self.events += 1
         state = replace(self.state, last_at=event.get("at", self.state.last_at))
-        step = STEPS.get(str(event.get("event")))
+        kind = str(event.get("event"))
+        if kind == "pending":
+            self.before_try = self.state
+        if kind == "reconciled":
+            self.state = _reconciled(state, event, self.before_try)
+            return
+        step = STEPS.get(kind)
         self.state = step(state, event) if step else state
 
     def result(self) -> KeyState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from commbox_yaml.compile import Request
@@ -63,6 +64,44 @@ def fields(request: Request, redactor: Redactor) -> list[tuple[str, str]]:
     if files:
         rows.append(("files", ", ".join(files)))
     return rows
+
+
+def changed_rows(message: PlannedMessage, redactor: Redactor) -> list[tuple[str, str]]:
+    """For a held `~` message: the key, the earlier send, and each changed field's new value
+    (redacted before it is cut to one line)."""
+    request = message.request
+    assert request is not None
+    rows = [
+        ("key", message.key),
+        ("sent", sent_text(message)),
+        ("changed", ", ".join(message.changed_fields) or "(attachments)"),
+    ]
+    for name in message.changed_fields:
+        rows.append((f"new {name}", new_value(request, name, redactor)))
+    return rows
+
+
+def new_value(request: Request, name: str, redactor: Redactor) -> str:
+    """A changed field's value now, as one short line ('(removed)' when it is gone)."""
+    value: Any
+    if name == "stream":
+        value = request.stream
+    elif name == "files":
+        value = ", ".join(f"{f.name} ({human_size(f.size)})" for f in request.files)
+    elif name.startswith("Content."):
+        content = request.data.get("Content")
+        value = content.get(name[8:], _GONE) if isinstance(content, dict) else _GONE
+    else:
+        value = request.data.get(name, _GONE)
+    if value is _GONE:
+        return "(removed)"
+    value = redactor.data(value)
+    if isinstance(value, str):
+        return f'"{first_line(value, 60)}"'
+    return first_line(json.dumps(value, ensure_ascii=False), 60)
+
+
+_GONE = object()
 
 
 def sent_text(message: PlannedMessage) -> str:

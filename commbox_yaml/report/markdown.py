@@ -6,7 +6,13 @@ import functools
 
 from commbox_yaml.output import Console, Redactor
 from commbox_yaml.plan import Action, Plan, PlannedMessage
-from commbox_yaml.report.describe import ACTIONABLE, fields, sent_text, stream_label, summary_line
+from commbox_yaml.report.describe import (
+    ACTIONABLE,
+    changed_rows,
+    fields,
+    stream_label,
+    summary_line,
+)
 
 LIMIT = 60_000
 _ICONS = {Action.SEND: "+", Action.CHANGED: "~", Action.UNKNOWN: "?", Action.UNCHANGED: "=",
@@ -25,11 +31,7 @@ def _section(message: PlannedMessage, redactor: Redactor) -> str:
     lines = [f"#### `{_ICONS[message.action]}` {title}", ""]
     rows: list[tuple[str, str]] = []
     if message.action is Action.CHANGED:
-        rows = [
-            ("key", message.key),
-            ("sent", sent_text(message)),
-            ("changed", ", ".join(message.changed_fields)),
-        ]
+        rows = changed_rows(message, redactor)
         note = f"Held: not sent again unless `--replace {cell(message.key)}`."
     elif message.action is Action.UNKNOWN:
         rows = [("key", message.key), ("last try", message.state.description or "no outcome")]

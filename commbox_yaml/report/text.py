@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from commbox_yaml.output import Console
 from commbox_yaml.plan import Action, Plan, PlannedMessage
-from commbox_yaml.report.describe import ACTIONABLE, fields, sent_text, stream_label, summary_line
+from commbox_yaml.report.describe import (
+    ACTIONABLE,
+    changed_rows,
+    fields,
+    stream_label,
+    summary_line,
+)
 
 _COLOURS = {
     Action.SEND: "green",
@@ -51,11 +57,7 @@ def _show_actionable(console: Console, message: PlannedMessage) -> None:
     assert request is not None
     rows = fields(request, console.redactor)
     if message.action is Action.CHANGED:
-        rows = [
-            ("key", message.key),
-            ("sent", sent_text(message)),
-            ("changed", ", ".join(message.changed_fields) or "(attachments)"),
-        ]
+        rows = changed_rows(message, console.redactor)
     elif message.action is Action.UNKNOWN:
         state = message.state
         reason = state.description or (
@@ -72,8 +74,8 @@ def _show_actionable(console: Console, message: PlannedMessage) -> None:
         console.out(f"      held: not sent again unless --replace {message.key}")
     elif message.action is Action.UNKNOWN:
         console.out(
-            "      held: it may have reached CommBox; check there, then "
-            f"--replace {message.key} to send it anyway"
+            "      held: it may have reached CommBox; 'commbox-yaml reconcile' reads it back "
+            f"(or check there, then --replace {message.key} to send it anyway)"
         )
 
 

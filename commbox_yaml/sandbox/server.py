@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import socket
 import socketserver
@@ -13,9 +14,10 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TextIO, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from commbox_yaml import __version__
+from commbox_yaml.sandbox.reads import OBJECT_PATH, StoredObject, list_answer, one_answer
 from commbox_yaml.sandbox.wire import (
     FIRST_ID,
     MAX_BODY_BYTES,
@@ -161,8 +163,10 @@ class SandboxServer:
     """The CommBox stand-in: `with SandboxServer() as server: ... server.url ...`.
 
     Periodic faults count the requests to the Create Object endpoint (1-based): when several
-    apply to one request, drop wins over fail, fail over throttle. Scripted faults are used
-    first, one per request, in order. Output (one line per request) goes to `output` if given.
+    apply to one request, drop wins over store-then-fail, that over fail, fail over throttle.
+    Scripted faults are used first, one per request, in order. Output (one line per request)
+    goes to `output` if given. The objects it created are served back by the read endpoints
+    (`GET /streams/{id}/objects[/{oid}]`), unless `refuse_reads` (then every read is 404).
     """
 
     def __init__(
@@ -176,6 +180,8 @@ class SandboxServer:
         fail_every: int = 0,
         fail_status: int = 500,
         drop_every: int = 0,
+        store_then_fail_every: int = 0,
+        refuse_reads: bool = False,
         first_id: int = FIRST_ID,
         output: TextIO | None = None,
     ) -> None:
@@ -185,6 +191,7 @@ class SandboxServer:
             ("throttle_every", throttle_every),
             ("fail_every", fail_every),
             ("drop_every", drop_every),
+            ("store_then_fail_every", store_then_fail_every),
         ):
             if value < 0:
                 raise ValueError(f"{name} must not be negative")
@@ -198,11 +205,14 @@ class SandboxServer:
         self.fail_every = fail_every
         self.fail_status = fail_status
         self.drop_every = drop_every
+        self.store_then_fail_every = store_then_fail_every
+        self.refuse_reads = refuse_reads
         self._output = output
         self._lock = threading.Condition()
         self._print_lock = threading.Lock()
         self._stopping = threading.Event()
         self._received: list[Received] = []
+        self._objects: list[StoredObject] = []
         self._script: list[Fault] = []
         self._requests = 0
         self._next_id = first_id
@@ -297,6 +307,12 @@ class SandboxServer:
         with self._lock:
             return self._requests
 
+    @property
+    def objects(self) -> list[StoredObject]:
+        """Every object created, in order: what the read endpoints serve."""
+        with self._lock:
+            return list(self._objects)
+
     def count(self, **criteria: Any) -> int:
         """How many received requests match, e.g. `count(outcome="accepted", stream_id="s")`."""
         return sum(
@@ -320,12 +336,16 @@ class SandboxServer:
     def _handle(self, method: str, target: str, headers: Message, body: bytes) -> Answer:
         path = urlsplit(target).path
         match = OBJECTS_PATH.fullmatch(path)
+        if method == "GET" and (match or OBJECT_PATH.fullmatch(path)):
+            return self._read(target, headers)
         if match is None:
             return self._record(method, target, None, headers, Parsed(), error_answer(404))
         stream_id = unquote(match.group(1))
         if method != "POST":
             answer = error_answer(
-                405, f"{method} is not allowed here; use POST", headers=(("Allow", "POST"),)
+                405,
+                f"{method} is not allowed here; use GET or POST",
+                headers=(("Allow", "GET, POST"),),
             )
             return self._record(method, target, stream_id, headers, Parsed(), answer)
         fault = self._next_fault()
@@ -333,6 +353,25 @@ class SandboxServer:
         self._sleep(self.latency_ms / 1000 + fault.delay_s)
         answer = self._decide(fault, headers, parsed)
         return self._record(method, target, stream_id, headers, parsed, answer)
+
+    def _read(self, target: str, headers: Message) -> Answer:
+        """The two read endpoints, over the objects created so far."""
+        parts = urlsplit(target)
+        one = OBJECT_PATH.fullmatch(parts.path)
+        listing = OBJECTS_PATH.fullmatch(parts.path)
+        match = one or listing
+        assert match is not None  # _handle routes only these two paths here
+        stream_id = unquote(match.group(1))
+        self._sleep(self.latency_ms / 1000)
+        if self.refuse_reads:
+            answer = error_answer(404, "reading objects is not allowed for this API key")
+        elif not self._authorized(headers.get("Authorization")):
+            answer = error_answer(401)
+        elif one is not None:
+            answer = one_answer(self.objects, stream_id, unquote(one.group(2)))
+        else:
+            answer = list_answer(self.objects, stream_id, parse_qs(parts.query))
+        return self._record("GET", target, stream_id, headers, Parsed(), answer)
 
     def _unreadable(self, method: str, target: str, headers: Message) -> Answer:
         answer = error_answer(400, "the request body could not be read (check Content-Length)")
@@ -346,6 +385,8 @@ class SandboxServer:
             number = self._requests
         if _every(self.drop_every, number):
             return Fault(drop=True)
+        if _every(self.store_then_fail_every, number):
+            return Fault(status=500, store=True)
         if _every(self.fail_every, number):
             return Fault(status=self.fail_status)
         if _every(self.throttle_every, number):
@@ -353,15 +394,21 @@ class SandboxServer:
         return NO_FAULT
 
     def _decide(self, fault: Fault, headers: Message, parsed: Parsed) -> Answer:
-        if fault.drop:
+        if fault.drop and not fault.store:
             return Answer(None, description="dropped")
-        if fault.answers_error:
+        if fault.answers_error and not fault.store:
             return error_answer(cast(int, fault.status), fault=fault)
         if not self._authorized(headers.get("Authorization")):
             return error_answer(401)
         if parsed.problems and not fault.forces_success:
             return error_answer(400, "; ".join(parsed.problems))
-        return success_answer(fault.status or 200, self._object_id(fault), fault)
+        object_id = self._object_id(fault)
+        if fault.drop:  # stored, then the connection closes: the client never learns the id
+            return Answer(None, description="dropped after storing", object_id=object_id)
+        if fault.answers_error:
+            answer = error_answer(cast(int, fault.status), fault=fault)
+            return dataclasses.replace(answer, object_id=object_id)
+        return success_answer(fault.status or 200, object_id, fault)
 
     def _authorized(self, header: str | None) -> bool:
         scheme, _, token = (header or "").strip().partition(" ")
@@ -407,6 +454,9 @@ class SandboxServer:
         )
         with self._lock:
             self._received.append(received)
+            if answer.object_id is not None and parsed.data is not None and stream_id:
+                stored = StoredObject(answer.object_id, stream_id, parsed.data, received.time)
+                self._objects.append(stored)
             self._lock.notify_all()
         self._print(log_line(received))
         return answer

@@ -47,6 +47,9 @@ class Fault:
     after `delay_s`; `id`, `id_key` and `body` then shape the success answer. A non-2xx `status`
     answers that error without looking at the token or the body. `accept=True` (or a 2xx
     `status`) answers success even when the body's shape is wrong, but the token still counts.
+    `store=True` with an error `status` or `drop` handles the request normally first (token,
+    shape, a new stored object), then answers that error or drops the connection: an object
+    created whose client never learns it. A 2xx `body` without an id does the same.
     """
 
     status: int | None = None
@@ -59,6 +62,7 @@ class Fault:
     id: int | None = None  # the object id to answer with, instead of the next one
     id_key: str = "id"  # "Id" answers {"data": {"Id": N}}, as some CommBox answers do
     body: bytes | None = None  # the exact response body, instead of the JSON one
+    store: bool = False  # create the object even though the answer is an error or a drop
 
     def __post_init__(self) -> None:
         if self.status is not None and not 100 <= self.status <= 599:
@@ -67,6 +71,8 @@ class Fault:
             raise ValueError("Fault(accept=True) needs a 2xx status or none")
         if self.delay_s < 0:
             raise ValueError("Fault delay_s must not be negative")
+        if self.store and not (self.drop or self.answers_error):
+            raise ValueError("Fault(store=True) needs drop=True or an error status")
 
     @property
     def answers_error(self) -> bool:
@@ -119,11 +125,14 @@ class Received:
 
     @property
     def outcome(self) -> str:
-        """accepted, dropped, throttled (429), failed (5xx) or rejected (other answers)."""
+        """accepted, dropped, throttled (429), failed (5xx), read (a GET answered 2xx) or
+        rejected (other answers)."""
         if self.object_id is not None:
             return "accepted"
         if self.status is None:
             return "dropped"
+        if self.method == "GET" and is_success(self.status):
+            return "read"
         if self.status == 429:
             return "throttled"
         return "failed" if self.status >= 500 else "rejected"
@@ -286,7 +295,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _response_time(moment: datetime) -> str:
+def response_time(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -299,7 +308,7 @@ def _description(status: int) -> str:
         return "Error"
 
 
-def _json_bytes(payload: Mapping[str, Any]) -> bytes:
+def json_bytes(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
@@ -310,8 +319,8 @@ def error_answer(
     headers: tuple[tuple[str, str], ...] = (),
 ) -> Answer:
     text = description or fault.description or _description(status)
-    payload = {"status": status, "description": text, "response_time": _response_time(utc_now())}
-    body = fault.body if fault.body is not None else _json_bytes(payload)
+    payload = {"status": status, "description": text, "response_time": response_time(utc_now())}
+    body = fault.body if fault.body is not None else json_bytes(payload)
     return Answer(status, body, headers + _fault_headers(fault), text)
 
 
@@ -320,10 +329,10 @@ def success_answer(status: int, object_id: int, fault: Fault) -> Answer:
         # The reference's 200 example has the status as a string, its errors as integers.
         "status": str(status),
         "description": fault.description or "OK",
-        "response_time": _response_time(utc_now()),
+        "response_time": response_time(utc_now()),
         "data": {fault.id_key: object_id},
     }
-    body = fault.body if fault.body is not None else _json_bytes(payload)
+    body = fault.body if fault.body is not None else json_bytes(payload)
     return Answer(status, body, _fault_headers(fault), "OK", object_id)
 
 
@@ -352,8 +361,11 @@ def redacted_headers(headers: Message) -> dict[str, str]:
 def log_line(received: Received) -> str:
     """One line per request, for a person watching the sandbox."""
     clock = received.time.astimezone().strftime("%H:%M:%S")
+    stored = "" if received.object_id is None else f" (stored as id={received.object_id})"
     if received.status is None:
-        answer = "dropped (no reply)"
+        answer = "dropped (no reply)" + stored
+    elif received.object_id is not None and not is_success(received.status):
+        answer = f"{received.status} {received.description}{stored}"
     elif received.object_id is not None:
         answer = f"{received.status} id={received.object_id}"
     else:

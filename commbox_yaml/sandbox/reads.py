@@ -1,0 +1,181 @@
+"""The sandbox's read endpoints: the objects it stored, in CommBox's documented reply shapes.
+
+`GET /streams/{STREAM_ID}/objects` lists objects and, as CommBox's does, fails (400) without a
+filter: a time window (`unixStartTime` + `unixEndTime`), a customer identity
+(`identityStreamProviderId` + `identityStreamProviderType`) or `userIdentityId`. It pages with
+`pageNumber` (from 1) and `pageSize` (at most 100), without a total count: a client reads until
+a short page; `sort` is `desc` (the default, newest first) or `asc`.
+`GET /streams/{STREAM_ID}/objects/{OBJECT_ID}` answers `data` as an array. Key casing differs
+between the two replies, as in CommBox's OpenAPI (`streamId` and `closedTime` in the list,
+`streamid` and `closeTime` in the single object), `content` is a JSON string in both, and times
+are written as CommBox's .NET server writes them (`2024-09-17T07:51:52.2581942Z`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from commbox_yaml.sandbox.wire import Answer, error_answer, json_bytes, response_time, utc_now
+
+OBJECT_PATH = re.compile(r"/streams/([^/]+)/objects/([^/]+)")
+PAGE_SIZE_MAX = 100
+
+Query = Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object the sandbox created from a Create Object request."""
+
+    object_id: int
+    stream_id: str
+    data: dict[str, Any]
+    created: datetime
+
+
+class BadQuery(ValueError):
+    """The query cannot be served: answered 400 with this text."""
+
+
+def list_answer(objects: Sequence[StoredObject], stream_id: str, query: Query) -> Answer:
+    try:
+        keep = _filter(query)
+        page, size = _int(query, "pageNumber", 1, 1), _int(query, "pageSize", PAGE_SIZE_MAX, 1)
+    except BadQuery as exc:
+        return error_answer(400, str(exc))
+    size = min(size, PAGE_SIZE_MAX)  # CommBox caps a page at 100 objects
+    chosen = sorted(
+        (o for o in objects if o.stream_id == stream_id and keep(o)),
+        key=lambda o: (o.created, o.object_id),
+        # `sort` is the direction (CommBox's default: newest first); `order` names the time
+        # field, and every time of a sandbox object is its creation time.
+        reverse=_first(query, "sort", "desc").lower() != "asc",
+    )
+    start = (page - 1) * size
+    return _ok([list_item(o) for o in chosen[start : start + size]])
+
+
+def one_answer(objects: Sequence[StoredObject], stream_id: str, object_id: str) -> Answer:
+    for stored in objects:
+        if stored.stream_id == stream_id and str(stored.object_id) == object_id:
+            return _ok([full_object(stored)])
+    return error_answer(404, f"object {object_id} not found in stream {stream_id}")
+
+
+def list_item(stored: StoredObject) -> dict[str, Any]:
+    data = stored.data
+    kind = data.get("UserStreamProviderType")
+    return {
+        "objectId": stored.object_id,
+        "streamId": stored.stream_id,
+        "substreamId": data.get("SubStreamId", 0),
+        "streamProviderId": data.get("StreamProviderId"),
+        "streamProviderType": data.get("StreamProviderType"),
+        "user_identity": data.get("UserIdentity"),
+        "userStreamProviderId": data.get("UserStreamProviderId"),
+        "userStreamProviderType": None if kind is None else str(kind),  # a string here
+        "content": json.dumps(data.get("Content") or {}),
+        "message": data.get("Message"),
+        "createdTime": _iso(stored.created),
+        "updatedTime": _iso(stored.created),
+        "closedTime": None,
+        "statusId": data.get("StatusId", 1),
+        "type": data.get("Type"),
+        "user": _user(data),
+    }
+
+
+def full_object(stored: StoredObject) -> dict[str, Any]:
+    data = stored.data
+    return {
+        "objectId": stored.object_id,
+        "streamid": stored.stream_id,
+        "substreamid": data.get("SubStreamId"),
+        "streamProviderId": data.get("StreamProviderId"),
+        "streamProviderType": data.get("StreamProviderType"),
+        "user_identity": data.get("UserIdentity"),
+        "userStreamProviderId": data.get("UserStreamProviderId"),
+        "userStreamProviderType": data.get("UserStreamProviderType"),
+        "content": json.dumps(data.get("Content") or {}),
+        "message": data.get("Message"),
+        "createdTime": _iso(stored.created),
+        "updatedTime": _iso(stored.created),
+        "closeTime": None,
+        "statusId": data.get("StatusId", 1),
+        "type": data.get("Type"),
+        "isManager": False,
+        "user": _user(data),
+    }
+
+
+def _user(data: dict[str, Any]) -> dict[str, Any]:
+    user = data.get("User")
+    return dict(user) if isinstance(user, dict) else {}
+
+
+def _iso(moment: datetime) -> str:
+    """UTC with seven fractional digits, as .NET writes it."""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}0Z"
+
+
+def _ok(items: list[dict[str, Any]]) -> Answer:
+    payload = {
+        "status": "200",
+        "description": "OK",
+        "response_time": response_time(utc_now()),
+        "data": items,
+    }
+    return Answer(200, json_bytes(payload), description="OK")
+
+
+def _filter(query: Query) -> Callable[[StoredObject], bool]:
+    """The filter the query asks for; BadQuery when it asks for none (CommBox's list fails)."""
+    tests: list[Callable[[StoredObject], bool]] = []
+    if "unixStartTime" in query or "unixEndTime" in query:
+        start, end = _int(query, "unixStartTime", None, 0), _int(query, "unixEndTime", None, 0)
+        tests.append(lambda o: start <= int(o.created.timestamp()) <= end)
+    if "identityStreamProviderId" in query or "identityStreamProviderType" in query:
+        identity = _first(query, "identityStreamProviderId", "")
+        kind = _int(query, "identityStreamProviderType", None, 0)
+        if not identity:
+            raise BadQuery("identityStreamProviderId must not be empty")
+        tests.append(
+            lambda o: (
+                str(o.data.get("UserStreamProviderId")) == identity
+                and o.data.get("UserStreamProviderType") == kind
+            )
+        )
+    if "userIdentityId" in query:
+        user = _int(query, "userIdentityId", None, 0)
+        tests.append(lambda o: o.data.get("UserIdentity") == user)
+    if not tests:
+        raise BadQuery(
+            "a filter is required: unixStartTime and unixEndTime, or identityStreamProviderId "
+            "and identityStreamProviderType, or userIdentityId"
+        )
+    return lambda o: all(test(o) for test in tests)
+
+
+def _first(query: Query, name: str, default: str) -> str:
+    values = query.get(name)
+    return values[0] if values else default
+
+
+def _int(query: Query, name: str, default: int | None, low: int) -> int:
+    text = _first(query, name, "")
+    if not text:
+        if default is None:
+            raise BadQuery(f"{name} is required with the filter it belongs to")
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadQuery(f"{name} must be a whole number, not {text!r}") from None
+    if value < low:
+        raise BadQuery(f"{name} must be at least {low}")
+    return value
