@@ -431,3 +431,33 @@ def test_a_killed_apply_leaves_at_most_concurrency_keys_unknown(
     # Claimed one by one, never in batches: every key in the ledger was received or in flight.
     assert len(states) <= len(server.received) + 3 < 30
     assert not ledger_path(root).exists()  # the file ledger was never touched
+
+
+# -- reconcile on the shared ledger --------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("env")
+def test_reconcile_settles_unknown_sends_on_the_shared_ledger(
+    tmp_path: Path, server: SandboxServer, postgres: PgServer, db: str, capsys
+) -> None:
+    from commbox_yaml.sandbox import Fault
+
+    root = make(tmp_path, count=4, concurrency=1, ledger=on_db(postgres, db))
+    commbox = root / "commbox.yaml"
+    commbox.write_text(commbox.read_text().replace("timeout_s: 10}", "timeout_s: 10, "
+                                                   "reconcile_after_s: 0}"))  # fmt: skip
+    server.script(Fault(store=True, drop=True), Fault(drop=True))
+    assert apply(root) == 1  # two sends ended unknown
+    plan = json.loads(output(capsys, root, "plan", "--json"))
+    assert plan["summary"]["unknown"] == 2
+    results = json.loads(output(capsys, root, "reconcile", "--json"))
+    found = {r["key"]: r for r in results["results"]}
+    assert sorted(r["result"] for r in found.values()) == ["absent", "sent"]
+    stored = next(r for r in found.values() if r["result"] == "sent")
+    objects = {str(r.data["Message"]): r.object_id for r in server.accepted if r.data}
+    assert stored["object_id"] in objects.values()
+    assert apply(root) == 0  # the absent one, once
+    counts = delivered(server)
+    assert [counts[text(n)] for n in range(4)] == [1, 1, 1, 1]
+    plan = json.loads(output(capsys, root, "plan", "--json"))
+    assert plan["summary"]["unchanged"] == 4
