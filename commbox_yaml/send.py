@@ -268,7 +268,7 @@ class Sender:
             attempt=attempt,
             address=request.address,
             stream=request.stream,
-            fields=request.field_hashes,
+            fields=dict(request.field_hashes),
         )
         return self.ledger.claim(event, message.state.events if attempt == 1 else None)
 
