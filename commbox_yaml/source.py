@@ -28,6 +28,7 @@ MAX_EXPANDED_NODES = 200_000
 MAX_EXPANSION_RATIO = 10
 # Deeper data is a mistake or an attack, and would exhaust Python's recursion further on.
 MAX_DEPTH = 64
+SHARED_STRINGS = 4096  # distinct texts _Streamed shares
 
 _BaseLoader: type[yaml.SafeLoader]
 try:
@@ -187,6 +188,18 @@ class _Streamed:
         self.display = display
         self.depth = depth
         self.nodes = _Builder(loader, display, depth, False)  # scalars and tags, as there
+        self.strings: dict[str, str] = {}
+
+    def shared(self, text: str) -> str:
+        """One object per distinct short text: 100,000 customers repeat the same 6 keys and
+        a few languages, and YAML makes a new string for each. Bounded, as most texts of a
+        big file are unique."""
+        found = self.strings.get(text)
+        if found is not None:
+            return found
+        if len(self.strings) < SHARED_STRINGS and len(text) <= 32:
+            self.strings[text] = text
+        return text
 
     def loc(self, event: yaml.Event) -> Location:
         mark = event.start_mark
@@ -238,6 +251,8 @@ class _Streamed:
         if isinstance(event, yaml.ScalarEvent):
             node = self.scalar_node(event)
             value = builder.scalar(node)
+            if type(value) is str:
+                value = self.shared(value)
             if located and type(value) in (int, float) and str(value) != node.value:
                 builder.positions.texts.setdefault(path, node.value)
             return value
@@ -279,6 +294,7 @@ class _Streamed:
                     where,
                 )
             first_at[name] = where
+            name = self.shared(name) if type(name) is str else name
             if located:
                 builder.positions.keys[(*path, name)] = where
             out[name] = self.build((*path, name))
