@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_validate import MESSAGE_FILE, _naive_inputs, _render_tree  # noqa: E402
+from bench_validate import MESSAGE_FILE, _naive_inputs, _render_tree
 
 
 def main(root: Path) -> int:

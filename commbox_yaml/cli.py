@@ -42,6 +42,7 @@ GC_THRESHOLD = (100_000, 50, 100)
 def command_module(name: str) -> ModuleType:
     return importlib.import_module(f"commbox_yaml.commands.{name}")
 
+
 EXIT_OK, EXIT_ERROR, EXIT_SIGINT = 0, 1, 130
 _INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)$")
 
@@ -130,7 +131,9 @@ def _global_options(prefix: str) -> argparse.ArgumentParser:
     return parser
 
 
-def make_parser() -> Parser:
+def make_parser(only: str | None = None) -> Parser:
+    """The whole parser; with `only`, the other commands are bare names, so that their
+    modules (and urllib3, the sandbox, ...) are not imported for a command that needs none."""
     parser = Parser(
         prog="commbox-yaml",
         parents=[_global_options("g")],
@@ -157,8 +160,27 @@ def make_parser() -> Parser:
     # Not `required`: a bare `commbox-yaml` prints the help (main handles a missing command).
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        command_module(name).add_parser(sub, [_global_options("c")])
+        if only is None or name == only:
+            command_module(name).add_parser(sub, [_global_options("c")])
+        else:
+            sub.add_parser(name, add_help=False)
     return parser
+
+
+_VALUED = ("-C", "--var", "--var-file")  # global options that take the next word
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command argv names, judged before parsing; None when unsure (help, a typo)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-h", "--help"):
+            return None
+        if word in _VALUED:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def _merge(args: argparse.Namespace) -> argparse.Namespace:
@@ -179,12 +201,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv == ["--version"]:  # without building the parser, which imports every command
         print(f"commbox-yaml {__version__}")
         return EXIT_OK
-    parser = make_parser()
+    target = _command_in(argv)
+    parser = make_parser(target)
     if not argv:  # `commbox-yaml` alone: the help, as `--help` gives it
         parser.print_help()
         return EXIT_OK
     try:
         args = _merge(parser.parse_args(argv))
+        if target is not None and args.command != target:  # misjudged: parse it whole
+            args = _merge(make_parser().parse_args(argv))
         if args.command is None:  # options but no command: a script's empty $COMMAND
             parser.error("a COMMAND is required (commbox-yaml --help lists them)")
     except SystemExit as exc:  # argparse: --help, --version, usage errors

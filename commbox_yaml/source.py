@@ -184,7 +184,7 @@ class _Streamed:
     """
 
     def __init__(self, loader: yaml.SafeLoader, display: str, depth: int | None) -> None:
-        self.loader = loader
+        self.loader: Any = loader  # libyaml's event API is untyped
         self.display = display
         self.depth = depth
         self.nodes = _Builder(loader, display, depth, False)  # scalars and tags, as there
@@ -201,7 +201,7 @@ class _Streamed:
             self.strings[text] = text
         return text
 
-    def loc(self, event: yaml.Event) -> Location:
+    def loc(self, event: Any) -> Location:
         mark = event.start_mark
         return Location(self.display, mark.line + 1, mark.column + 1)
 
@@ -220,7 +220,7 @@ class _Streamed:
             loader.get_event()
             yield Document(value, self.nodes.positions, self.loc(start))
 
-    def tag(self, event: yaml.NodeEvent) -> str:
+    def tag(self, event: Any) -> str:
         tag: str | None = getattr(event, "tag", None)
         if tag is not None and tag != "!":
             return tag
@@ -237,7 +237,7 @@ class _Streamed:
         resolved: str = self.loader.resolve(kind, value, event.implicit)
         return resolved
 
-    def scalar_node(self, event: yaml.ScalarEvent) -> yaml.ScalarNode:
+    def scalar_node(self, event: Any) -> yaml.ScalarNode:
         return yaml.ScalarNode(self.tag(event), event.value, event.start_mark, None, event.style)
 
     def build(self, path: PathKey) -> Any:
@@ -268,7 +268,7 @@ class _Streamed:
             return self.mapping(path)
         raise UserError("unsupported YAML node", self.loc(event))  # pragma: no cover
 
-    def container(self, event: yaml.CollectionStartEvent) -> yaml.Node:
+    def container(self, event: Any) -> yaml.Node:
         kind = yaml.SequenceNode if isinstance(event, yaml.SequenceStartEvent) else yaml.MappingNode
         return kind(self.tag(event), [], event.start_mark, None)
 
