@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from commbox_yaml import source
 from commbox_yaml.cli import main
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import Ledger
-from commbox_yaml import source
 from commbox_yaml.source import iter_documents
 
 REPO = Path(__file__).parent.parent
