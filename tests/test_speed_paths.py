@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -173,3 +174,58 @@ def test_the_collector_is_left_as_it_was(tmp_path: Path) -> None:
     assert main(["-C", str(REPO / "tests" / "reference" / "project"), "validate"]) == 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+# -- apply: a result is shown only once its outcome is on disk --------------------------------
+
+FAN_OUT = """\
+name: note
+channel: sms
+stream: sms
+for_each: people
+key: "{{ item }}"
+user_stream_provider_id: "97254{{ item }}"
+message: "hello {{ item }}"
+"""
+
+
+class _Checking:
+    """stdout that, for each `sent` line apply prints, checks the ledger already holds it."""
+
+    def __init__(self, ledger: Path) -> None:
+        self.ledger = ledger
+        self.shown: list[str] = []
+        self.early: list[str] = []
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            words = line.split()
+            if words[:1] == ["sent"] and "object" in words:
+                object_id = words[-1]
+                self.shown.append(object_id)
+                if not re.search(rf'"object_id":{object_id}\b', self.ledger.read_text()):
+                    self.early.append(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_result_is_shown_only_after_its_outcome_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.projects import project
+
+    people = "people: [" + ", ".join(f"'{1000000 + n}'" for n in range(60)) + "]\n"
+    root = project(tmp_path, FAN_OUT, people)
+    (root / "commbox.yaml").write_text(
+        (root / "commbox.yaml").read_text() + "api: {concurrency: 12}\n"
+    )
+    checking = _Checking(root / ".commbox" / "sandbox-ledger.jsonl")
+    monkeypatch.setattr(sys, "stdout", checking)
+    assert main(["-C", str(root), "apply", "--sandbox", "--auto-approve"]) == 0
+    assert len(checking.shown) == 60
+    assert checking.early == []

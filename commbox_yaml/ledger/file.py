@@ -13,7 +13,7 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -251,13 +251,19 @@ class FileLedger:
             self._write((line + "\n").encode("utf-8"), json.loads(line))
         return len(lines)
 
-    def _write(self, data: bytes, event: dict[str, Any]) -> None:
-        """Append `data` and return once it is on disk.
+    def append_later(self, event: dict[str, Any]) -> Callable[[], None]:
+        """Queue one event; the function returned blocks until it is on disk (and raises
+        what append would have). Nothing may report the event before calling it: a sender
+        queues a reply's outcome and sends its next request, whose claim flushes both."""
+        line = json.dumps(stamp(event), ensure_ascii=False, separators=(",", ":")) + "\n"
+        ticket = self._enqueue(line.encode("utf-8"), event)
+        return lambda: self._await(ticket, event)
 
-        Group commit: while one thread writes and fsyncs, the lines other threads bring are
-        queued; the next of them writes all of them with one fsync. No call returns before
-        its own line was fsynced; when that write fails, every line of it fails.
-        """
+    def _write(self, data: bytes, event: dict[str, Any]) -> None:
+        """Append `data` and return once it is on disk."""
+        self._await(self._enqueue(data, event), event)
+
+    def _enqueue(self, data: bytes, event: dict[str, Any]) -> int:
         if self._fd is None:
             raise RuntimeError("the ledger is not open for writing")
         with self._turn:
@@ -265,7 +271,16 @@ class FileLedger:
                 raise write_failure(self.display, self._broken, event)
             self._queued.append(data)
             self._last_ticket += 1
-            ticket = self._last_ticket
+            return self._last_ticket
+
+    def _await(self, ticket: int, event: dict[str, Any]) -> None:
+        """Return once line `ticket` is fsynced.
+
+        Group commit: while one thread writes and fsyncs, the lines other threads bring are
+        queued; the next of them writes all of them with one fsync. No call returns before
+        its own line was fsynced; when that write fails, every line of it fails.
+        """
+        with self._turn:
             while self._durable < ticket:
                 if self._broken is not None:
                     raise write_failure(self.display, self._broken, event)
@@ -276,6 +291,7 @@ class FileLedger:
                 return  # another thread's fsync covered this line
             batch, self._queued, self._flushing = self._queued, [], True
             last = self._last_ticket
+        assert self._fd is not None
         error = self._flush(self._fd, b"".join(batch))
         with self._turn:
             self._flushing = False
