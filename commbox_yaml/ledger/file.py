@@ -289,10 +289,12 @@ class FileLedger:
                 self._turn.wait()
             else:
                 return  # another thread's fsync covered this line
+            fd = self._fd
+            if fd is None:
+                raise RuntimeError("the ledger is not open for writing")
             batch, self._queued, self._flushing = self._queued, [], True
             last = self._last_ticket
-        assert self._fd is not None
-        error = self._flush(self._fd, b"".join(batch))
+        error = self._flush(fd, b"".join(batch))
         with self._turn:
             self._flushing = False
             if error is None:
