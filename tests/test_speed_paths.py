@@ -151,7 +151,7 @@ def test_version_imports_none_of_the_libraries() -> None:
     assert _modules_after("from commbox_yaml.cli import main\nmain(['--version'])") == []
 
 
-def test_validate_imports_no_http_client() -> None:
+def test_validate_of_a_valid_project_imports_no_http_client_nor_jsonschema() -> None:
     project = REPO / "tests" / "reference" / "project"
     code = (
         "from commbox_yaml.cli import main\n"
@@ -159,7 +159,9 @@ def test_validate_imports_no_http_client() -> None:
         "assert 'commbox_yaml.client' not in sys.modules\n"
         "assert 'commbox_yaml.sandbox' not in sys.modules"
     )
-    assert "urllib3" not in _modules_after(code)
+    loaded = _modules_after(code)
+    assert "urllib3" not in loaded
+    assert "jsonschema" not in loaded  # needed only to word the errors of an invalid value
 
 
 def test_a_mistyped_option_after_a_command_is_still_suggested(
