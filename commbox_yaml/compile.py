@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ class Request(OfMessage):
     data: dict[str, Any]
     files: tuple[Attachment, ...]
     fingerprint: str
-    field_hashes: dict[str, str]
+    field_hashes: Mapping[str, str]
 
     method = "POST"
 
@@ -251,7 +252,7 @@ def _user(user: dict[str, Any]) -> dict[str, Any]:
 
 def fingerprint_of(
     stream: str, data: dict[str, Any], files: list[Attachment], secrets: Redactor | None = None
-) -> tuple[str, dict[str, str]]:
+) -> tuple[str, Mapping[str, str]]:
     """The request's fingerprint, and a hash per field (to name what changed later).
 
     Both are taken with every secret replaced by a fixed placeholder: they land in the ledger
@@ -268,13 +269,44 @@ def fingerprint_of(
             entry["name"] = secrets.data(entry["name"])
         whole = canonical_json({"stream": stream, "body": {"data": data}, "files": file_ids})
     fingerprint = "sha256:" + hashlib.sha256(whole).hexdigest()
-    hashes = {"stream": _digest(stream)[:16]}
-    for key, value in data.items():
-        if key == "Content" and isinstance(value, dict):
-            for sub, sub_value in value.items():
-                hashes[f"Content.{sub}"] = _digest(sub_value)[:16]
-        else:
-            hashes[key] = _digest(value)[:16]
-    if file_ids:
-        hashes["files"] = _digest(file_ids)[:16]
-    return fingerprint, hashes
+    return fingerprint, FieldHashes(stream, data, file_ids)
+
+
+class FieldHashes(Mapping[str, str]):
+    """A hash per field, computed on first use: only a changed message (`~`) and the ledger's
+    `pending` event need them, and a plan of unchanged or new messages never does."""
+
+    def __init__(self, stream: str, data: dict[str, Any], file_ids: list[dict[str, str]]) -> None:
+        self._parts: tuple[str, dict[str, Any], list[dict[str, str]]] | None = (
+            stream,
+            data,
+            file_ids,
+        )
+        self._hashes: dict[str, str] = {}
+
+    def _computed(self) -> dict[str, str]:
+        if self._parts is not None:
+            stream, data, file_ids = self._parts
+            hashes = {"stream": _digest(stream)[:16]}
+            for key, value in data.items():
+                if key == "Content" and isinstance(value, dict):
+                    for sub, sub_value in value.items():
+                        hashes[f"Content.{sub}"] = _digest(sub_value)[:16]
+                else:
+                    hashes[key] = _digest(value)[:16]
+            if file_ids:
+                hashes["files"] = _digest(file_ids)[:16]
+            self._hashes, self._parts = hashes, None
+        return self._hashes
+
+    def __getitem__(self, key: str) -> str:
+        return self._computed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._computed())
+
+    def __len__(self) -> int:
+        return len(self._computed())
+
+    def __repr__(self) -> str:
+        return repr(self._computed())

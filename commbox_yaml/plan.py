@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -117,7 +117,7 @@ def decide(request: Request, state: KeyState) -> tuple[Action, tuple[str, ...]]:
     return Action.SEND, ()  # never sent, forgotten, or every try failed definitively
 
 
-def changed_fields(before: dict[str, str], after: dict[str, str]) -> tuple[str, ...]:
+def changed_fields(before: Mapping[str, str], after: Mapping[str, str]) -> tuple[str, ...]:
     names = sorted(set(before) | set(after))
     return tuple(n for n in names if before.get(n) != after.get(n))
 

@@ -102,6 +102,10 @@ class Pace:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
 
+# A worker's last result: (index, message, result, wait until its outcome is on disk).
+_Held = tuple[int, PlannedMessage, "SendResult", Callable[[], None] | None]
+
+
 class TokenRefused(Exception):
     """401 or 403: nothing more is sent."""
 
@@ -124,6 +128,7 @@ class Sender:
         self.refused: str | None = None  # why the whole apply stopped, when it did
         self.pace = Pace(api.rate_per_s)
         self.client = client
+        self._local = threading.local()  # per worker: the wait for its last outcome's fsync
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -139,25 +144,52 @@ class Sender:
         results: dict[int, SendResult] = {}
         report_lock = threading.Lock()
 
-        def worker() -> None:
-            while not self.stop.is_set():
+        def report(index: int, message: PlannedMessage, result: SendResult) -> None:
+            with report_lock:
+                results[index] = result
+                # The output may go away (`apply | head`): the ledger has it all.
+                with contextlib.suppress(OSError):
+                    on_result(result)
+
+        def settle(held: _Held) -> None:
+            """Report a result once its outcome is on disk (see _finish)."""
+            index, message, result, durable = held
+            if durable is not None:
                 try:
-                    index, message = work.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    result = self.send_one(message)
-                except LedgerWriteError as exc:  # nothing more can be recorded: stop
+                    durable()
+                except LedgerWriteError as exc:  # its request went out: unknown
                     self._refuse(str(exc))
-                    lost = Outcome.NOT_SENT if exc.before_send else Outcome.UNKNOWN
-                    result = SendResult(message.address, message.key, lost, description=str(exc))
-                except Exception as exc:  # a bug must not lose track of a request
-                    result = self._crashed(message, exc)
-                with report_lock:
-                    results[index] = result
-                    # The output may go away (`apply | head`): the ledger has it all.
-                    with contextlib.suppress(OSError):
-                        on_result(result)
+                    result = SendResult(
+                        message.address, message.key, Outcome.UNKNOWN, description=str(exc)
+                    )
+            report(index, message, result)
+
+        def worker() -> None:
+            held: _Held | None = None  # a result whose outcome may not be on disk yet
+            try:
+                while not self.stop.is_set():
+                    try:
+                        index, message = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    durable: Callable[[], None] | None = None
+                    try:
+                        result = self.send_one(message)
+                        durable = self._local.__dict__.pop("durable", None)
+                    except LedgerWriteError as exc:  # nothing more can be recorded: stop
+                        self._refuse(str(exc))
+                        lost = Outcome.NOT_SENT if exc.before_send else Outcome.UNKNOWN
+                        result = SendResult(
+                            message.address, message.key, lost, description=str(exc)
+                        )
+                    except Exception as exc:  # a bug must not lose track of a request
+                        result = self._crashed(message, exc)
+                    if held is not None:  # this message's claim flushed its outcome too
+                        settle(held)
+                    held = (index, message, result, durable)
+            finally:
+                if held is not None:
+                    settle(held)
 
         threads = [
             threading.Thread(target=worker, name=f"commbox-send-{n}", daemon=True)
@@ -241,7 +273,14 @@ class Sender:
             fields["object_id"] = outcome.object_id
         else:
             fields["description"] = outcome.description
-        self._event(result_outcome.value, request, **fields)
+        record = self._record(result_outcome.value, request, **fields)
+        later = getattr(self.ledger, "append_later", None)
+        if later is None:
+            self.ledger.append(record)
+        else:
+            # Queued, not waited for: the worker reports this result only after its next
+            # claim (or, at its end, a wait) has put this outcome on disk.
+            self._local.durable = later(record)
         return SendResult(
             message.address, message.key, result_outcome, outcome.object_id, outcome.status,
             outcome.description, attempt, time.monotonic() - started,
@@ -268,7 +307,7 @@ class Sender:
             attempt=attempt,
             address=request.address,
             stream=request.stream,
-            fields=request.field_hashes,
+            fields=dict(request.field_hashes),
         )
         return self.ledger.claim(event, message.state.events if attempt == 1 else None)
 

@@ -28,6 +28,7 @@ MAX_EXPANDED_NODES = 200_000
 MAX_EXPANSION_RATIO = 10
 # Deeper data is a mistake or an attack, and would exhaust Python's recursion further on.
 MAX_DEPTH = 64
+SHARED_STRINGS = 4096  # distinct texts _Streamed shares
 
 _BaseLoader: type[yaml.SafeLoader]
 try:
@@ -46,6 +47,7 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 _STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
 _MERGE = "tag:yaml.org,2002:merge"
 _SCALAR_TAGS = {
     _STR: "construct_yaml_str",
@@ -147,6 +149,9 @@ def iter_documents(text: str, display: str, depth: int | None = None) -> Iterato
     aliases = "*" in text
     loader = _Loader(text)
     try:
+        if not any(mark in text for mark in _NODE_MARKS):
+            yield from _Streamed(loader, display, depth).documents()
+            return
         while loader.check_node():
             node = loader.get_node()
             if node is None:  # pragma: no cover - check_node guards this
@@ -163,6 +168,138 @@ def iter_documents(text: str, display: str, depth: int | None = None) -> Iterato
         raise UserError(f"YAML error: {exc}", Location(display)) from None
     finally:
         loader.dispose()
+
+
+# Anchors, aliases and merge keys need the composed node graph (see _Builder). A document
+# without any of them is built straight from the parser's events (see _Streamed).
+_NODE_MARKS = ("*", "&", "<<")
+
+
+class _Streamed:
+    """Builds documents straight from parser events, as _Builder builds them from nodes.
+
+    The node graph of a var file with 100,000 customers (a node and two marks per value)
+    takes several times the memory of the data itself; events are dropped as they are read.
+    Only for documents without anchors, aliases and merge keys.
+    """
+
+    def __init__(self, loader: yaml.SafeLoader, display: str, depth: int | None) -> None:
+        self.loader: Any = loader  # libyaml's event API is untyped
+        self.display = display
+        self.depth = depth
+        self.nodes = _Builder(loader, display, depth, False)  # scalars and tags, as there
+        self.strings: dict[str, str] = {}
+
+    def shared(self, text: str) -> str:
+        """One object per distinct short text: 100,000 customers repeat the same 6 keys and
+        a few languages, and YAML makes a new string for each. Bounded, as most texts of a
+        big file are unique."""
+        found = self.strings.get(text)
+        if found is not None:
+            return found
+        if len(self.strings) < SHARED_STRINGS and len(text) <= 32:
+            self.strings[text] = text
+        return text
+
+    def loc(self, event: Any) -> Location:
+        mark = event.start_mark
+        return Location(self.display, mark.line + 1, mark.column + 1)
+
+    def documents(self) -> Iterator[Document]:
+        loader = self.loader
+        loader.get_event()  # the stream's start
+        while not loader.check_event(yaml.StreamEndEvent):
+            loader.get_event()  # the document's start
+            self.nodes.positions = Positions()
+            start = loader.peek_event()
+            if isinstance(start, yaml.ScalarEvent) and self.tag(start) == _NULL:
+                loader.get_event()
+                loader.get_event()  # the document's end
+                continue
+            value = self.build(())
+            loader.get_event()
+            yield Document(value, self.nodes.positions, self.loc(start))
+
+    def tag(self, event: Any) -> str:
+        tag: str | None = getattr(event, "tag", None)
+        if tag is not None and tag != "!":
+            return tag
+        if isinstance(event, yaml.ScalarEvent):
+            kind: type[yaml.Node] = yaml.ScalarNode
+            value: str | None = event.value
+        else:
+            kind = (
+                yaml.SequenceNode
+                if isinstance(event, yaml.SequenceStartEvent)
+                else yaml.MappingNode
+            )
+            value = None
+        resolved: str = self.loader.resolve(kind, value, event.implicit)
+        return resolved
+
+    def scalar_node(self, event: Any) -> yaml.ScalarNode:
+        return yaml.ScalarNode(self.tag(event), event.value, event.start_mark, None, event.style)
+
+    def build(self, path: PathKey) -> Any:
+        event = self.loader.get_event()
+        builder = self.nodes
+        if len(path) > MAX_DEPTH:
+            raise builder.too_deep(yaml.ScalarNode("", "", event.start_mark, None))
+        located = self.depth is None or len(path) <= self.depth
+        if located:
+            builder.positions.values.setdefault(path, self.loc(event))
+        if isinstance(event, yaml.ScalarEvent):
+            node = self.scalar_node(event)
+            value = builder.scalar(node)
+            if type(value) is str:
+                value = self.shared(value)
+            if located and type(value) in (int, float) and str(value) != node.value:
+                builder.positions.texts.setdefault(path, node.value)
+            return value
+        if isinstance(event, yaml.SequenceStartEvent):
+            builder.check_tag(self.container(event), "tag:yaml.org,2002:seq")
+            items: list[Any] = []
+            while not self.loader.check_event(yaml.SequenceEndEvent):
+                items.append(self.build((*path, len(items))))
+            self.loader.get_event()
+            return items
+        if isinstance(event, yaml.MappingStartEvent):
+            builder.check_tag(self.container(event), "tag:yaml.org,2002:map")
+            return self.mapping(path)
+        raise UserError("unsupported YAML node", self.loc(event))  # pragma: no cover
+
+    def container(self, event: Any) -> yaml.Node:
+        kind = yaml.SequenceNode if isinstance(event, yaml.SequenceStartEvent) else yaml.MappingNode
+        return kind(self.tag(event), [], event.start_mark, None)
+
+    def mapping(self, path: PathKey) -> dict[Any, Any]:
+        builder, loader = self.nodes, self.loader
+        out: dict[Any, Any] = {}
+        first_at: dict[Any, Location] = {}
+        located = self.depth is None or len(path) < self.depth
+        while not loader.check_event(yaml.MappingEndEvent):
+            event = loader.get_event()
+            if not isinstance(event, yaml.ScalarEvent):
+                raise UserError("mapping keys must be plain scalars", self.loc(event))
+            key_node = self.scalar_node(event)
+            name = builder.scalar(key_node)
+            if not isinstance(name, str):
+                name = key_node.value  # keys are text, as written (see _Builder.mapping)
+            where = self.loc(event)
+            first = first_at.get(name)
+            if first is not None:
+                raise UserError(
+                    f"duplicate key {name!r} (first defined at line {first.line}); "
+                    "YAML would silently keep only the last one",
+                    where,
+                )
+            first_at[name] = where
+            name = self.shared(name) if type(name) is str else name
+            if located:
+                builder.positions.keys[(*path, name)] = where
+            out[name] = self.build((*path, name))
+        loader.get_event()
+        return out
 
 
 class _Builder:

@@ -7,38 +7,65 @@ import numbers
 import re
 from collections.abc import Callable, Iterable
 from functools import cache
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from commbox_yaml.errors import Problem
 from commbox_yaml.phones import MAX_PHONE1_DIGITS, is_phone, phone_problem
 from commbox_yaml.resources import schema
 from commbox_yaml.source import PathKey, Positions
 
+if TYPE_CHECKING:  # jsonschema is imported only to word the errors of an invalid value
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
+
 _EMAIL = re.compile(
     r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
-FORMATS = jsonschema.FormatChecker(formats=())
+_FORMAT_CHECKS: dict[str, Callable[[object], bool]] = {}
+_DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
 
-@FORMATS.checks("email")
+def _checks(name: str) -> Callable[[Callable[[object], bool]], Callable[[object], bool]]:
+    def register(check: Callable[[object], bool]) -> Callable[[object], bool]:
+        _FORMAT_CHECKS[name] = check
+        return check
+
+    return register
+
+
+@cache
+def format_checker() -> jsonschema.FormatChecker:
+    """Our formats as jsonschema's FormatChecker (built, and jsonschema imported, on first use)."""
+    import jsonschema
+
+    checker = jsonschema.FormatChecker(formats=())
+    for name, check in _FORMAT_CHECKS.items():
+        checker.checks(name)(check)
+    return checker
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FORMATS":  # the checker under its older name, for scripts that import it
+        return format_checker()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@_checks("email")
 def _is_email(value: object) -> bool:
     return not isinstance(value, str) or bool(_EMAIL.match(value))
 
 
-@FORMATS.checks("phone")
+@_checks("phone")
 def _is_phone(value: object) -> bool:
     return not isinstance(value, str) or is_phone(value)
 
 
-@FORMATS.checks("user-phone")
+@_checks("user-phone")
 def _is_user_phone(value: object) -> bool:
     return not isinstance(value, str) or is_phone(value, MAX_PHONE1_DIGITS)
 
 
-@FORMATS.checks("single-line")
+@_checks("single-line")
 def _is_single_line(value: object) -> bool:
     return not isinstance(value, str) or not any(ch in value for ch in "\r\n\u2028\u2029")
 
@@ -68,10 +95,12 @@ _TYPE_NAMES = {
 
 @cache
 def validator(name: str) -> jsonschema.protocols.Validator:
+    import jsonschema
+
     spec = schema(name)
     cls = jsonschema.validators.validator_for(spec)
     cls.check_schema(spec)
-    return cls(spec, format_checker=FORMATS)
+    return cls(spec, format_checker=format_checker())
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -93,11 +122,10 @@ def schema_problems(
 ) -> list[Problem]:
     """Every way `instance` breaks the named schema, each located in the source; `origin`
     says where a bad value came from when a template took it from elsewhere (a var file)."""
-    full = validator(schema_name)
     quick = quick_check(schema_name)
     if quick is not None and quick(instance):  # the common case: nothing to explain
         return []
-    errors = list(full.iter_errors(instance))
+    errors = list(validator(schema_name).iter_errors(instance))
     # A format check and the pattern written beside it for editors say the same thing.
     formatted = {tuple(e.absolute_path) for e in errors if e.validator == "format"}
     problems: list[Problem] = []
@@ -139,7 +167,8 @@ def quick_check(name: str) -> Check | None:
 
 def compile_quick_check(spec: dict[str, Any]) -> Check | None:
     """A predicate that is True exactly when iter_errors finds nothing; None if unsupported."""
-    if jsonschema.validators.validator_for(spec) is not jsonschema.Draft202012Validator:
+    # What jsonschema's validator_for picks: the draft `$schema` names, else the latest.
+    if str(spec.get("$schema", _DRAFT_2020_12)).rstrip("#") != _DRAFT_2020_12:
         return None  # the type and keyword semantics below are those of draft 2020-12
     try:
         check = _compile(spec)
@@ -267,9 +296,10 @@ def _pattern(pattern: Any) -> Check:
 
 
 def _format(name: Any) -> Check:
-    if name not in FORMATS.checkers:
+    check = _FORMAT_CHECKS.get(name)
+    if check is None:
         return _ALWAYS  # an unknown format asserts nothing, as in jsonschema
-    return lambda value: FORMATS.conforms(value, name)
+    return lambda value: bool(check(value))  # FormatChecker.conforms, for checks that never raise
 
 
 def _min_length(limit: Any) -> Check:

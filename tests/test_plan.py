@@ -31,7 +31,7 @@ def _record_sent(root: Path, address: str, object_id: int, **overrides: object) 
                 "event": "pending",
                 "key": request.key,
                 "fingerprint": request.fingerprint,
-                "fields": request.field_hashes,
+                "fields": dict(request.field_hashes),
                 **overrides,
             }
         )

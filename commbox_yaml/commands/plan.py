@@ -91,7 +91,8 @@ def compute_plan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore) ->
     result = ctx.build(args.target)
     if result.problems:
         raise ValidationFailed(result.problems)
-    view = ledger.read()
+    keys = {r.key for r in result.requests} | {m.key for m in result.skipped}
+    view = ledger.read(keys)  # only this plan's keys are kept, however long the ledger
     for warning in view.warnings:
         ctx.console.err(f"warning: {warning}")
     return make_plan(result, view, ledger.display, args.replace, args.target)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -158,31 +158,46 @@ class KeyFold:
         self.before_try = self.state  # the state before the last `pending`, for `absent`
         self.digest = hashlib.sha256()
         self.events = 0
+        self.last_at: str | None = None
 
-    def apply(self, event: dict[str, Any], line: str) -> None:
-        """`line` is the event exactly as stored: the digest is over those bytes."""
-        self.digest.update(line.encode())
+    def apply(self, event: dict[str, Any], line: str | bytes) -> None:
+        """`line` is the event exactly as stored (text, or its UTF-8 bytes): the digest is
+        over those bytes."""
+        self.digest.update(line.encode() if isinstance(line, str) else line)
         self.events += 1
-        state = replace(self.state, last_at=event.get("at", self.state.last_at))
+        # Every step keeps `last_at` as it finds it: it is set once, in result(), instead of
+        # with one more copy of the state per event.
+        self.last_at = event.get("at", self.last_at)
         kind = str(event.get("event"))
         if kind == "pending":
             self.before_try = self.state
         if kind == "reconciled":
-            self.state = _reconciled(state, event, self.before_try)
+            self.state = _reconciled(self.state, event, self.before_try)
             return
         step = STEPS.get(kind)
-        self.state = step(state, event) if step else state
+        if step is not None:
+            self.state = step(self.state, event)
 
     def result(self) -> KeyState:
-        return replace(self.state, digest=self.digest.hexdigest(), events=self.events)
+        return replace(
+            self.state, last_at=self.last_at, digest=self.digest.hexdigest(), events=self.events
+        )
 
 
-def fold(events: Iterable[tuple[dict[str, Any], str]]) -> dict[str, KeyState]:
-    """Each key's state from (event, stored line) pairs in ledger order."""
+def fold(
+    events: Iterable[tuple[dict[str, Any], str | bytes]], keys: Collection[str] | None = None
+) -> dict[str, KeyState]:
+    """Each key's state from (event, stored line) pairs in ledger order; only the states of
+    `keys` when given (a plan needs its own keys', not those of every release before)."""
     folds: dict[str, KeyFold] = {}
     for event, line in events:
         key = event["key"]
-        folds.setdefault(key, KeyFold(key)).apply(event, line)
+        found = folds.get(key)
+        if found is None:
+            if keys is not None and key not in keys:
+                continue
+            found = folds[key] = KeyFold(key)
+        found.apply(event, line)
     return {k: f.result() for k, f in folds.items()}
 
 
@@ -218,7 +233,9 @@ class LedgerStore(Protocol):
 
     def exists(self) -> bool: ...
 
-    def read(self) -> LedgerView: ...
+    def read(self, keys: Collection[str] | None = None) -> LedgerView:
+        """The ledger now; with `keys`, only those keys' states (the event count is whole)."""
+        ...
 
     def lines(self) -> Iterator[str]:
         """Every stored event as its JSON line, in ledger order (for export)."""

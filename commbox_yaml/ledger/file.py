@@ -13,10 +13,10 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from commbox_yaml.errors import Location, UserError
 from commbox_yaml.ledger import (
@@ -41,7 +41,11 @@ class FileLedger:
         self.warnings: list[str] = []  # what taking the lock had to repair
         self._fd: int | None = None
         self._broken: OSError | None = None  # a write failed: nothing more is appended
-        self._write_lock = threading.Lock()
+        self._turn = threading.Condition()  # group commit: see _write
+        self._queued: list[bytes] = []
+        self._last_ticket = 0  # lines handed to _write so far
+        self._durable = 0  # of those, how many are fsynced
+        self._flushing = False
 
     @property
     def holder_path(self) -> Path:
@@ -52,44 +56,48 @@ class FileLedger:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def read(self) -> LedgerView:
+    def read(self, keys: Collection[str] | None = None) -> LedgerView:
         if not self.path.exists():
             return LedgerView(self.display, False, 0, {})
-        pairs, warnings = self._parse()
-        return LedgerView(self.display, True, len(pairs), fold(pairs), tuple(warnings))
+        warnings: list[str] = []
+        counted = _Counted(self._events(warnings))
+        states = fold(counted, keys)
+        return LedgerView(self.display, True, counted.count, states, tuple(warnings))
 
     def lines(self) -> Iterator[str]:
-        pairs, _ = self._parse() if self.path.exists() else ([], [])
-        return iter([line for _, line in pairs])
+        if not self.path.exists():
+            return iter(())
+        return iter([line.decode("utf-8") for _, line in self._events([])])
 
-    def _parse(self) -> tuple[list[tuple[dict[str, Any], str]], list[str]]:
+    def _events(self, warnings: list[str]) -> Iterator[tuple[dict[str, Any], bytes]]:
+        """(event, stored line) pairs, read a line at a time: a ledger of millions of events
+        is never held whole. A torn last line (no newline: the write never finished) is
+        skipped with a warning; any other bad line is refused."""
         if self.path.is_dir():
             raise UserError(f"the ledger {self.display} is a folder; {_NOT_A_FOLDER}")
         try:
-            raw = self.path.read_bytes()
+            handle = self.path.open("rb")
         except OSError as exc:
             raise UserError(f"cannot read the ledger {self.display}: {exc.strerror}") from None
-        pairs: list[tuple[dict[str, Any], str]] = []
-        warnings: list[str] = []
-        chunks = raw.split(b"\n")
-        for number, chunk in enumerate(chunks, start=1):
-            if not chunk.strip():
-                continue
-            event = _event(chunk)
-            if event is None:
-                if number == len(chunks):  # no newline after it: the write never finished
-                    warnings.append(
-                        f"{self.display}:{number}: ignoring a torn last line (a write "
-                        "interrupted by a crash)"
-                    )
+        with handle:
+            for number, raw in enumerate(_read_lines(handle, self.display), start=1):
+                chunk = raw[:-1] if raw.endswith(b"\n") else raw
+                if not chunk.strip():
                     continue
-                raise UserError(
-                    f"line {number} is not a valid ledger event; restore the file from its "
-                    "backup or remove that line by hand",
-                    Location(self.display, number, 1),
-                )
-            pairs.append((event, chunk.decode("utf-8")))
-        return pairs, warnings
+                event = _event(chunk)
+                if event is None:
+                    if chunk is raw:
+                        warnings.append(
+                            f"{self.display}:{number}: ignoring a torn last line (a write "
+                            "interrupted by a crash)"
+                        )
+                        continue
+                    raise UserError(
+                        f"line {number} is not a valid ledger event; restore the file from its "
+                        "backup or remove that line by hand",
+                        Location(self.display, number, 1),
+                    )
+                yield event, chunk
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -122,6 +130,7 @@ class FileLedger:
                 raise self._unopenable(exc) from None
             self.warnings = [repaired] if repaired else []
             self._fd, self._broken = fd, None
+            self._queued, self._last_ticket, self._durable = [], 0, 0
             yield self
         finally:
             self._fd = None
@@ -242,28 +251,79 @@ class FileLedger:
             self._write((line + "\n").encode("utf-8"), json.loads(line))
         return len(lines)
 
+    def append_later(self, event: dict[str, Any]) -> Callable[[], None]:
+        """Queue one event; the function returned blocks until it is on disk (and raises
+        what append would have). Nothing may report the event before calling it: a sender
+        queues a reply's outcome and sends its next request, whose claim flushes both."""
+        line = json.dumps(stamp(event), ensure_ascii=False, separators=(",", ":")) + "\n"
+        ticket = self._enqueue(line.encode("utf-8"), event)
+        return lambda: self._await(ticket, event)
+
     def _write(self, data: bytes, event: dict[str, Any]) -> None:
+        """Append `data` and return once it is on disk."""
+        self._await(self._enqueue(data, event), event)
+
+    def _enqueue(self, data: bytes, event: dict[str, Any]) -> int:
         if self._fd is None:
             raise RuntimeError("the ledger is not open for writing")
-        with self._write_lock:
+        with self._turn:
             if self._broken is not None:  # a torn write must not be followed by more lines
                 raise write_failure(self.display, self._broken, event)
-            size = os.fstat(self._fd).st_size
-            try:
-                _write_all(self._fd, data)
-                os.fsync(self._fd)
-            except OSError as exc:
-                self._broken = exc
-                _truncate(self._fd, size)  # leave no torn line behind, where it can be cut
-                raise write_failure(self.display, exc, event) from None
-            if os.fstat(self._fd).st_nlink == 0:
-                # Deleted under us: what follows would be recorded nowhere. Stop.
-                self._broken = OSError(errno.ENOENT, "deleted while apply was running")
-                raise refused_write(
-                    self.display, "it was deleted while apply was running", "restore it", event
-                )
+            self._queued.append(data)
+            self._last_ticket += 1
+            return self._last_ticket
+
+    def _await(self, ticket: int, event: dict[str, Any]) -> None:
+        """Return once line `ticket` is fsynced.
+
+        Group commit: while one thread writes and fsyncs, the lines other threads bring are
+        queued; the next of them writes all of them with one fsync. No call returns before
+        its own line was fsynced; when that write fails, every line of it fails.
+        """
+        with self._turn:
+            while self._durable < ticket:
+                if self._broken is not None:
+                    raise write_failure(self.display, self._broken, event)
+                if not self._flushing:
+                    break
+                self._turn.wait()
+            else:
+                return  # another thread's fsync covered this line
+            fd = self._fd
+            if fd is None:
+                raise RuntimeError("the ledger is not open for writing")
+            batch, self._queued, self._flushing = self._queued, [], True
+            last = self._last_ticket
+        error = self._flush(fd, b"".join(batch))
+        with self._turn:
+            self._flushing = False
+            if error is None:
+                self._durable = last
+            else:
+                self._broken = error
+            self._turn.notify_all()
+        if error is not None and error.errno == errno.ENOENT and error.filename == _DELETED:
+            raise refused_write(
+                self.display, "it was deleted while apply was running", "restore it", event
+            )
+        if error is not None:
+            raise write_failure(self.display, error, event)
+
+    def _flush(self, fd: int, data: bytes) -> OSError | None:
+        size = os.fstat(fd).st_size
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            _truncate(fd, size)  # leave no torn line behind, where it can be cut
+            return exc
+        if os.fstat(fd).st_nlink == 0:
+            # Deleted under us: what follows would be recorded nowhere. Stop.
+            return OSError(errno.ENOENT, "deleted while apply was running", _DELETED)
+        return None
 
 
+_DELETED = "(deleted)"
 _NOT_A_FOLDER = "ledger.path must name a file (e.g. .commbox/ledger.jsonl), not a folder"
 
 
@@ -293,6 +353,26 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
     mine = os.fstat(fd)
     return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+class _Counted:
+    """Passes pairs through, counting them."""
+
+    def __init__(self, pairs: Iterator[tuple[dict[str, Any], bytes]]) -> None:
+        self.pairs = pairs
+        self.count = 0
+
+    def __iter__(self) -> Iterator[tuple[dict[str, Any], bytes]]:
+        for pair in self.pairs:
+            self.count += 1
+            yield pair
+
+
+def _read_lines(handle: BinaryIO, display: str) -> Iterator[bytes]:
+    try:
+        yield from handle
+    except OSError as exc:
+        raise UserError(f"cannot read the ledger {display}: {exc.strerror}") from None
 
 
 def _event(chunk: bytes) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -116,7 +116,7 @@ class PostgresLedger:
             ).fetchone()
             return row is not None
 
-    def read(self) -> LedgerView:
+    def read(self, keys: Collection[str] | None = None) -> LedgerView:
         with self._reading() as conn:
             if conn is None:
                 return LedgerView(self.display, False, 0, {})
@@ -124,7 +124,7 @@ class PostgresLedger:
                 "SELECT 1 FROM commbox_namespaces WHERE name = %s", (self.namespace,)
             ).fetchone()
             lines = [row[0] for row in conn.execute(_EVENTS, (self.namespace,))]
-        states = fold((json.loads(line), line) for line in lines)
+        states = fold(((json.loads(line), line) for line in lines), keys)
         return LedgerView(self.display, exists is not None, len(lines), states)
 
     def lines(self) -> Iterator[str]:

@@ -45,6 +45,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # Never wait for handlers on close: one may be sleeping in a scripted delay.
     block_on_close = False
+    # socketserver's default backlog of 5 resets connections when an apply opens 32 at once.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], sandbox: SandboxServer) -> None:
         self.sandbox = sandbox
