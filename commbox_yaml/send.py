@@ -96,6 +96,11 @@ class Pace:
             if reserved and time.monotonic() >= self._paused_until:
                 return True
 
+    def paused(self) -> bool:
+        """Whether a server-asked pause holds every worker now."""
+        with self._lock:
+            return time.monotonic() < self._paused_until
+
     def pause(self, seconds: float) -> None:
         """A 429 or 503 slows every worker, not only the one that saw it."""
         with self._lock:
@@ -173,6 +178,10 @@ class Sender:
                     except queue.Empty:
                         return
                     durable: Callable[[], None] | None = None
+                    if held is not None and self.pace.paused():
+                        # No claim will flush it soon (a 429 pause): put it on disk now.
+                        settle(held)
+                        held = None
                     try:
                         result = self.send_one(message)
                         durable = self._local.__dict__.pop("durable", None)

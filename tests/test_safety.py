@@ -455,3 +455,18 @@ def test_crash_drill_kill_9_at_30_random_moments_then_resume(
     for n in range(DRILL_MESSAGES):
         if text(n) in received:
             assert final[key(n)].status in (KeyStatus.SENT, KeyStatus.UNKNOWN)
+
+
+def test_an_outcome_is_on_disk_while_a_429_pause_holds_every_worker(tmp_path: Path) -> None:
+    """Outcomes wait for the worker's next claim to share its fsync; during a server-asked pause
+    there is no next claim, so the outcome goes to disk at once (a kill then loses nothing)."""
+    make(tmp_path, count=4, concurrency=2, attempts=3, cap=5)
+    with SandboxServer() as server:
+        server.script(Fault(delay_s=0.5), Fault(status=429, retry_after=5))
+        child = spawn(tmp_path, server.url, TOKEN, "--auto-approve")
+        try:
+            wait_until(lambda: server.requests >= 2)  # one slow reply, one 429 (a 5 s pause)
+            wait_until(lambda: any(e["event"] == "sent" for e in events(tmp_path)), timeout=3.5)
+        finally:
+            child.kill()
+            child.communicate(timeout=20)
