@@ -211,8 +211,10 @@ class _Watchdog:
                 )
                 self._thread.start()
             self._active.add(number)
+            earliest = self._heap[0][0] if self._heap else None
             heapq.heappush(self._heap, (attempt.deadline, number, attempt))
-            self._cond.notify()
+            if earliest is None or attempt.deadline < earliest:
+                self._cond.notify()  # else the watchdog already wakes up before this deadline
         try:
             yield
         finally:
