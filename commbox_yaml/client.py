@@ -20,6 +20,7 @@ forever: urllib3's read timeout is per `recv`, not per reply.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import heapq
 import itertools
 import os
@@ -29,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -338,6 +340,25 @@ class Client:
         response.release_conn()
         headers_seen = {k.lower(): v for k, v in response.headers.items()}
         return Reply(response.status, response.reason or "", headers_seen, data)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header's wait in seconds (a number, or an HTTP date from now); None when
+    the header is absent or unreadable. Capping it is the caller's business."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return float((when - datetime.now(UTC)).total_seconds())
 
 
 def _read_capped(response: urllib3.BaseHTTPResponse, attempt: _Attempt, timeout_s: float) -> bytes:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from commbox_yaml.client import Client, NotSent, ReplyLost
+from commbox_yaml.client import Client, NotSent, ReplyLost, retry_after_seconds
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,12 @@ class Reader:
             payload = json.loads(reply.body)
         except ValueError:
             payload = None
-        return Reply(reply.status, payload, retry_after=_seconds(reply.headers))
+        return Reply(
+            reply.status, payload, retry_after=retry_after_seconds(reply.headers.get("retry-after"))
+        )
 
     def close(self) -> None:
         self.client.close()
-
-
-def _seconds(headers: Mapping[str, str]) -> float | None:
-    try:
-        return float(headers.get("retry-after", ""))
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ urllib3's own `Retry` is therefore switched off (`retries=False`, in client.py).
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import hashlib
 import json
 import queue
@@ -20,13 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 import urllib3
 
-from commbox_yaml.client import Client, NotSent, Reply, ReplyLost
+from commbox_yaml.client import Client, NotSent, Reply, ReplyLost, retry_after_seconds
 from commbox_yaml.compile import Request
 from commbox_yaml.ledger import LedgerStore, LedgerWriteError
 from commbox_yaml.output import Redactor
@@ -420,20 +418,8 @@ def _backoff(attempt: int) -> float:
 
 def _retry_after(value: str | None, cap: float) -> float:
     """Seconds to wait: Retry-After as seconds or an HTTP date, capped; backoff when absent."""
-    if value is None or not value.strip():
-        return -1.0
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, OverflowError):
-            return -1.0
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = float((when - datetime.now(UTC)).total_seconds())
-    return min(max(seconds, 0.0), cap)
+    seconds = retry_after_seconds(value)
+    return -1.0 if seconds is None else min(max(seconds, 0.0), cap)
 
 
 def _json(data: bytes) -> Any:
