@@ -109,10 +109,6 @@ class Pace:
 _Held = tuple[int, PlannedMessage, "SendResult", Callable[[], None] | None]
 
 
-class TokenRefused(Exception):
-    """401 or 403: nothing more is sent."""
-
-
 class Sender:
     def __init__(
         self,
