@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from commbox_yaml.compile import Compiler, Request
 from commbox_yaml.definitions import load_definitions
@@ -15,6 +16,7 @@ from commbox_yaml.origins import origin_finder
 from commbox_yaml.output import Redactor
 from commbox_yaml.project import Project
 from commbox_yaml.render import RenderedMessage, Renderer
+from commbox_yaml.store import MessageStore, duplicate_key_problems
 from commbox_yaml.usage import used_names
 from commbox_yaml.validate import schema_problems
 from commbox_yaml.variables import Variables, unused_warnings
@@ -28,15 +30,42 @@ class Build:
 
     project: Project
     variables: Variables
-    requests: list[Request] = field(default_factory=list)
-    skipped: list[RenderedMessage] = field(default_factory=list)
+    messages: MessageStore = field(default_factory=MessageStore)
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def requests(self) -> Requests:
+        return Requests(self.messages)
+
+    @property
+    def skipped(self) -> list[RenderedMessage]:
+        return self.messages.skipped()
+
+    @property
     def message_count(self) -> int:
-        return len(self.requests) + len(self.skipped)
+        return len(self.messages)
+
+
+class Requests(Sequence[Request]):
+    """The requests of a build, in build order (read back from disk for a large fan-out)."""
+
+    def __init__(self, store: MessageStore) -> None:
+        self._store = store
+
+    def __len__(self) -> int:
+        return self._store.request_count
+
+    def __iter__(self) -> Iterator[Request]:
+        return self._store.requests()
+
+    @overload
+    def __getitem__(self, index: int) -> Request: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Request]: ...
+    def __getitem__(self, index: int | slice) -> Request | Sequence[Request]:
+        return list(self)[index]
 
 
 def parse_address(address: str) -> tuple[str, str | None]:
@@ -49,29 +78,31 @@ def parse_address(address: str) -> tuple[str, str | None]:
 def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -> Build:
     loaded = load_definitions(project)
     wanted = [parse_address(t) for t in targets]
-    result = Build(project, variables, files=loaded.files, problems=list(loaded.problems))
     renderer = Renderer(project, variables)
     secrets = variables.redactor()
     compiler = Compiler(project, secrets)
+    result = Build(project, variables, MessageStore(secrets), loaded.files, list(loaded.problems))
     matched: set[str] = set()
     addresses = {d.name for d in loaded.definitions}  # for "did you mean" on a target
     for definition in loaded.definitions:
         if wanted and not any(name == definition.name for name, _ in wanted):
             continue
-        messages, problems = renderer.render(definition)
-        result.problems.extend(problems)
-        for message in messages:
-            addresses.add(message.address)
-            if wanted and not _targeted(message, wanted):
-                continue
+        rendering: list[Problem] = []
+        later: list[Problem] = []  # of single messages: after the definition's own, as always
+        for message in renderer.render(definition, rendering, result.messages.expect):
+            if targets:
+                addresses.add(message.address)
+                if not _targeted(message, wanted):
+                    continue
             secret = _secret_in_key(message, secrets, project)
             if secret is not None:
-                result.problems.append(secret)
+                later.append(secret)
                 continue
-            matched.add(definition.name if message.item_key is None else message.address)
-            matched.add(definition.name)
+            if targets:
+                matched.add(definition.name if message.item_key is None else message.address)
+                matched.add(definition.name)
             if message.skipped:
-                result.skipped.append(message)
+                result.messages.add(message)
                 continue
             for name in ENUM_FIELDS:
                 if name in message.values:
@@ -84,13 +115,15 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
                 origin_finder(definition, variables),
             )
             if schema:
-                result.problems.extend(schema)
+                later.extend(schema)
                 continue
             request, problems = compiler.compile(message)
-            result.problems.extend(problems)
+            later.extend(problems)
             if request is not None:
-                result.requests.append(request)
-    _check_unique_keys(result)
+                result.messages.add(request)
+        result.problems.extend(rendering)
+        result.problems.extend(later)
+    result.problems.extend(duplicate_key_problems(result.messages))
     if variables.given:  # only then is it worth parsing the templates for their names
         used = used_names(renderer.env, loaded.definitions)
         result.warnings.extend(unused_warnings(variables, used))
@@ -146,24 +179,6 @@ def _secret_in_key(message: RenderedMessage, secrets: Redactor, project: Project
             item_key,
         )
     return None
-
-
-def _check_unique_keys(result: Build) -> None:
-    """Two messages under one ledger key would block each other: refuse, naming both."""
-    seen: dict[str, RenderedMessage] = {}
-    for message in [r.message for r in result.requests] + result.skipped:
-        first = seen.setdefault(message.key, message)
-        if first is not message:
-            definition = message.definition
-            result.problems.append(
-                Problem(
-                    definition.where("id") if "id" in definition.data else definition.location,
-                    f"ledger key '{message.key}' is also the key of {first.address} "
-                    f"({first.definition.location}); give one of them a different 'id'",
-                    "id",
-                    message.item_key,
-                )
-            )
 
 
 def _targeted(message: RenderedMessage, wanted: list[tuple[str, str | None]]) -> bool:

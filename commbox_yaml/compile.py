@@ -250,6 +250,11 @@ def _user(user: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def file_ids_of(files: tuple[Attachment, ...] | list[Attachment]) -> list[dict[str, str]]:
+    """What the fingerprint knows of each upload: its name, content hash and type."""
+    return [{"name": f.name, "sha256": f.sha256, "mime": f.mime} for f in files]
+
+
 def fingerprint_of(
     stream: str, data: dict[str, Any], files: list[Attachment], secrets: Redactor | None = None
 ) -> tuple[str, Mapping[str, str]]:
@@ -260,33 +265,53 @@ def fingerprint_of(
     change of a secret alone changes nothing here. Attachment contents are files, not
     variables: their hashes stay as they are.
     """
-    file_ids = [{"name": f.name, "sha256": f.sha256, "mime": f.mime} for f in files]
+    file_ids = file_ids_of(files)
     whole = canonical_json({"stream": stream, "body": {"data": data}, "files": file_ids})
     # Most requests hold no secret: one search of their text spares walking them.
-    if secrets is not None and secrets.may_occur(whole.decode()):
-        stream, data = secrets.data(stream), secrets.data(data)
-        for entry in file_ids:
-            entry["name"] = secrets.data(entry["name"])
-        whole = canonical_json({"stream": stream, "body": {"data": data}, "files": file_ids})
+    hidden = secrets if secrets is not None and secrets.may_occur(whole.decode()) else None
+    if hidden is not None:
+        whole = canonical_json(_redacted(stream, data, file_ids, hidden))
     fingerprint = "sha256:" + hashlib.sha256(whole).hexdigest()
-    return fingerprint, FieldHashes(stream, data, file_ids)
+    return fingerprint, FieldHashes(stream, data, file_ids, hidden)
+
+
+def _redacted(
+    stream: str, data: dict[str, Any], file_ids: list[dict[str, str]], secrets: Redactor
+) -> dict[str, Any]:
+    files = [{**entry, "name": secrets.data(entry["name"])} for entry in file_ids]
+    return {"stream": secrets.data(stream), "body": {"data": secrets.data(data)}, "files": files}
 
 
 class FieldHashes(Mapping[str, str]):
     """A hash per field, computed on first use: only a changed message (`~`) and the ledger's
-    `pending` event need them, and a plan of unchanged or new messages never does."""
+    `pending` event need them, and a plan of unchanged or new messages never does. With
+    `secrets` (the request holds one), they are taken of the redacted request."""
 
-    def __init__(self, stream: str, data: dict[str, Any], file_ids: list[dict[str, str]]) -> None:
+    def __init__(
+        self,
+        stream: str,
+        data: dict[str, Any],
+        file_ids: list[dict[str, str]],
+        secrets: Redactor | None = None,
+    ) -> None:
         self._parts: tuple[str, dict[str, Any], list[dict[str, str]]] | None = (
             stream,
             data,
             file_ids,
         )
+        self._secrets = secrets
         self._hashes: dict[str, str] = {}
+
+    @property
+    def redacted(self) -> bool:
+        return self._secrets is not None
 
     def _computed(self) -> dict[str, str]:
         if self._parts is not None:
             stream, data, file_ids = self._parts
+            if self._secrets is not None:
+                hidden = _redacted(stream, data, file_ids, self._secrets)
+                stream, data, file_ids = hidden["stream"], hidden["body"]["data"], hidden["files"]
             hashes = {"stream": _digest(stream)[:16]}
             for key, value in data.items():
                 if key == "Content" and isinstance(value, dict):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from commbox_yaml.build import Build
 from commbox_yaml.compile import Request
@@ -16,6 +16,7 @@ from commbox_yaml.errors import UserError
 from commbox_yaml.keys import expand
 from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
 from commbox_yaml.render import OfMessage
+from commbox_yaml.store import MessageStore
 
 PLAN_FORMAT = "1"
 PLAN_KIND = "commbox-yaml plan"
@@ -56,9 +57,64 @@ class PlannedMessage(OfMessage):
         return self.action is Action.SEND
 
 
+_ACTIONS = tuple(Action)
+_CODES = {action: code for code, action in enumerate(_ACTIONS)}
+
+
+class PlannedMessages(Sequence[PlannedMessage]):
+    """A plan's messages in plan order. Each is made when it is read, from the build's store
+    (which may be on disk) and the plan's decisions, kept as one byte per message."""
+
+    def __init__(
+        self,
+        store: MessageStore,
+        order: Sequence[int],
+        actions: bytearray,
+        extra: dict[int, tuple[tuple[str, ...], bool]],
+        ledger: LedgerView,
+    ) -> None:
+        self._store, self._order, self._actions = store, order, actions
+        self._extra, self._ledger = extra, ledger
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, index: int) -> PlannedMessage: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[PlannedMessage]: ...
+    def __getitem__(self, index: int | slice) -> PlannedMessage | Sequence[PlannedMessage]:
+        if isinstance(index, slice):
+            return [self._planned(i) for i in self._order[index]]
+        return self._planned(self._order[index])
+
+    def __iter__(self) -> Iterator[PlannedMessage]:
+        for index in self._order:
+            yield self._planned(index)
+
+    def of(self, action: Action) -> Iterator[PlannedMessage]:
+        """The messages with this action, in plan order; the others are not read."""
+        code, actions = _CODES[action], self._actions
+        for index in self._order:
+            if actions[index] == code:
+                yield self._planned(index)
+
+    def count(self, action: Action) -> int:
+        return self._actions.count(_CODES[action])
+
+    def _planned(self, index: int) -> PlannedMessage:
+        entry = self._store[index]
+        action = _ACTIONS[self._actions[index]]
+        if isinstance(entry, Request):
+            changed, replace = self._extra.get(index, ((), False))
+            state = self._ledger.state(entry.key)
+            return PlannedMessage(entry.message, entry, action, state, changed, replace)
+        return PlannedMessage(entry, None, action, self._ledger.state(entry.key))
+
+
 @dataclass(frozen=True)
 class Plan:
-    messages: tuple[PlannedMessage, ...]
+    messages: PlannedMessages
     ledger: LedgerView
     ledger_display: str
     files: int
@@ -67,13 +123,14 @@ class Plan:
 
     @property
     def sends(self) -> list[PlannedMessage]:
-        return [m for m in self.messages if m.sends]
+        return list(self.messages.of(Action.SEND))
+
+    @property
+    def send_count(self) -> int:
+        return self.messages.count(Action.SEND)
 
     def summary(self) -> dict[str, int]:
-        counts = {action.value: 0 for action in Action}
-        for message in self.messages:
-            counts[message.action.value] += 1
-        return counts
+        return {action.value: self.messages.count(action) for action in Action}
 
 
 def make_plan(
@@ -83,24 +140,53 @@ def make_plan(
     replace: Sequence[str] = (),
     targets: Sequence[str] = (),
 ) -> Plan:
-    """Decide, for every message, what apply would do with it."""
-    wanted = expand(replace, (r.key for r in result.requests))  # keys or quoted globs
-    planned: list[PlannedMessage] = []
-    for request in result.requests:
-        state = ledger.state(request.key)
-        action, changed = decide(request, state)
+    """Decide, for every message, what apply would do with it.
+
+    A message whose key the ledger has never seen is sent: it is decided from the hash of its
+    key alone, so a plan of a new fan-out never reads its messages back from the store."""
+    store = result.messages
+    wanted = expand(replace, (r.key for r in result.requests)) if replace else set()
+    known = {hash(key) for key in ledger.states}
+    actions = bytearray(len(store))
+    extra: dict[int, tuple[tuple[str, ...], bool]] = {}
+    for index in range(len(store)):
+        if store.is_skipped(index):
+            actions[index] = _CODES[Action.SKIPPED]
+            continue
+        if store.key_hash(index) not in known:
+            actions[index] = _CODES[Action.SEND]  # never sent: sent, --replace or not
+            continue
+        request = store[index]
+        assert isinstance(request, Request)
+        action, changed = decide(request, ledger.state(request.key))
         replacing = False
         if action is not Action.SEND and request.key in wanted:
             action, replacing = Action.SEND, True
-        planned.append(PlannedMessage(request.message, request, action, state, changed, replacing))
-    for message in result.skipped:
-        planned.append(PlannedMessage(message, None, Action.SKIPPED, ledger.state(message.key)))
-    planned.sort(
-        key=lambda m: (m.message.definition.file, m.message.definition.location.line, m.address)
-    )
-    return Plan(
-        tuple(planned), ledger, ledger_display, len(result.files), tuple(replace), tuple(targets)
-    )
+        actions[index] = _CODES[action]
+        if changed or replacing:
+            extra[index] = (changed, replacing)
+    order = range(len(store)) if store.in_order else _plan_order(store)
+    messages = PlannedMessages(store, order, actions, extra, ledger)
+    return Plan(messages, ledger, ledger_display, len(result.files), tuple(replace), tuple(targets))
+
+
+def _plan_order(store: MessageStore) -> list[int]:
+    """Indexes of the store's entries sorted by file, line and address; requests before
+    skipped messages, then build order, on a tie."""
+
+    def order(index: int) -> tuple[str, int, str, bool, int]:
+        entry = store[index]
+        message = entry.message if isinstance(entry, Request) else entry
+        definition = message.definition
+        return (
+            definition.file,
+            definition.location.line,
+            message.address,
+            store.is_skipped(index),
+            index,
+        )
+
+    return [key[-1] for key in sorted(order(i) for i in range(len(store)))]
 
 
 def decide(request: Request, state: KeyState) -> tuple[Action, tuple[str, ...]]:

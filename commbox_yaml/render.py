@@ -11,7 +11,7 @@ import re
 import signal
 import threading
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,8 +124,16 @@ class Renderer:
 
     # -- public -----------------------------------------------------------------------------
 
-    def render(self, definition: Definition) -> tuple[list[RenderedMessage], list[Problem]]:
-        """Every message a definition gives (one per for_each item), and what went wrong."""
+    def render(
+        self,
+        definition: Definition,
+        problems: list[Problem],
+        expect: Callable[[int], None] | None = None,
+    ) -> Iterator[RenderedMessage]:
+        """Every message a definition gives (one per for_each item), one at a time; what goes
+        wrong is added to `problems`. Every item's key is checked before the first message is
+        rendered (a definition with a bad key gives no message at all); then `expect` is
+        told how many messages are coming."""
         base = {
             **self.variables.values,
             "env": EnvVars(self.variables.env),
@@ -140,20 +148,25 @@ class Renderer:
                 with budget.running(TEMPLATE_BUDGET_S):
                     items = list(self._items(definition, base))
             except TemplateProblem as exc:
-                return [], exc.problems
+                problems.extend(exc.problems)
+                return
             except TemplateTimeout:
-                return [], [self._too_slow(definition, "for_each", None)]
-            messages: list[RenderedMessage] = []
-            problems: list[Problem] = []
-            for item_key, scope in items:
+                problems.append(self._too_slow(definition, "for_each", None))
+                return
+            if expect is not None:
+                expect(len(items))
+            for item_key, item in items:
+                scope = base if item_key is None else {**base, "item": item, "key": item_key}
                 try:
                     with budget.running(TEMPLATE_BUDGET_S):
-                        messages.append(self._render_one(definition, item_key, scope))
+                        message = self._render_one(definition, item_key, scope)
                 except TemplateProblem as exc:
                     problems.extend(exc.problems)
+                    continue
                 except TemplateTimeout:
                     problems.append(self._too_slow(definition, "", item_key))
-        return messages, problems
+                    continue
+                yield message
 
     def _too_slow(self, definition: Definition, path: str, item_key: str | None) -> Problem:
         return Problem(
@@ -168,10 +181,13 @@ class Renderer:
 
     def _items(
         self, definition: Definition, base: dict[str, Any]
-    ) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    ) -> Iterator[tuple[str | None, Any]]:
+        """(key, item) for each for_each item, every key checked; (None, None) without one.
+        The items' scopes are made again when each is rendered: held for a whole fan-out,
+        they would cost more than the items themselves."""
         data = definition.data
         if "for_each" not in data:
-            yield None, base
+            yield None, None
             return
         where = definition.where("for_each")
         source = data["for_each"]
@@ -183,11 +199,11 @@ class Renderer:
         key_template = data.get("key")
         if key_template is not None and not isinstance(key_template, str):
             raise self._fail(definition.where("key"), "key", "must be a template string")
-        pairs: list[tuple[Any, Any]]
+        pairs: Iterable[tuple[Any, Any]]
         if isinstance(items, Mapping):
             pairs = list(items.items())
         elif isinstance(items, list):
-            pairs = [(None, item) for item in items]
+            pairs = ((None, item) for item in items)
         else:
             shown = _kind(self.variables.redactor().data(items))  # redacted before _kind cuts it
             raise self._fail(where, "for_each", f"must give a list or a mapping, not {shown}")
@@ -224,8 +240,7 @@ class Renderer:
                     f"unique{self._item_origin(source, key_template, item_path)}",
                 )
             seen[key] = index
-            scope["key"] = key
-            yield key, scope
+            yield key, item
 
     def _item_origin(self, source: Any, key_template: str | None, item: str | int) -> str:
         """ " (from FILE:LINE:COL)" for a for_each item that came from a var file, or ""."""
@@ -657,9 +672,14 @@ def _template_line(exc: BaseException, template_file: str | None) -> int:
 
 
 def _plain(value: Any) -> Any:
-    """A template result as plain JSON-like data; Undefined raises, odd objects are refused."""
+    """A template result as plain JSON-like data; Undefined raises, odd objects are refused.
+
+    Data that is plain already (a variable's list of 100,000 customers, say) is returned as
+    it is, not copied; nothing downstream changes a value in place."""
     if value is None or type(value) in _PLAIN_SCALARS:
         return value  # the common case, returned as the checks below would return it
+    if _is_plain(value):
+        return value
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     if value is None or isinstance(value, (bool, int, float)):
@@ -674,6 +694,21 @@ def _plain(value: Any) -> Any:
         f"the expression gives a {type(value).__name__}, which is not text, a number, "
         "true/false, a list or a mapping"
     )
+
+
+def _is_plain(value: Any) -> bool:
+    """A dict or list of plain scalars, dicts and lists only: what _plain would copy as is."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if key is not None and type(key) not in _PLAIN_SCALARS:
+                return False
+            if item is not None and type(item) not in _PLAIN_SCALARS and not _is_plain(item):
+                return False
+        return True
+    if kind is list:
+        return all(v is None or type(v) in _PLAIN_SCALARS or _is_plain(v) for v in value)
+    return False
 
 
 def _kind(value: Any) -> str:

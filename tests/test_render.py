@@ -81,7 +81,7 @@ def test_native_or_text(tmp_path: Path, template: str, expected: Any) -> None:
 def test_undefined_is_an_error_never_empty(tmp_path: Path) -> None:
     project(tmp_path, SMS.replace("message: hello", "message: 'hi {{ nobody }}'"))
     result = build_project(tmp_path)
-    assert result.requests == []
+    assert list(result.requests) == []
     (problem,) = result.problems
     assert str(problem).startswith("messages/main.yaml:5:10: message: 'nobody' is undefined")
     assert "--var nobody=" in problem.message

@@ -91,8 +91,9 @@ def compute_plan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore) ->
     result = ctx.build(args.target)
     if result.problems:
         raise ValidationFailed(result.problems)
-    keys = {r.key for r in result.requests} | {m.key for m in result.skipped}
-    view = ledger.read(keys)  # only this plan's keys are kept, however long the ledger
+    view = ledger.read(
+        result.messages.keys()
+    )  # only this plan's keys are kept, however long the ledger
     for warning in view.warnings:
         ctx.console.err(f"warning: {warning}")
     return make_plan(result, view, ledger.display, args.replace, args.target)
@@ -117,6 +118,6 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             f"\nSaved the plan to {args.out}: 'commbox-yaml apply {args.out}' "
             "sends exactly these messages."
         )
-    if args.detailed_exitcode and plan.sends:
+    if args.detailed_exitcode and plan.send_count:
         return 2
     return 0

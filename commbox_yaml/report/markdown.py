@@ -51,7 +51,9 @@ def render_markdown(plan: Plan, redactor: Redactor) -> str:
     head = f"### commbox-yaml plan\n\n**{summary_line(plan)}**\n\n"
     footer_reserve = 400
     body = ""
-    actionable = [m for a in ACTIONABLE for m in plan.messages if m.action is a]
+    # Read only as far as the comment has room: a fan-out is never read back whole.
+    actionable = (m for a in ACTIONABLE for m in plan.messages.of(a))
+    actionable_count = sum(plan.messages.count(a) for a in ACTIONABLE)
     shown = 0
     for message in actionable:
         section = _section(message, redactor)
@@ -59,7 +61,8 @@ def render_markdown(plan: Plan, redactor: Redactor) -> str:
             break
         body += section
         shown += 1
-    quiet = [m for m in plan.messages if m.action in (Action.UNCHANGED, Action.SKIPPED)]
+    quiet = (m for m in plan.messages if m.action in (Action.UNCHANGED, Action.SKIPPED))
+    quiet_count = plan.messages.count(Action.UNCHANGED) + plan.messages.count(Action.SKIPPED)
     quiet_lines = ""
     for message in quiet:
         note = (
@@ -75,10 +78,10 @@ def render_markdown(plan: Plan, redactor: Redactor) -> str:
         shown += 1
     if quiet_lines:
         body += (
-            f"<details><summary>{len(quiet)} unchanged or skipped</summary>\n\n"
+            f"<details><summary>{quiet_count} unchanged or skipped</summary>\n\n"
             f"{quiet_lines}\n</details>\n\n"
         )
-    left_out = len(actionable) + len(quiet) - shown
+    left_out = actionable_count + quiet_count - shown
     if left_out:
         body += (
             f"_{left_out} more messages not shown: this comment is limited to "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import islice
+
 from commbox_yaml.output import Console
 from commbox_yaml.plan import Action, Plan, PlannedMessage
 from commbox_yaml.report.describe import (
@@ -32,15 +34,14 @@ def show_plan(console: Console, plan: Plan) -> None:
     )
     console.out()
     for action in ACTIONABLE:
-        for message in plan.messages:
-            if message.action is action:
-                _show_actionable(console, message)
+        for message in plan.messages.of(action):
+            _show_actionable(console, message)
     for action in (Action.UNCHANGED, Action.SKIPPED):
-        listed = [m for m in plan.messages if m.action is action]
-        for message in listed[:SHOWN_UNCHANGED]:
+        for message in islice(plan.messages.of(action), SHOWN_UNCHANGED):
             _show_quiet(console, message)
-        if len(listed) > SHOWN_UNCHANGED:
-            console.out(f"  ... {len(listed) - SHOWN_UNCHANGED} more {action.value}")
+        count = plan.messages.count(action)
+        if count > SHOWN_UNCHANGED:
+            console.out(f"  ... {count - SHOWN_UNCHANGED} more {action.value}")
     if total:
         console.out()
     console.out(console.style(summary_line(plan), "bold"))

@@ -1,0 +1,292 @@
+"""The messages of one build, in build order: held in memory, or past SPILL_AFTER in a file.
+
+A fan-out to 100,000 customers gives 100,000 requests of about 3 KB each as Python objects.
+Up to SPILL_AFTER messages they are simply kept; past it, each request is written as one
+record to an unnamed temporary file (created readable only by this user, removed by the
+system when the command ends) and read back when it is used. In memory stay only what
+deciding a plan needs without reading a record: a hash of each ledger key, whether the
+message is always sent, and whether the messages came in plan order. Messages skipped by
+`when` are always kept (they are few, and hold no request).
+
+Records are `marshal` data (exact types, the fastest codec of the standard library); a
+message whose values hold something marshal cannot write (a Jinja `Markup`, say) is pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import pickle
+import tempfile
+import weakref
+from array import array
+from collections.abc import Collection, Iterator
+from typing import IO, Any
+
+from commbox_yaml.compile import Attachment, FieldHashes, Request, file_ids_of
+from commbox_yaml.definitions import Definition
+from commbox_yaml.errors import Problem, UserError
+from commbox_yaml.output import Redactor
+from commbox_yaml.render import RenderedMessage
+
+SPILL_AFTER = 20_000  # messages kept as objects (about 60 MB); past it, records on disk
+
+_SKIPPED = 1
+_SEND_ALWAYS = 2
+_MARSHAL, _PICKLE = b"m", b"p"
+
+Entry = Request | RenderedMessage  # a request, or a message skipped by `when`
+
+
+class MessageStore:
+    """Requests and skipped messages in the order the build made them."""
+
+    def __init__(self, secrets: Redactor | None = None, spill_after: int | None = None) -> None:
+        self._secrets = secrets
+        self._spill_after = SPILL_AFTER if spill_after is None else spill_after
+        self._held: list[Entry] | None = []  # None once spilled
+        self._skipped: dict[int, RenderedMessage] = {}
+        self._file: IO[bytes] | None = None
+        self._offsets = array("q")  # spilled: where each entry's record starts
+        self._size = 0  # bytes written to the file
+        self._hashes = array("q")  # hash() of each entry's ledger key
+        self._flags = bytearray()
+        self._definitions: list[Definition] = []
+        self._definition_index: dict[int, int] = {}
+        self._attachments: list[Attachment] = []
+        self._attachment_index: dict[Attachment, int] = {}
+        self._key_hashes: set[int] = set()
+        self._repeated: set[int] = set()  # key hashes seen twice: a duplicate key, or a collision
+        self._last: tuple[str, int, str] | None = None
+        self.in_order = True  # entries came sorted by (file, line, address), as plans list them
+        self.request_count = 0
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def expect(self, count: int) -> None:
+        """`count` more messages are coming: past SPILL_AFTER in all, they go to disk from the
+        first, so that a big fan-out is never held whole, not even for a moment."""
+        if self._held is not None and len(self._held) + count > self._spill_after:
+            self._spill()
+
+    def add(self, entry: Entry) -> None:
+        message = entry.message if isinstance(entry, Request) else entry
+        definition = message.definition
+        order = (definition.file, definition.location.line, message.address)
+        if self._last is not None and order <= self._last:  # a tie: sorted exactly later
+            self.in_order = False
+        self._last = order
+        index = len(self._flags)
+        digest = hash(message.key)
+        if digest in self._key_hashes:
+            self._repeated.add(digest)
+        else:
+            self._key_hashes.add(digest)
+        self._hashes.append(digest)
+        if isinstance(entry, Request):
+            self.request_count += 1
+            self._flags.append(_SEND_ALWAYS if entry.send_always else 0)
+        else:
+            self._flags.append(_SKIPPED)
+            self._skipped[index] = entry
+        if self._held is not None:
+            self._held.append(entry)
+            if len(self._held) > self._spill_after:
+                self._spill()
+        else:
+            self._write(entry)
+
+    def _spill(self) -> None:
+        held, self._held = self._held or [], None
+        # Unnamed (O_TMPFILE where there is one): closed with the store or the process.
+        try:
+            self._file = tempfile.TemporaryFile(prefix="commbox-yaml-")  # noqa: SIM115
+        except OSError as exc:
+            raise _spill_failed(exc) from None
+        weakref.finalize(self, _close, self._file)  # the store's life is the file's
+        for entry in held:
+            self._write(entry)
+
+    def _write(self, entry: Entry) -> None:
+        assert self._file is not None
+        self._offsets.append(self._size)
+        if not isinstance(entry, Request):
+            return  # skipped messages stay in self._skipped
+        message = entry.message
+        files = tuple(self._number_attachment(a) for a in entry.files)
+        definition = self._number_definition(message.definition)
+        hashes = entry.field_hashes
+        redacted = isinstance(hashes, FieldHashes) and hashes.redacted
+        record = (
+            definition,
+            message.address,
+            message.key,
+            message.item_key,
+            message.values,
+            entry.stream,
+            entry.data,
+            files,
+            entry.fingerprint,
+            redacted,
+        )
+        try:
+            data = _MARSHAL + marshal.dumps(record)
+        except ValueError:  # a type marshal does not write
+            data = _PICKLE + pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise _spill_failed(exc) from None
+        self._size += len(data)
+
+    def _number_definition(self, definition: Definition) -> int:
+        number = self._definition_index.get(id(definition))
+        if number is None:
+            number = self._definition_index[id(definition)] = len(self._definitions)
+            self._definitions.append(definition)
+        return number
+
+    def _number_attachment(self, attachment: Attachment) -> int:
+        number = self._attachment_index.get(attachment)
+        if number is None:
+            number = self._attachment_index[attachment] = len(self._attachments)
+            self._attachments.append(attachment)
+        return number
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def spilled(self) -> bool:
+        return self._held is None
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    def __getitem__(self, index: int) -> Entry:
+        if self._held is not None:
+            return self._held[index]
+        skipped = self._skipped.get(index)
+        if skipped is not None:
+            return skipped
+        return self._read(index)
+
+    def __iter__(self) -> Iterator[Entry]:
+        for index in range(len(self._flags)):
+            yield self[index]
+
+    def is_skipped(self, index: int) -> bool:
+        return bool(self._flags[index] & _SKIPPED)
+
+    def sends_always(self, index: int) -> bool:
+        return bool(self._flags[index] & _SEND_ALWAYS)
+
+    def key_hash(self, index: int) -> int:
+        return self._hashes[index]
+
+    def requests(self) -> Iterator[Request]:
+        for index in range(len(self._flags)):
+            if not self._flags[index] & _SKIPPED:
+                entry = self[index]
+                assert isinstance(entry, Request)
+                yield entry
+
+    def skipped(self) -> list[RenderedMessage]:
+        return [self._skipped[i] for i in sorted(self._skipped)]
+
+    def keys(self) -> KeyFilter:
+        """The ledger keys of these messages, for reading only their keys' states."""
+        return KeyFilter(self)
+
+    def _read(self, index: int) -> Request:
+        assert self._file is not None
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise _spill_failed(exc) from None
+        start = self._offsets[index]
+        end = self._offsets[index + 1] if index + 1 < len(self._offsets) else self._size
+        data = os.pread(self._file.fileno(), end - start, start)
+        record = marshal.loads(data[1:]) if data[:1] == _MARSHAL else pickle.loads(data[1:])
+        return self._request(record)
+
+    def _request(self, record: tuple[Any, ...]) -> Request:
+        number, address, key, item_key, values, stream, data, files, fingerprint, redacted = record
+        message = RenderedMessage(self._definitions[number], address, key, item_key, values)
+        attachments = tuple(self._attachments[n] for n in files)
+        hashes = FieldHashes(
+            stream, data, file_ids_of(attachments), self._secrets if redacted else None
+        )
+        return Request(message, stream, data, attachments, fingerprint, hashes)
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def duplicate_keys(self) -> Iterator[tuple[RenderedMessage, RenderedMessage]]:
+        """(message, the first message with its ledger key) for each key used twice: requests
+        first, then skipped messages, in build order."""
+        if not self._repeated:
+            return
+        seen: dict[str, RenderedMessage] = {}
+        requests_then_skipped = [i for i in range(len(self)) if not self.is_skipped(i)]
+        requests_then_skipped += sorted(self._skipped)
+        for index in requests_then_skipped:
+            if self._hashes[index] not in self._repeated:
+                continue
+            entry = self[index]
+            message = entry.message if isinstance(entry, Request) else entry
+            first = seen.setdefault(message.key, message)
+            if first is not message:
+                yield message, first
+
+
+def _spill_failed(exc: OSError) -> UserError:
+    return UserError(
+        f"cannot write the messages of this plan to a temporary file in "
+        f"{tempfile.gettempdir()} ({exc.strerror or exc}); a plan of more than "
+        f"{SPILL_AFTER:,} messages keeps them there: free space, or point TMPDIR at a "
+        "directory with room"
+    )
+
+
+def _close(file: IO[bytes]) -> None:
+    with contextlib.suppress(OSError):  # what was left to write no longer matters
+        file.close()
+
+
+class KeyFilter(Collection[str]):
+    """`key in filter` for the keys of a store, by hash: a false match (one in 2**64) only
+    keeps one more key's state when the ledger is read."""
+
+    def __init__(self, store: MessageStore) -> None:
+        self._store = store
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and hash(key) in self._store._key_hashes
+
+    def __len__(self) -> int:
+        return len(self._store._key_hashes)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for entry in self._store:
+            key = entry.key
+            if key not in seen:
+                seen.add(key)
+                yield key
+
+
+def duplicate_key_problems(store: MessageStore) -> list[Problem]:
+    """Two messages under one ledger key would block each other: refuse, naming both."""
+    problems = []
+    for message, first in store.duplicate_keys():
+        definition = message.definition
+        problems.append(
+            Problem(
+                definition.where("id") if "id" in definition.data else definition.location,
+                f"ledger key '{message.key}' is also the key of {first.address} "
+                f"({first.definition.location}); give one of them a different 'id'",
+                "id",
+                message.item_key,
+            )
+        )
+    return problems
