@@ -8,8 +8,8 @@ deciding a plan needs without reading a record: a hash of each ledger key, wheth
 message is always sent, and whether the messages came in plan order. Messages skipped by
 `when` are always kept (they are few, and hold no request).
 
-Records are `marshal` data (exact types, the fastest codec of the standard library); a
-message whose values hold something marshal cannot write (a Jinja `Markup`, say) is pickled.
+Records are `marshal` data: the fastest codec of the standard library, and exact for the
+plain data (dicts, lists, text, numbers) that rendering gives every value (see render._plain).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
-import pickle
 import tempfile
 import weakref
 from array import array
@@ -34,7 +33,6 @@ SPILL_AFTER = 20_000  # messages kept as objects (about 60 MB); past it, records
 
 _SKIPPED = 1
 _SEND_ALWAYS = 2
-_MARSHAL, _PICKLE = b"m", b"p"
 
 Entry = Request | RenderedMessage  # a request, or a message skipped by `when`
 
@@ -130,10 +128,7 @@ class MessageStore:
             entry.fingerprint,
             redacted,
         )
-        try:
-            data = _MARSHAL + marshal.dumps(record)
-        except ValueError:  # a type marshal does not write
-            data = _PICKLE + pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        data = marshal.dumps(record)
         try:
             self._file.write(data)
         except OSError as exc:
@@ -207,8 +202,7 @@ class MessageStore:
         start = self._offsets[index]
         end = self._offsets[index + 1] if index + 1 < len(self._offsets) else self._size
         data = os.pread(self._file.fileno(), end - start, start)
-        record = marshal.loads(data[1:]) if data[:1] == _MARSHAL else pickle.loads(data[1:])
-        return self._request(record)
+        return self._request(marshal.loads(data))
 
     def _request(self, record: tuple[Any, ...]) -> Request:
         number, address, key, item_key, values, stream, data, files, fingerprint, redacted = record

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from commbox_yaml import store
 from commbox_yaml.cli import main
 from tests.test_cases import CASES, _prepare
 
@@ -75,6 +76,17 @@ def results(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[
 @pytest.mark.parametrize("name", list(PROJECTS))
 def test_golden(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     expected = json.loads((GOLDEN / f"{name}.json").read_text("utf-8"))
+    assert results(name, tmp_path, monkeypatch) == expected
+
+
+@pytest.mark.parametrize("name", list(PROJECTS))
+def test_golden_with_every_message_kept_on_disk(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same output, errors and fingerprints when a build spills its messages to disk (as a
+    fan-out past store.SPILL_AFTER does)."""
+    expected = json.loads((GOLDEN / f"{name}.json").read_text("utf-8"))
+    monkeypatch.setattr(store, "SPILL_AFTER", 0)
     assert results(name, tmp_path, monkeypatch) == expected
 
 
