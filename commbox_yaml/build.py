@@ -65,7 +65,9 @@ class Requests(Sequence[Request]):
     @overload
     def __getitem__(self, index: slice) -> Sequence[Request]: ...
     def __getitem__(self, index: int | slice) -> Request | Sequence[Request]:
-        return list(self)[index]
+        if isinstance(index, slice):
+            return [self._store.request(n) for n in range(len(self))[index]]
+        return self._store.request(range(len(self))[index])
 
 
 def parse_address(address: str) -> tuple[str, str | None]:

@@ -59,6 +59,7 @@ class MessageStore:
         self._last: tuple[str, int, str] | None = None
         self.in_order = True  # entries came sorted by (file, line, address), as plans list them
         self.request_count = 0
+        self._request_indexes = array("q")  # made when a request is asked for by its number
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -185,6 +186,18 @@ class MessageStore:
                 entry = self[index]
                 assert isinstance(entry, Request)
                 yield entry
+
+    def request(self, number: int) -> Request:
+        """The request numbered `number` (from 0) among the requests alone."""
+        if not self._skipped:
+            entry = self[number]
+        else:
+            if len(self._request_indexes) != self.request_count:
+                wanted = (i for i in range(len(self._flags)) if not self._flags[i] & _SKIPPED)
+                self._request_indexes = array("q", wanted)
+            entry = self[self._request_indexes[number]]
+        assert isinstance(entry, Request)
+        return entry
 
     def skipped(self) -> list[RenderedMessage]:
         return [self._skipped[i] for i in sorted(self._skipped)]

@@ -255,3 +255,21 @@ def test_a_temporary_directory_that_cannot_hold_the_messages_is_one_clear_error(
     assert "TMPDIR" in err
     assert server.requests == 0
     assert events(root) == []  # nothing written: the build failed before any claim
+
+
+def test_requests_are_found_by_their_number_among_skipped_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make(tmp_path, count=30)
+    held = build_project(root)
+    monkeypatch.setattr(store, "SPILL_AFTER", 0)
+    spilled = build_project(root)
+    assert spilled.messages.spilled
+    assert not held.messages.spilled
+    every = [r.address for r in held.requests]
+    assert len(every) == len(held.requests) == len(spilled.requests) == 30 - 4 + 2
+    for number in (0, 1, 5, len(every) - 1, -1):
+        assert held.requests[number].address == spilled.requests[number].address == every[number]
+    assert [r.address for r in spilled.requests[2:6]] == every[2:6]
+    with pytest.raises(IndexError):
+        spilled.requests[len(every)]
