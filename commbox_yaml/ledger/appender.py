@@ -1,0 +1,160 @@
+"""Group commit for the file ledger: one writer thread puts every queued line on disk.
+
+A caller queues a line and may wait until it is fsynced. While the writer writes and fsyncs
+one batch, the lines queued meanwhile form the next batch, which it writes as soon as the
+first is on disk: one fsync after another, with no gap for a waiting caller to wake up and
+take its turn. A finished batch wakes only the callers whose lines it holds, each on a latch
+of its own; at 32 senders, waking every waiter for every batch (a shared condition) cost
+more than the fsyncs themselves.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from typing import Any
+
+_DELETED = "(deleted)"  # the filename of the OSError for a ledger deleted under the writer
+
+
+class AppendFailed(Exception):
+    """A line could not be put on disk (nor any line after the first failed write)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Appender:
+    """Appends lines to one open file, in the order they were queued."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._size = size  # the file's size after the last write: a failed write is cut back
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # the writer waits here for lines
+        self._queued: list[bytes] = []
+        self._waiting: list[tuple[int, Any]] = []  # (ticket, latch) of callers waiting
+        self._last = 0  # tickets handed out
+        self._durable = 0  # every line up to this ticket is fsynced
+        self._broken: OSError | None = None  # a write failed: nothing more is written
+        self._idle = False  # the writer waits for lines
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="commbox-ledger", daemon=True)
+        self._thread.start()
+
+    def put(self, data: bytes) -> int:
+        """Queue a line; its ticket, for `wait`."""
+        with self._lock:
+            return self._queue(data)
+
+    def append(self, data: bytes) -> None:
+        """Queue a line and return once it is on disk."""
+        latch = _latch()
+        with self._lock:
+            ticket = self._queue(data)
+            self._waiting.append((ticket, latch))
+        self._wait_on(latch, ticket)
+
+    def wait(self, ticket: int) -> None:
+        """Return once the line of `ticket` is on disk."""
+        if self._durable >= ticket:
+            return
+        latch = _latch()
+        with self._lock:
+            if self._durable >= ticket:
+                return
+            if self._broken is None:
+                self._waiting.append((ticket, latch))
+            else:
+                latch.release()
+        self._wait_on(latch, ticket)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer."""
+        with self._lock:
+            self._closing = True
+            self._work.notify()
+        self._thread.join()
+
+    def _queue(self, data: bytes) -> int:
+        if self._broken is not None:  # a torn write must not be followed by more lines
+            raise AppendFailed(self._broken)
+        if self._closing:
+            raise RuntimeError("the ledger is not open for writing")
+        self._queued.append(data)
+        self._last += 1
+        if self._idle:
+            self._idle = False
+            self._work.notify()
+        return self._last
+
+    def _wait_on(self, latch: Any, ticket: int) -> None:
+        latch.acquire()  # released by the writer once the batch holding `ticket` is done
+        if self._durable < ticket:
+            assert self._broken is not None
+            raise AppendFailed(self._broken)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queued and not self._closing:
+                    self._idle = True
+                    self._work.wait()
+                self._idle = False
+                if not self._queued:
+                    return
+                batch, self._queued, last = self._queued, [], self._last
+            error = self._flush(b"".join(batch))
+            with self._lock:
+                if error is None:
+                    self._durable = last
+                    done = [w for w in self._waiting if w[0] <= last]
+                    self._waiting = [w for w in self._waiting if w[0] > last]
+                else:  # every line of the batch fails, and every line queued after it
+                    self._broken = error
+                    done, self._waiting, self._queued = self._waiting, [], []
+            for _, latch in done:
+                latch.release()
+            if error is not None:
+                return
+
+    def _flush(self, data: bytes) -> OSError | None:
+        try:
+            _write_all(self._fd, data)
+            os.fsync(self._fd)
+        except OSError as exc:
+            _truncate(self._fd, self._size)  # leave no torn line behind, where it can be cut
+            return exc
+        self._size += len(data)
+        if os.fstat(self._fd).st_nlink == 0:
+            # Deleted under us: what follows would be recorded nowhere. Stop.
+            return OSError(errno.ENOENT, "deleted while apply was running", _DELETED)
+        return None
+
+
+def deleted(error: OSError) -> bool:
+    """Whether the ledger file was deleted while it was being written."""
+    return error.errno == errno.ENOENT and error.filename == _DELETED
+
+
+def _latch() -> Any:
+    latch = threading.Lock()
+    latch.acquire()
+    return latch
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _truncate(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError:  # the next apply cuts the torn line
+        pass
