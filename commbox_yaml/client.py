@@ -143,20 +143,39 @@ class _Tracking:
     """Mixed into urllib3's connection classes: notes connect, the first byte, the socket."""
 
     sock: Any
-    timeout: Any
+    _connect_timeout: Any = None
+    _connected = False
+
+    # Once connected, the socket blocks (no timeout): the watchdog ends a request at its
+    # deadline. A socket with a timeout polls before every send and receive, and each poll
+    # is one more wait for the GIL, which 32 senders make long. Connecting keeps its timeout:
+    # the watchdog has no socket to shut down before the connection has one.
+    @property
+    def timeout(self) -> Any:
+        return None if self._connected else self._connect_timeout
+
+    @timeout.setter
+    def timeout(self, value: Any) -> None:
+        self._connect_timeout = value
 
     def connect(self) -> None:
         attempt = _attempt()
         if attempt is None:
             super().connect()  # type: ignore[misc]
-            return
-        with attempt.lock:
-            attempt.connection = self  # type: ignore[assignment]
-        attempt.connecting = True
-        try:
-            super().connect()  # type: ignore[misc]
-        finally:
-            attempt.connecting = False
+        else:
+            with attempt.lock:
+                attempt.connection = self  # type: ignore[assignment]
+            attempt.connecting = True
+            try:
+                super().connect()  # type: ignore[misc]
+            finally:
+                attempt.connecting = False
+        self._connected = True
+        self.sock.settimeout(None)
+
+    def close(self) -> None:
+        self._connected = False
+        super().close()  # type: ignore[misc]
 
     def send(self, data: Any) -> None:
         attempt = _attempt()
@@ -382,7 +401,7 @@ def _read_capped(response: urllib3.BaseHTTPResponse, attempt: _Attempt, timeout_
     size = 0
     try:
         while True:
-            chunk = response.read(65536, decode_content=True)
+            chunk = response.read(MAX_REPLY_BYTES + 1 - size, decode_content=True)
             if not chunk:
                 break
             size += len(chunk)
@@ -392,6 +411,8 @@ def _read_capped(response: urllib3.BaseHTTPResponse, attempt: _Attempt, timeout_
                     "it was not read to the end"
                 )
             chunks.append(chunk)
+            if response.length_remaining == 0 and "content-encoding" not in response.headers:
+                break  # its whole Content-Length read, nothing left to decode: it is complete
     except (HTTPError, OSError) as exc:
         raise _classify(exc, attempt, timeout_s) from None
     if attempt.expired:

@@ -30,6 +30,9 @@ from commbox_yaml.ledger import (
 )
 from commbox_yaml.ledger.appender import Appender, AppendFailed, deleted
 
+# json.dumps(event, ensure_ascii=False, separators=(",", ":")), its encoder built once
+_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_DSYNC = getattr(os, "O_DSYNC", 0)  # appends opened with it are on disk when written
 LOCK_ATTEMPTS = 5  # the ledger replaced between open and lock, again and again: give up
 
 
@@ -124,7 +127,7 @@ class FileLedger:
             except OSError as exc:
                 raise self._unopenable(exc) from None
             self.warnings = [repaired] if repaired else []
-            self._appender = Appender(fd, os.fstat(fd).st_size)
+            self._appender = Appender(fd, os.fstat(fd).st_size, synced=_DSYNC != 0)
             yield self
         finally:
             if self._appender is not None:
@@ -143,7 +146,7 @@ class FileLedger:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 existed = self.path.exists()
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _DSYNC, 0o644)
             except OSError as exc:
                 raise self._unopenable(exc) from None
             try:
@@ -231,7 +234,7 @@ class FileLedger:
 
     def append(self, event: dict[str, Any]) -> None:
         """Append one event, flushed and fsynced before returning."""
-        line = json.dumps(stamp(event), ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = _LINE(stamp(event)) + "\n"
         self._write(line.encode("utf-8"), event)
 
     def claim(self, event: dict[str, Any], planned_events: int | None) -> bool:
@@ -250,7 +253,7 @@ class FileLedger:
     def append_later(self, event: dict[str, Any]) -> Callable[[], None]:
         """Queue one event; the function returned blocks until it is on disk (and raises
         what append would have). Nothing may report the event before calling it."""
-        line = json.dumps(stamp(event), ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = _LINE(stamp(event)) + "\n"
         appender = self._writer()
         try:
             ticket = appender.put(line.encode("utf-8"))
