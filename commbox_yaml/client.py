@@ -370,8 +370,8 @@ class Client:
             response.release_conn()  # the closed connection's pool slot, or the pool runs dry
             raise
         response.release_conn()
-        headers_seen = {k.lower(): v for k, v in response.headers.items()}
-        return Reply(response.status, response.reason or "", headers_seen, data)
+        # urllib3's header dict: names are looked up case-insensitively, as a reply's are read
+        return Reply(response.status, response.reason or "", response.headers, data)
 
     def _open(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]

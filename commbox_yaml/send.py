@@ -78,6 +78,8 @@ class Pace:
 
     def wait_turn(self, stop: threading.Event) -> bool:
         """Block until this worker may send; False when apply is stopping."""
+        if not self._interval and not self._paused_until:  # no rate, no pause yet: no wait
+            return not stop.is_set()
         while True:
             with self._lock:
                 now = time.monotonic()
