@@ -25,6 +25,8 @@ from commbox_yaml.client import (
 )
 from commbox_yaml.ledger import Ledger
 from commbox_yaml.ledger.appender import Appender, AppendFailed
+from tests.sending import apply, events, ledger_path
+from tests.test_apply_faults import key, make, text, use
 
 # -- the ledger ---------------------------------------------------------------------------------
 
@@ -279,3 +281,33 @@ def test_a_connected_socket_blocks_and_the_deadline_still_ends_a_silent_reply() 
         finally:
             client.close()
     assert time.monotonic() - started < 5
+
+
+def test_every_request_finds_its_claim_already_in_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim is written while the request is prepared: the server, reading the ledger when
+    the request arrives, must find that key's `pending` there every time."""
+    count = 60
+    root = make(tmp_path, count=count, concurrency=8)
+    texts = {text(n): key(n) for n in range(count)}
+    early: list[str] = []
+
+    def answer(request: bytes) -> bytes:
+        message = json.loads(request.rsplit(b"\r\n\r\n", 1)[1])["data"]["Message"]
+        claimed = {
+            (event["event"], event["key"])
+            for event in (json.loads(line) for line in ledger_path(root).read_text().splitlines())
+        }
+        if ("pending", texts[message]) not in claimed:
+            early.append(texts[message])
+        return _ok(request)
+
+    with _server(answer) as server:
+        use(monkeypatch, f"http://127.0.0.1:{server.port}")
+        assert apply(root) == 0
+    assert len(server.requests) == count
+    assert early == [], f"requests left before their claim was on disk: {early[:5]}"
+    kinds = [(e["event"], e["key"]) for e in events(root)]
+    for n in range(count):
+        assert kinds.index(("pending", key(n))) < kinds.index(("sent", key(n)))
