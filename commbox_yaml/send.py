@@ -10,10 +10,10 @@ urllib3's own `Retry` is therefore switched off (`retries=False`, in client.py).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
-import queue
 import random
 import threading
 import time
@@ -98,8 +98,7 @@ class Pace:
 
     def paused(self) -> bool:
         """Whether a server-asked pause holds every worker now."""
-        with self._lock:
-            return time.monotonic() < self._paused_until
+        return time.monotonic() < self._paused_until  # one float read: no lock needed
 
     def pause(self, seconds: float) -> None:
         """A 429 or 503 slows every worker, not only the one that saw it."""
@@ -139,9 +138,10 @@ class Sender:
         on_result: Callable[[SendResult], None] = lambda r: None,
     ) -> list[SendResult]:
         """Send every message, `concurrency` at a time; results in the messages' order."""
-        work: queue.Queue[tuple[int, PlannedMessage, _Prepared | None]] = queue.Queue()
-        for index, message in enumerate(messages):
-            work.put((index, message, self._prepare(message)))
+        # popleft is atomic: 32 workers take messages without a lock to queue up on
+        work = collections.deque(
+            (index, message, self._prepare(message)) for index, message in enumerate(messages)
+        )
         results: dict[int, SendResult] = {}
         report_lock = threading.Lock()
 
@@ -170,8 +170,8 @@ class Sender:
             try:
                 while not self.stop.is_set():
                     try:
-                        index, message, prepared = work.get_nowait()
-                    except queue.Empty:
+                        index, message, prepared = work.popleft()
+                    except IndexError:
                         return
                     durable: Callable[[], None] | None = None
                     if held is not None and self.pace.paused():
