@@ -93,10 +93,14 @@ def run_commbox(root: Path, url: str) -> tuple[float, float, int]:
 
 
 def run_bare(url: str, count: int, concurrency: int) -> tuple[float, int]:
+    # The very bodies commbox-yaml sends for write_project's messages (same keys, same text).
     bodies = [
         json.dumps({"data": {"Type": 4, "StatusId": 1, "StreamProviderType": 5,
                              "UserStreamProviderId": f"9725{n:08d}", "UserStreamProviderType": 5,
-                             "ManagerId": 36197, "Message": f"Hi Customer {n}"}}).encode()
+                             "ManagerId": 36197,
+                             "Message": f"Hi Customer {n}, version 1.4.0 is out.",
+                             "User": {"UniqueId": f"c{n:05d}", "FirstName": f"Customer {n}",
+                                      "Phone1": f"9725{n:08d}"}}}, ensure_ascii=False).encode()
         for n in range(count)
     ]  # fmt: skip
     work: queue.Queue[bytes] = queue.Queue()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import heapq
 import itertools
 import os
 import socket
@@ -39,13 +38,14 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError, LocationParseError
-from urllib3.util import parse_url
+from urllib3.util import Retry, parse_url
 
 from commbox_yaml import __version__
 from commbox_yaml.errors import UserError
 from commbox_yaml.project import ApiSettings
 
 MAX_REPLY_BYTES = 1024 * 1024
+_ONE_SEND_BYTES = 64 * 1024  # a body up to this size is sent together with its headers
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _DETAIL_LIMIT = 200
 
@@ -144,22 +144,57 @@ class _Tracking:
     """Mixed into urllib3's connection classes: notes connect, the first byte, the socket."""
 
     sock: Any
-    timeout: Any
+    _connect_timeout: Any = None
+    _connected = False
+    _hold = False  # the next send is the header block of a request with a small body
+    _held: bytes | None = None
+
+    # Once connected, the socket blocks (no timeout): the watchdog ends a request at its
+    # deadline. A socket with a timeout polls before every send and receive, and each poll
+    # is one more wait for the GIL, which 32 senders make long. Connecting keeps its timeout:
+    # the watchdog has no socket to shut down before the connection has one.
+    @property
+    def timeout(self) -> Any:
+        return None if self._connected else self._connect_timeout
+
+    @timeout.setter
+    def timeout(self, value: Any) -> None:
+        self._connect_timeout = value
 
     def connect(self) -> None:
         attempt = _attempt()
         if attempt is None:
             super().connect()  # type: ignore[misc]
-            return
-        with attempt.lock:
-            attempt.connection = self  # type: ignore[assignment]
-        attempt.connecting = True
+        else:
+            with attempt.lock:
+                attempt.connection = self  # type: ignore[assignment]
+            attempt.connecting = True
+            try:
+                super().connect()  # type: ignore[misc]
+            finally:
+                attempt.connecting = False
+        self._connected = True
+        self.sock.settimeout(None)
+
+    def close(self) -> None:
+        self._connected = False
+        super().close()  # type: ignore[misc]
+
+    def request(self, method: str, url: str, body: Any = None, *args: Any, **kw: Any) -> None:
+        # A small body leaves with the header block in one send: one system call (and one
+        # wait for the GIL) instead of two, and the server reads the request in one piece.
+        self._hold = isinstance(body, bytes) and 0 < len(body) <= _ONE_SEND_BYTES
         try:
-            super().connect()  # type: ignore[misc]
+            super().request(method, url, body, *args, **kw)  # type: ignore[misc]
         finally:
-            attempt.connecting = False
+            self._hold, self._held = False, None
 
     def send(self, data: Any) -> None:
+        if self._hold:
+            if self._held is None:  # the header block: it waits for the body
+                self._held = data
+                return
+            data, self._hold, self._held = self._held + data, False, None
         attempt = _attempt()
         if attempt is not None and not attempt.connecting:
             if self.sock is None:
@@ -193,59 +228,47 @@ _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 class _Watchdog:
-    """Shuts down the socket of any request still running at its deadline."""
+    """Shuts down the socket of any request still running at its deadline.
+
+    Requests come and go without a lock (a dict's set and pop are atomic): the watchdog
+    looks over the few running ones every TICK_S, so a deadline is kept to within TICK_S.
+    A shared lock here was taken twice per request by every sender and, at 32 of them,
+    queued them up behind each other.
+    """
+
+    TICK_S = 0.05
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, _Attempt]] = []
-        self._active: set[int] = set()
+        self._active: dict[int, _Attempt] = {}
         self._ids = itertools.count()
+        self._start = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._closed = False
+        self._closed = threading.Event()
 
-    @contextlib.contextmanager
-    def watch(self, attempt: _Attempt) -> Iterator[None]:
+    def add(self, attempt: _Attempt) -> int:
         number = next(self._ids)
-        with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="commbox-deadlines", daemon=True
-                )
-                self._thread.start()
-            self._active.add(number)
-            earliest = self._heap[0][0] if self._heap else None
-            heapq.heappush(self._heap, (attempt.deadline, number, attempt))
-            if earliest is None or attempt.deadline < earliest:
-                self._cond.notify()  # else the watchdog already wakes up before this deadline
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active.discard(number)
+        self._active[number] = attempt
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="commbox-deadlines", daemon=True
+                    )
+                    self._thread.start()
+        return number
+
+    def discard(self, number: int) -> None:
+        self._active.pop(number, None)
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
+        self._closed.set()
 
     def _run(self) -> None:
-        with self._cond:
-            while not self._closed:
-                while self._heap and self._heap[0][1] not in self._active:
-                    heapq.heappop(self._heap)
-                if not self._heap:
-                    self._cond.wait()
-                    continue
-                deadline, number, attempt = self._heap[0]
-                wait = deadline - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-                if attempt.deadline > deadline:  # moved on to its reply deadline
-                    heapq.heappush(self._heap, (attempt.deadline, number, attempt))
-                    continue
-                self._expire(attempt)
+        while not self._closed.wait(self.TICK_S):
+            now = time.monotonic()
+            for attempt in list(self._active.values()):
+                if attempt.deadline <= now and not attempt.expired:
+                    self._expire(attempt)
 
     @staticmethod
     def _expire(attempt: _Attempt) -> None:
@@ -291,13 +314,24 @@ class Client:
         self._watchdog = _Watchdog()
         self.proxy = proxy_for(self.base_url, settings.environ)
         self.pool = _manager(settings, self.proxy)
+        # Without a proxy a POST goes to the one host's pool directly: the PoolManager would
+        # parse the URL and look the pool up again for every request.
+        self._direct = None if self.proxy else self.pool.connection_from_url(self.base_url)
+        self._post_headers: dict[str, dict[str, str]] = {}  # per content type
+        self._uris: dict[str, str] = {}  # per path: the request target, as urllib3 writes it
 
     def close(self) -> None:
         self._watchdog.close()
         self.pool.clear()
 
     def post(self, path: str, body: bytes, content_type: str) -> Reply:
-        return self._request("POST", path, body, {"Content-Type": content_type})
+        headers = self._post_headers.get(content_type)
+        if headers is None:
+            headers = self._post_headers[content_type] = {
+                **self._headers,
+                "Content-Type": content_type,
+            }
+        return self._request("POST", path, body, headers)
 
     def get(self, path: str, query: Mapping[str, Any] | None = None) -> Reply:
         if query:
@@ -310,10 +344,11 @@ class Client:
         attempt = _Attempt(time.monotonic() + self.timeout_s)
         _current.attempt = attempt
         _current.timeout_s = self.timeout_s
+        watched = self._watchdog.add(attempt)
         try:
-            with self._watchdog.watch(attempt):
-                return self._exchange(attempt, method, path, body, headers)
+            return self._exchange(attempt, method, path, body, headers)
         finally:
+            self._watchdog.discard(watched)
             _current.attempt = None
 
     def _exchange(
@@ -325,10 +360,7 @@ class Client:
         headers: dict[str, str],
     ) -> Reply:
         try:
-            response = self.pool.request(
-                method, self.base_url + path, body=body, headers={**self._headers, **headers},
-                redirect=False, preload_content=False, retries=False,
-            )  # fmt: skip
+            response = self._open(method, path, body, headers)
         except (HTTPError, OSError) as exc:
             raise _classify(exc, attempt, self.timeout_s) from None
         try:
@@ -338,8 +370,27 @@ class Client:
             response.release_conn()  # the closed connection's pool slot, or the pool runs dry
             raise
         response.release_conn()
-        headers_seen = {k.lower(): v for k, v in response.headers.items()}
-        return Reply(response.status, response.reason or "", headers_seen, data)
+        # urllib3's header dict: names are looked up case-insensitively, as a reply's are read
+        return Reply(response.status, response.reason or "", response.headers, data)
+
+    def _open(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> urllib3.BaseHTTPResponse:
+        if self._direct is None or method != "POST":
+            return self.pool.request(
+                method, self.base_url + path, body=body, headers={**self._headers, **headers},
+                redirect=False, preload_content=False, retries=False,
+            )  # fmt: skip
+        uri = self._uris.get(path)
+        if uri is None:
+            uri = self._uris[path] = parse_url(self.base_url + path).request_uri
+        return self._direct.urlopen(
+            method, uri, body=body, headers=headers, redirect=False, assert_same_host=False,
+            preload_content=False, retries=_NO_RETRIES,
+        )  # fmt: skip
+
+
+_NO_RETRIES = Retry(False, redirect=False)  # what retries=False becomes, built once
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -367,7 +418,7 @@ def _read_capped(response: urllib3.BaseHTTPResponse, attempt: _Attempt, timeout_
     size = 0
     try:
         while True:
-            chunk = response.read(65536, decode_content=True)
+            chunk = response.read(MAX_REPLY_BYTES + 1 - size, decode_content=True)
             if not chunk:
                 break
             size += len(chunk)
@@ -377,6 +428,8 @@ def _read_capped(response: urllib3.BaseHTTPResponse, attempt: _Attempt, timeout_
                     "it was not read to the end"
                 )
             chunks.append(chunk)
+            if response.length_remaining == 0 and "content-encoding" not in response.headers:
+                break  # its whole Content-Length read, nothing left to decode: it is complete
     except (HTTPError, OSError) as exc:
         raise _classify(exc, attempt, timeout_s) from None
     if attempt.expired:

@@ -10,10 +10,10 @@ urllib3's own `Retry` is therefore switched off (`retries=False`, in client.py).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
-import queue
 import random
 import threading
 import time
@@ -78,6 +78,8 @@ class Pace:
 
     def wait_turn(self, stop: threading.Event) -> bool:
         """Block until this worker may send; False when apply is stopping."""
+        if not self._interval and not self._paused_until:  # no rate, no pause yet: no wait
+            return not stop.is_set()
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -96,8 +98,7 @@ class Pace:
 
     def paused(self) -> bool:
         """Whether a server-asked pause holds every worker now."""
-        with self._lock:
-            return time.monotonic() < self._paused_until
+        return time.monotonic() < self._paused_until  # one float read: no lock needed
 
     def pause(self, seconds: float) -> None:
         """A 429 or 503 slows every worker, not only the one that saw it."""
@@ -137,9 +138,10 @@ class Sender:
         on_result: Callable[[SendResult], None] = lambda r: None,
     ) -> list[SendResult]:
         """Send every message, `concurrency` at a time; results in the messages' order."""
-        work: queue.Queue[tuple[int, PlannedMessage]] = queue.Queue()
-        for index, message in enumerate(messages):
-            work.put((index, message))
+        # popleft is atomic: 32 workers take messages without a lock to queue up on
+        work = collections.deque(
+            (index, message, self._prepare(message)) for index, message in enumerate(messages)
+        )
         results: dict[int, SendResult] = {}
         report_lock = threading.Lock()
 
@@ -168,8 +170,8 @@ class Sender:
             try:
                 while not self.stop.is_set():
                     try:
-                        index, message = work.get_nowait()
-                    except queue.Empty:
+                        index, message, prepared = work.popleft()
+                    except IndexError:
                         return
                     durable: Callable[[], None] | None = None
                     if held is not None and self.pace.paused():
@@ -177,7 +179,7 @@ class Sender:
                         settle(held)
                         held = None
                     try:
-                        result = self.send_one(message)
+                        result = self.send_one(message, prepared)
                         durable = self._local.__dict__.pop("durable", None)
                     except LedgerWriteError as exc:  # nothing more can be recorded: stop
                         self._refuse(str(exc))
@@ -221,20 +223,35 @@ class Sender:
         self._refuse(description)  # an internal error stops the whole apply
         return SendResult(message.address, message.key, Outcome.UNKNOWN, description=description)
 
-    def send_one(self, message: PlannedMessage) -> SendResult:
+    def _prepare(self, message: PlannedMessage) -> _Prepared | None:
+        """What a JSON request needs before it is claimed, worked out before sending starts
+        (a multipart body is built when sent: its attachments are read then)."""
+        request = message.request
+        if request is None or request.multipart:
+            return None
+        body = json.dumps(request.body, ensure_ascii=False).encode()
+        return _Prepared(body, "application/json", dict(request.field_hashes))
+
+    def send_one(self, message: PlannedMessage, prepared: _Prepared | None = None) -> SendResult:
         request = message.request
         assert request is not None
         started = time.monotonic()
-        try:
-            body, content_type = self._encode(request)
-        except ValueError as exc:
-            return SendResult(message.address, message.key, Outcome.FAILED, description=str(exc))
+        if prepared is None:
+            try:
+                body, content_type = self._encode(request)
+            except ValueError as exc:
+                return SendResult(
+                    message.address, message.key, Outcome.FAILED, description=str(exc)
+                )
+            fields = dict(request.field_hashes)
+        else:
+            body, content_type, fields = prepared.body, prepared.content_type, prepared.fields
         attempt = 0
         while True:
             if not self.pace.wait_turn(self.stop):
                 return self._result(message, Outcome.NOT_SENT, attempt, started)
             attempt += 1
-            if not self._claim(message, attempt):
+            if not self._claim(message, attempt, fields):
                 return SendResult(
                     message.address, message.key, Outcome.TAKEN,
                     description="another apply claimed or sent it since this one planned",
@@ -300,7 +317,7 @@ class Sender:
             seconds=time.monotonic() - started,
         )
 
-    def _claim(self, message: PlannedMessage, attempt: int) -> bool:
+    def _claim(self, message: PlannedMessage, attempt: int, fields: dict[str, str]) -> bool:
         """Write `pending`, unless another apply took the key since this one planned."""
         request = message.request
         assert request is not None
@@ -310,7 +327,7 @@ class Sender:
             attempt=attempt,
             address=request.address,
             stream=request.stream,
-            fields=dict(request.field_hashes),
+            fields=dict(fields),
         )
         return self.ledger.claim(event, message.state.events if attempt == 1 else None)
 
@@ -362,7 +379,6 @@ class Sender:
     def _classify(self, reply: Reply) -> _Attempt:
         status = reply.status
         payload = _json(reply.body)
-        description = self._description(payload, reply)
         if 200 <= status < 300:
             object_id = _object_id(payload)
             if object_id is None:
@@ -371,6 +387,7 @@ class Sender:
                     Outcome.UNKNOWN, status, f"the server answered {status} without an object id"
                 )
             return _Attempt(Outcome.SENT, status, None, object_id=object_id)
+        description = self._description(payload, reply)
         if status in (429, 503):
             wait = _retry_after(reply.headers.get("retry-after"), self.api.max_retry_after_s)
             return _Attempt(Outcome.FAILED, status, description, wait)
@@ -395,6 +412,13 @@ class Sender:
         if self.refused is None:
             self.refused = why
         self.stop.set()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    body: bytes
+    content_type: str
+    fields: dict[str, str]  # the per-field hashes of the `pending` event
 
 
 @dataclass

@@ -219,7 +219,8 @@ class LedgerView:
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # 2026-11-26T12:00:00.000000Z (isoformat is the C path; strftime took twice as long)
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 # -- the interface both backends implement ----------------------------------------------------

@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import socket
-import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,13 +21,18 @@ from commbox_yaml.errors import Location, UserError
 from commbox_yaml.ledger import (
     WRITE_FIXES,
     LedgerView,
+    LedgerWriteError,
     fold,
     now,
     refused_write,
     stamp,
     write_failure,
 )
+from commbox_yaml.ledger.appender import Appender, AppendFailed, deleted
 
+# json.dumps(event, ensure_ascii=False, separators=(",", ":")), its encoder built once
+_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_DSYNC = getattr(os, "O_DSYNC", 0)  # appends opened with it are on disk when written
 LOCK_ATTEMPTS = 5  # the ledger replaced between open and lock, again and again: give up
 
 
@@ -39,13 +43,7 @@ class FileLedger:
         self.path = path
         self.display = display
         self.warnings: list[str] = []  # what taking the lock had to repair
-        self._fd: int | None = None
-        self._broken: OSError | None = None  # a write failed: nothing more is appended
-        self._turn = threading.Condition()  # group commit: see _write
-        self._queued: list[bytes] = []
-        self._last_ticket = 0  # lines handed to _write so far
-        self._durable = 0  # of those, how many are fsynced
-        self._flushing = False
+        self._appender: Appender | None = None  # while locked: group commit, see appender.py
 
     @property
     def holder_path(self) -> Path:
@@ -129,11 +127,12 @@ class FileLedger:
             except OSError as exc:
                 raise self._unopenable(exc) from None
             self.warnings = [repaired] if repaired else []
-            self._fd, self._broken = fd, None
-            self._queued, self._last_ticket, self._durable = [], 0, 0
+            self._appender = Appender(fd, os.fstat(fd).st_size, synced=_DSYNC != 0)
             yield self
         finally:
-            self._fd = None
+            if self._appender is not None:
+                self._appender.close()  # what is queued goes to disk before the file closes
+                self._appender = None
             self._remove_holder(nonce)
             os.close(fd)  # closing releases the lock, after the holder file is gone
 
@@ -147,7 +146,7 @@ class FileLedger:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 existed = self.path.exists()
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _DSYNC, 0o644)
             except OSError as exc:
                 raise self._unopenable(exc) from None
             try:
@@ -235,7 +234,7 @@ class FileLedger:
 
     def append(self, event: dict[str, Any]) -> None:
         """Append one event, flushed and fsynced before returning."""
-        line = json.dumps(stamp(event), ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = _LINE(stamp(event)) + "\n"
         self._write(line.encode("utf-8"), event)
 
     def claim(self, event: dict[str, Any], planned_events: int | None) -> bool:
@@ -253,97 +252,47 @@ class FileLedger:
 
     def append_later(self, event: dict[str, Any]) -> Callable[[], None]:
         """Queue one event; the function returned blocks until it is on disk (and raises
-        what append would have). Nothing may report the event before calling it: a sender
-        queues a reply's outcome and sends its next request, whose claim flushes both."""
-        line = json.dumps(stamp(event), ensure_ascii=False, separators=(",", ":")) + "\n"
-        ticket = self._enqueue(line.encode("utf-8"), event)
-        return lambda: self._await(ticket, event)
+        what append would have). Nothing may report the event before calling it."""
+        line = _LINE(stamp(event)) + "\n"
+        appender = self._writer()
+        try:
+            ticket = appender.put(line.encode("utf-8"))
+        except AppendFailed as exc:
+            raise self._failure(exc.error, event) from None
+        return lambda: self._await(appender, ticket, event)
 
     def _write(self, data: bytes, event: dict[str, Any]) -> None:
-        """Append `data` and return once it is on disk."""
-        self._await(self._enqueue(data, event), event)
+        """Append `data` and return once it is on disk: no call returns before its own line
+        was fsynced; when that write fails, every line of it fails."""
+        try:
+            self._writer().append(data)
+        except AppendFailed as exc:
+            raise self._failure(exc.error, event) from None
 
-    def _enqueue(self, data: bytes, event: dict[str, Any]) -> int:
-        if self._fd is None:
+    def _await(self, appender: Appender, ticket: int, event: dict[str, Any]) -> None:
+        try:
+            appender.wait(ticket)
+        except AppendFailed as exc:
+            raise self._failure(exc.error, event) from None
+
+    def _writer(self) -> Appender:
+        if self._appender is None:
             raise RuntimeError("the ledger is not open for writing")
-        with self._turn:
-            if self._broken is not None:  # a torn write must not be followed by more lines
-                raise write_failure(self.display, self._broken, event)
-            self._queued.append(data)
-            self._last_ticket += 1
-            return self._last_ticket
+        return self._appender
 
-    def _await(self, ticket: int, event: dict[str, Any]) -> None:
-        """Return once line `ticket` is fsynced.
-
-        Group commit: while one thread writes and fsyncs, the lines other threads bring are
-        queued; the next of them writes all of them with one fsync. No call returns before
-        its own line was fsynced; when that write fails, every line of it fails.
-        """
-        with self._turn:
-            while self._durable < ticket:
-                if self._broken is not None:
-                    raise write_failure(self.display, self._broken, event)
-                if not self._flushing:
-                    break
-                self._turn.wait()
-            else:
-                return  # another thread's fsync covered this line
-            fd = self._fd
-            if fd is None:
-                raise RuntimeError("the ledger is not open for writing")
-            batch, self._queued, self._flushing = self._queued, [], True
-            last = self._last_ticket
-        error = self._flush(fd, b"".join(batch))
-        with self._turn:
-            self._flushing = False
-            if error is None:
-                self._durable = last
-            else:
-                self._broken = error
-            self._turn.notify_all()
-        if error is not None and error.errno == errno.ENOENT and error.filename == _DELETED:
-            raise refused_write(
+    def _failure(self, error: OSError, event: dict[str, Any]) -> LedgerWriteError:
+        if deleted(error):
+            return refused_write(
                 self.display, "it was deleted while apply was running", "restore it", event
             )
-        if error is not None:
-            raise write_failure(self.display, error, event)
-
-    def _flush(self, fd: int, data: bytes) -> OSError | None:
-        size = os.fstat(fd).st_size
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        except OSError as exc:
-            _truncate(fd, size)  # leave no torn line behind, where it can be cut
-            return exc
-        if os.fstat(fd).st_nlink == 0:
-            # Deleted under us: what follows would be recorded nowhere. Stop.
-            return OSError(errno.ENOENT, "deleted while apply was running", _DELETED)
-        return None
+        return write_failure(self.display, error, event)
 
 
-_DELETED = "(deleted)"
 _NOT_A_FOLDER = "ledger.path must name a file (e.g. .commbox/ledger.jsonl), not a folder"
 
 
 def _open_fix(exc: OSError) -> str:
     return WRITE_FIXES.get(exc.errno or 0, "check the path and its folder")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _truncate(fd: int, size: int) -> None:
-    try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    except OSError:  # the next apply cuts the torn line
-        pass
 
 
 def _same_file(fd: int, path: Path) -> bool:
