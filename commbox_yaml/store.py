@@ -31,6 +31,7 @@ from commbox_yaml.render import RenderedMessage
 
 SPILL_AFTER = 20_000  # messages kept as objects (about 60 MB); past it, records on disk
 
+_WRITE_BUFFER = _READ_AHEAD = 1 << 20
 _SKIPPED = 1
 _SEND_ALWAYS = 2
 
@@ -48,6 +49,7 @@ class MessageStore:
         self._file: IO[bytes] | None = None
         self._offsets = array("q")  # spilled: where each entry's record starts
         self._size = 0  # bytes written to the file
+        self._chunk: tuple[int, bytes] = (0, b"")  # the last bytes read, and where they start
         self._hashes = array("q")  # hash() of each entry's ledger key
         self._flags = bytearray()
         self._definitions: list[Definition] = []
@@ -100,7 +102,9 @@ class MessageStore:
         held, self._held = self._held or [], None
         # Unnamed (O_TMPFILE where there is one): closed with the store or the process.
         try:
-            self._file = tempfile.TemporaryFile(prefix="commbox-yaml-")  # noqa: SIM115
+            self._file = tempfile.TemporaryFile(  # noqa: SIM115
+                prefix="commbox-yaml-", buffering=_WRITE_BUFFER
+            )
         except OSError as exc:
             raise _spill_failed(exc) from None
         weakref.finalize(self, _close, self._file)  # the store's life is the file's
@@ -214,8 +218,14 @@ class MessageStore:
             raise _spill_failed(exc) from None
         start = self._offsets[index]
         end = self._offsets[index + 1] if index + 1 < len(self._offsets) else self._size
-        data = os.pread(self._file.fileno(), end - start, start)
-        return self._request(marshal.loads(data))
+        offset, chunk = self._chunk
+        if not offset <= start or end > offset + len(chunk):
+            # Read on ahead when records are read in the order they were written (a plan
+            # printed in build order): one system call for many records.
+            onward = offset <= start <= offset + len(chunk)
+            size = max(end - start, _READ_AHEAD) if onward else end - start
+            self._chunk = offset, chunk = start, os.pread(self._file.fileno(), size, start)
+        return self._request(marshal.loads(chunk[start - offset : end - offset]))
 
     def _request(self, record: tuple[Any, ...]) -> Request:
         number, address, key, item_key, values, stream, data, files, fingerprint, redacted = record
