@@ -552,7 +552,8 @@ def test_two_applies_from_different_directories_share_one_lock(tmp_path: Path) -
         codes = [first.returncode, second.returncode]
         assert 0 in codes, results
         for code, (_, err) in zip(codes, results, strict=True):
-            assert code == 0 or "is locked by another apply (pid " in err, err
+            # "(pid N)", or "(process unknown: ... was removed)" when the holder was finishing
+            assert code == 0 or "is locked by another apply (" in err, err
         counts = delivered(server)
         assert [counts[text(n)] for n in range(10)] == [1] * 10
 
