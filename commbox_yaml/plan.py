@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -102,6 +103,11 @@ class PlannedMessages(Sequence[PlannedMessage]):
     def count(self, action: Action) -> int:
         return self._actions.count(_CODES[action])
 
+    def only(self, action: Action) -> Selection:
+        """The messages with this action, in plan order, each read when it is used."""
+        code, actions = _CODES[action], self._actions
+        return Selection(self, array("q", (i for i in self._order if actions[i] == code)))
+
     def _planned(self, index: int) -> PlannedMessage:
         entry = self._store[index]
         action = _ACTIONS[self._actions[index]]
@@ -110,6 +116,30 @@ class PlannedMessages(Sequence[PlannedMessage]):
             state = self._ledger.state(entry.key)
             return PlannedMessage(entry.message, entry, action, state, changed, replace)
         return PlannedMessage(entry, None, action, self._ledger.state(entry.key))
+
+
+class Selection(Sequence[PlannedMessage]):
+    """Some of a plan's messages (those it sends, say), read from the store when used: an
+    apply of a large fan-out never holds all of them."""
+
+    def __init__(self, messages: PlannedMessages, indexes: array[int]) -> None:
+        self._messages, self._indexes = messages, indexes
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+    @overload
+    def __getitem__(self, index: int) -> PlannedMessage: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[PlannedMessage]: ...
+    def __getitem__(self, index: int | slice) -> PlannedMessage | Sequence[PlannedMessage]:
+        if isinstance(index, slice):
+            return [self._messages._planned(i) for i in self._indexes[index]]
+        return self._messages._planned(self._indexes[index])
+
+    def __iter__(self) -> Iterator[PlannedMessage]:
+        for index in self._indexes:
+            yield self._messages._planned(index)
 
 
 @dataclass(frozen=True)
@@ -122,8 +152,8 @@ class Plan:
     targets: tuple[str, ...] = ()
 
     @property
-    def sends(self) -> list[PlannedMessage]:
-        return list(self.messages.of(Action.SEND))
+    def sends(self) -> Selection:
+        return self.messages.only(Action.SEND)
 
     @property
     def send_count(self) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 
 import urllib3
 
+from commbox_yaml import store
 from commbox_yaml.client import Client, NotSent, Reply, ReplyLost, retry_after_seconds
 from commbox_yaml.compile import Request
 from commbox_yaml.ledger import LedgerStore, LedgerWriteError
@@ -138,10 +139,7 @@ class Sender:
         on_result: Callable[[SendResult], None] = lambda r: None,
     ) -> list[SendResult]:
         """Send every message, `concurrency` at a time; results in the messages' order."""
-        # popleft is atomic: 32 workers take messages without a lock to queue up on
-        work = collections.deque(
-            (index, message, self._prepare(message)) for index, message in enumerate(messages)
-        )
+        take = self._work(messages)
         results: dict[int, SendResult] = {}
         report_lock = threading.Lock()
 
@@ -170,8 +168,11 @@ class Sender:
             try:
                 while not self.stop.is_set():
                     try:
-                        index, message, prepared = work.popleft()
+                        index, message, prepared = take()
                     except IndexError:
+                        return
+                    except Exception as exc:  # the plan could not be read: send nothing more
+                        self._refuse(f"the plan's messages could not be read: {exc}")
                         return
                     durable: Callable[[], None] | None = None
                     if held is not None and self.pace.paused():
@@ -205,10 +206,35 @@ class Sender:
         for thread in threads:
             while thread.is_alive():
                 thread.join(0.1)  # short joins keep the main thread free to take signals
-        for index, message in enumerate(messages):
-            if index not in results:
+        for index in range(len(messages)):
+            if index not in results:  # only these are read again
+                message = messages[index]
                 results[index] = SendResult(message.address, message.key, Outcome.NOT_SENT)
         return [results[i] for i in range(len(messages))]
+
+    def _work(
+        self, messages: Sequence[PlannedMessage]
+    ) -> Callable[[], tuple[int, PlannedMessage, _Prepared | None]]:
+        """What a worker calls for its next message; IndexError when there is none.
+
+        A plan held in memory has every body made before sending starts, off the workers'
+        path. A larger one (its messages kept on disk, see store.SPILL_AFTER) has each read
+        and made by the worker that sends it: an apply never holds a whole fan-out.
+        """
+        # popleft is atomic: 32 workers take messages without a lock to queue up on
+        if len(messages) <= store.SPILL_AFTER:
+            work = collections.deque(
+                (index, message, self._prepare(message)) for index, message in enumerate(messages)
+            )
+            return work.popleft
+        numbers = collections.deque(range(len(messages)))
+
+        def take() -> tuple[int, PlannedMessage, _Prepared | None]:
+            index = numbers.popleft()
+            message = messages[index]
+            return index, message, self._prepare(message)
+
+        return take
 
     # -- one message ------------------------------------------------------------------------
 

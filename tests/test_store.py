@@ -16,7 +16,9 @@ import pytest
 from commbox_yaml import store
 from commbox_yaml.cli import main
 from commbox_yaml.compile import Request
+from commbox_yaml.report.progress import Progress
 from commbox_yaml.sandbox import SandboxServer
+from commbox_yaml.send import SendResult
 from tests.projects import build_project, write
 from tests.sending import delivered, events
 
@@ -273,3 +275,27 @@ def test_requests_are_found_by_their_number_among_skipped_messages(
     assert [r.address for r in spilled.requests[2:6]] == every[2:6]
     with pytest.raises(IndexError):
         spilled.requests[len(every)]
+
+
+def test_an_apply_from_disk_holds_only_the_messages_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: SandboxServer
+) -> None:
+    root = make(tmp_path, count=200)
+    monkeypatch.setattr(store, "SPILL_AFTER", 50)
+    monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
+    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+    live: list[int] = []
+    update = Progress.update
+
+    def counting(self: Progress, result: SendResult) -> None:
+        live.append(sum(1 for o in gc.get_objects() if isinstance(o, Request)))
+        update(self, result)
+
+    monkeypatch.setattr(Progress, "update", counting)
+    code, _out, err = run(root, "apply", "--auto-approve")
+    assert code == 0, err
+    inactive = sum(1 for n in range(200) if n % 7 == 3)
+    assert len(live) == 200 - inactive + 2
+    assert sum(delivered(server).values()) == len(live)
+    # concurrency 4: the messages in flight, each worker's last one, and one being read
+    assert max(live) <= 3 * 4, max(live)

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -182,7 +182,7 @@ def _send(
     ctx: Context,
     args: argparse.Namespace,
     plan: Plan,
-    sends: list[PlannedMessage],
+    sends: Sequence[PlannedMessage],
     ledger: Any,
     client: Client,
 ) -> int:
