@@ -62,68 +62,33 @@ _ACTIONS = tuple(Action)
 _CODES = {action: code for code, action in enumerate(_ACTIONS)}
 
 
-class PlannedMessages(Sequence[PlannedMessage]):
-    """A plan's messages in plan order. Each is made when it is read, from the build's store
-    (which may be on disk) and the plan's decisions, kept as one byte per message."""
+@dataclass(frozen=True)
+class _Decisions:
+    """What a plan decided for each entry of a build's store: an action byte each, and the
+    changed fields and --replace of the few that have them."""
 
-    def __init__(
-        self,
-        store: MessageStore,
-        order: Sequence[int],
-        actions: bytearray,
-        extra: dict[int, tuple[tuple[str, ...], bool]],
-        ledger: LedgerView,
-    ) -> None:
-        self._store, self._order, self._actions = store, order, actions
-        self._extra, self._ledger = extra, ledger
+    store: MessageStore
+    actions: bytearray
+    extra: dict[int, tuple[tuple[str, ...], bool]]
+    ledger: LedgerView
 
-    def __len__(self) -> int:
-        return len(self._order)
-
-    @overload
-    def __getitem__(self, index: int) -> PlannedMessage: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[PlannedMessage]: ...
-    def __getitem__(self, index: int | slice) -> PlannedMessage | Sequence[PlannedMessage]:
-        if isinstance(index, slice):
-            return [self._planned(i) for i in self._order[index]]
-        return self._planned(self._order[index])
-
-    def __iter__(self) -> Iterator[PlannedMessage]:
-        for index in self._order:
-            yield self._planned(index)
-
-    def of(self, action: Action) -> Iterator[PlannedMessage]:
-        """The messages with this action, in plan order; the others are not read."""
-        code, actions = _CODES[action], self._actions
-        for index in self._order:
-            if actions[index] == code:
-                yield self._planned(index)
-
-    def count(self, action: Action) -> int:
-        return self._actions.count(_CODES[action])
-
-    def only(self, action: Action) -> Selection:
-        """The messages with this action, in plan order, each read when it is used."""
-        code, actions = _CODES[action], self._actions
-        return Selection(self, array("q", (i for i in self._order if actions[i] == code)))
-
-    def _planned(self, index: int) -> PlannedMessage:
-        entry = self._store[index]
-        action = _ACTIONS[self._actions[index]]
+    def planned(self, index: int) -> PlannedMessage:
+        entry = self.store[index]
+        action = _ACTIONS[self.actions[index]]
         if isinstance(entry, Request):
-            changed, replace = self._extra.get(index, ((), False))
-            state = self._ledger.state(entry.key)
+            changed, replace = self.extra.get(index, ((), False))
+            state = self.ledger.state(entry.key)
             return PlannedMessage(entry.message, entry, action, state, changed, replace)
-        return PlannedMessage(entry, None, action, self._ledger.state(entry.key))
+        return PlannedMessage(entry, None, action, self.ledger.state(entry.key))
 
 
-class Selection(Sequence[PlannedMessage]):
-    """Some of a plan's messages (those it sends, say), read from the store when used: an
-    apply of a large fan-out never holds all of them."""
+class PlannedMessages(Sequence[PlannedMessage]):
+    """A plan's messages in plan order, or some of them (`only`). Each is made when it is
+    read, from the build's store (which may be on disk) and the plan's decisions: a plan or
+    an apply of a large fan-out never holds all of them."""
 
-    def __init__(self, messages: PlannedMessages, indexes: array[int]) -> None:
-        self._messages, self._indexes = messages, indexes
+    def __init__(self, decisions: _Decisions, indexes: Sequence[int]) -> None:
+        self._decisions, self._indexes = decisions, indexes
 
     def __len__(self) -> int:
         return len(self._indexes)
@@ -134,12 +99,25 @@ class Selection(Sequence[PlannedMessage]):
     def __getitem__(self, index: slice) -> Sequence[PlannedMessage]: ...
     def __getitem__(self, index: int | slice) -> PlannedMessage | Sequence[PlannedMessage]:
         if isinstance(index, slice):
-            return [self._messages._planned(i) for i in self._indexes[index]]
-        return self._messages._planned(self._indexes[index])
+            return [self._decisions.planned(i) for i in self._indexes[index]]
+        return self._decisions.planned(self._indexes[index])
 
     def __iter__(self) -> Iterator[PlannedMessage]:
         for index in self._indexes:
-            yield self._messages._planned(index)
+            yield self._decisions.planned(index)
+
+    def only(self, action: Action) -> PlannedMessages:
+        """Those with this action, in plan order; the others are not read."""
+        code, actions = _CODES[action], self._decisions.actions
+        return PlannedMessages(
+            self._decisions, array("q", (i for i in self._indexes if actions[i] == code))
+        )
+
+    def count(self, action: Action) -> int:
+        code, actions = _CODES[action], self._decisions.actions
+        if len(self._indexes) == len(actions):  # the whole plan
+            return actions.count(code)
+        return sum(1 for i in self._indexes if actions[i] == code)
 
 
 @dataclass(frozen=True)
@@ -152,7 +130,7 @@ class Plan:
     targets: tuple[str, ...] = ()
 
     @property
-    def sends(self) -> Selection:
+    def sends(self) -> PlannedMessages:
         return self.messages.only(Action.SEND)
 
     @property
@@ -196,7 +174,7 @@ def make_plan(
         if changed or replacing:
             extra[index] = (changed, replacing)
     order = range(len(store)) if store.in_order else _plan_order(store)
-    messages = PlannedMessages(store, order, actions, extra, ledger)
+    messages = PlannedMessages(_Decisions(store, actions, extra, ledger), order)
     return Plan(messages, ledger, ledger_display, len(result.files), tuple(replace), tuple(targets))
 
 

@@ -5,7 +5,7 @@ Up to SPILL_AFTER messages they are simply kept; past it, each request is writte
 record to an unnamed temporary file (created readable only by this user, removed by the
 system when the command ends) and read back when it is used. In memory stay only what
 deciding a plan needs without reading a record: a hash of each ledger key, whether the
-message is always sent, and whether the messages came in plan order. Messages skipped by
+message was skipped, and whether the messages came in plan order. Messages skipped by
 `when` are always kept (they are few, and hold no request).
 
 Records are `marshal` data: the fastest codec of the standard library, and exact for the
@@ -33,7 +33,6 @@ SPILL_AFTER = 20_000  # messages kept as objects (about 60 MB); past it, records
 
 _WRITE_BUFFER = _READ_AHEAD = 1 << 20
 _SKIPPED = 1
-_SEND_ALWAYS = 2
 
 Entry = Request | RenderedMessage  # a request, or a message skipped by `when`
 
@@ -87,7 +86,7 @@ class MessageStore:
         self._hashes.append(digest)
         if isinstance(entry, Request):
             self.request_count += 1
-            self._flags.append(_SEND_ALWAYS if entry.send_always else 0)
+            self._flags.append(0)
         else:
             self._flags.append(_SKIPPED)
             self._skipped[index] = entry
@@ -177,9 +176,6 @@ class MessageStore:
 
     def is_skipped(self, index: int) -> bool:
         return bool(self._flags[index] & _SKIPPED)
-
-    def sends_always(self, index: int) -> bool:
-        return bool(self._flags[index] & _SEND_ALWAYS)
 
     def key_hash(self, index: int) -> int:
         return self._hashes[index]

@@ -132,7 +132,7 @@ def summary_line(plan: Plan) -> str:
     )
     if counts["skipped"]:
         line += f", {counts['skipped']} skipped"
-    sizes = (sms_of(m.request) for m in plan.messages.of(Action.SEND) if m.request is not None)
+    sizes = (sms_of(m.request) for m in plan.messages.only(Action.SEND) if m.request is not None)
     texts = [size.segments for size in sizes if size is not None]
     if texts:  # SMS is billed per segment
         total = sum(texts)

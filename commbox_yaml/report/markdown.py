@@ -52,7 +52,7 @@ def render_markdown(plan: Plan, redactor: Redactor) -> str:
     footer_reserve = 400
     body = ""
     # Read only as far as the comment has room: a fan-out is never read back whole.
-    actionable = (m for a in ACTIONABLE for m in plan.messages.of(a))
+    actionable = (m for a in ACTIONABLE for m in plan.messages.only(a))
     actionable_count = sum(plan.messages.count(a) for a in ACTIONABLE)
     shown = 0
     for message in actionable:

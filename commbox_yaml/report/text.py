@@ -34,10 +34,10 @@ def show_plan(console: Console, plan: Plan) -> None:
     )
     console.out()
     for action in ACTIONABLE:
-        for message in plan.messages.of(action):
+        for message in plan.messages.only(action):
             _show_actionable(console, message)
     for action in (Action.UNCHANGED, Action.SKIPPED):
-        for message in islice(plan.messages.of(action), SHOWN_UNCHANGED):
+        for message in islice(plan.messages.only(action), SHOWN_UNCHANGED):
             _show_quiet(console, message)
         count = plan.messages.count(action)
         if count > SHOWN_UNCHANGED:
