@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -53,3 +54,26 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.005)
+
+
+def read_request(sock: socket.socket) -> bytes:
+    """One HTTP request off a raw socket: its head and its Content-Length of body, or what
+    arrived before the peer closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body

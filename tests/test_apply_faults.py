@@ -30,7 +30,7 @@ from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.projects import write
-from tests.sending import apply, delivered, events, ledger_path, spawn, wait_until
+from tests.sending import apply, delivered, events, ledger_path, read_request, spawn, wait_until
 
 TOKEN = "tok-9d2e61b0c4a84f17"
 
@@ -647,27 +647,6 @@ def test_a_3xx_is_held_not_sent_again(tmp_path: Path, server: SandboxServer) -> 
 # -- a raw server: resets, cut bodies, garbage, TLS trouble after the request ---------------------
 
 
-def _read_request(sock: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return head + b"\r\n\r\n" + body
-
-
 @dataclass
 class RawServer:
     """One connection at a time; `handler(sock, received)` does what it likes with each."""
@@ -726,7 +705,7 @@ def _reset_after_the_headers(sock: socket.socket, received: list[bytes]) -> None
 
 def _answer(raw: bytes) -> Callable[[socket.socket, list[bytes]], None]:
     def handler(sock: socket.socket, received: list[bytes]) -> None:
-        received.append(_read_request(sock))
+        received.append(read_request(sock))
         sock.sendall(raw)
 
     return handler
@@ -789,7 +768,7 @@ def test_a_tls_error_after_the_request_went_out(
 
     def handler(sock: socket.socket, received: list[bytes]) -> None:
         with context.wrap_socket(sock, server_side=True) as tls:
-            received.append(_read_request(tls))
+            received.append(read_request(tls))
             if garbage:  # an unencrypted, undecryptable record under the TLS layer
                 socket.socket.sendall(tls, b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
             else:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from commbox_yaml.ledger import KeyStatus
-from tests.sending import apply, events
-from tests.test_apply_faults import TOKEN, _read_request, key, make, states
+from tests.sending import apply, events, read_request
+from tests.test_apply_faults import TOKEN, key, make, states
 
 
 @dataclass
@@ -101,7 +101,7 @@ class TLSApi(_Listener):
     def handle(self, conn: socket.socket) -> None:
         with self.context.wrap_socket(conn, server_side=True) as tls:
             while True:
-                request = _read_request(tls)
+                request = read_request(tls)
                 if not request:
                     return
                 with self._lock:

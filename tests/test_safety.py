@@ -22,8 +22,8 @@ from commbox_yaml.client import check_base_url, proxy_for
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import KeyStatus
 from commbox_yaml.sandbox import Fault, SandboxServer
-from tests.sending import apply, delivered, events, ledger_path, spawn, wait_until
-from tests.test_apply_faults import TOKEN, _read_request, key, make, raw_server, states, text, use
+from tests.sending import apply, delivered, events, ledger_path, read_request, spawn, wait_until
+from tests.test_apply_faults import TOKEN, key, make, raw_server, states, text, use
 
 # -- a rehearsal plan is never sent for real ----------------------------------------------------
 
@@ -193,7 +193,7 @@ def test_check_base_url_accepts_what_it_should() -> None:
 
 
 def _trickle(sock: socket.socket, received: list[bytes]) -> None:
-    received.append(_read_request(sock))
+    received.append(read_request(sock))
     sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
     with contextlib.suppress(OSError):
         for _ in range(600):  # one byte every 0.1 s: each recv is quick, the reply is not
@@ -202,7 +202,7 @@ def _trickle(sock: socket.socket, received: list[bytes]) -> None:
 
 
 def _trickle_headers(sock: socket.socket, received: list[bytes]) -> None:
-    received.append(_read_request(sock))
+    received.append(read_request(sock))
     with contextlib.suppress(OSError):
         for _ in range(600):
             sock.sendall(b"X")
@@ -227,7 +227,7 @@ def test_a_trickling_server_cannot_hold_apply(
 
 
 def _flood(sock: socket.socket, received: list[bytes]) -> None:
-    received.append(_read_request(sock))
+    received.append(read_request(sock))
     sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
     chunk = b"x" * 65536
     with contextlib.suppress(OSError):

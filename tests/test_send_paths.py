@@ -25,7 +25,7 @@ from commbox_yaml.client import (
 )
 from commbox_yaml.ledger import Ledger
 from commbox_yaml.ledger.appender import Appender, AppendFailed
-from tests.sending import apply, events, ledger_path
+from tests.sending import apply, events, ledger_path, read_request
 from tests.test_apply_faults import key, make, text, use
 
 # -- the ledger ---------------------------------------------------------------------------------
@@ -152,8 +152,8 @@ class _Server:
     def _talk(self, conn: socket.socket) -> None:
         with conn:
             while True:
-                request = _read_request(conn)
-                if request is None:
+                request = read_request(conn)
+                if b"\r\n\r\n" not in request:  # closed before a whole request
                     return
                 self.requests.append(request)
                 reply = self.answer(request)
@@ -167,24 +167,6 @@ class _Server:
         for conn in self._open:
             with suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-
-
-def _read_request(conn: socket.socket) -> bytes | None:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 def _ok(request: bytes) -> bytes:
