@@ -12,7 +12,8 @@ Rows (each side in a fresh process, sides alternating round by round, medians co
 - scale: the same plan at 100,000 items: its time over the 10k time, its RSS over the 10k RSS.
 - apply8 / apply32: `apply` of 1,000 messages to the sandbox (20 ms latency) at concurrency 8
   and 32: its send phase (first to last ledger event) against bare urllib3 threads posting
-  prebuilt bodies to the same sandbox.
+  prebuilt bodies to the same sandbox. A round takes about 2 s and one round's ratio moves by
+  10% with the machine's load, so these rows run three times the rounds (at least 9).
 - version: `commbox-yaml --version` against a process importing pyyaml, jinja2, jsonschema and
   urllib3.
 - ledger: plan over 1,000 messages with a 1,000,000-event ledger, minus the same plan without
@@ -246,7 +247,7 @@ def _apply_row(concurrency: int, target: float, rounds: int) -> list[Row]:
             assert ok == 1000, ok
             return Run(seconds, 0.0)
 
-        runs = alternate(rounds, {"commbox-yaml": ours, "bare": bare})
+        runs = alternate(max(3 * rounds, 9), {"commbox-yaml": ours, "bare": bare})
     finally:
         server.terminate()
         server.wait(10)
@@ -346,13 +347,15 @@ SCALE_NOTE = (
 )
 APPLY_NOTE = (
     " Every message needs its `pending` claim on disk before its request leaves, so a sender"
-    " waits for one durable write per message. Group commit puts about 5.5 claims in each"
-    " write, but on this machine's ext4 disk an O_DSYNC append that takes 0.09 ms when idle"
-    " takes 1.4 ms (median; 4.3 ms at the 90th percentile) while the sandbox and 32 senders"
-    " run, and a claim waits 4.7 ms (median) against a 25 ms request. The same apply with"
-    " its project on tmpfs, where a durable write costs nothing, is 1.05x of bare. Hiding the"
-    " wait would mean claiming the next message while the current one is in flight, which"
-    " would leave never-sent keys `unknown` after a crash."
+    " waits for one durable write per message, and that wait is the whole gap: with the"
+    " project on tmpfs, where a durable write costs nothing, the same apply is 1.00x of bare"
+    " (12 rounds, beside a busy process). On ext4 the write itself is short (kernel time of"
+    " an O_DSYNC append during the apply: 0.31 ms median, 0.45 ms mean, 3.7 lines a write);"
+    " the rest is waiting for the GIL: in a busy spell a claim took 4.9 ms on average (1.4 ms"
+    " queued behind the running write, 1.7 ms for its write including taking the GIL back,"
+    " 1.4 ms for the sender to wake). The same code measures 1.05x to 1.16x from one spell"
+    " to the next. Hiding the wait would mean claiming a message while another of the same"
+    " sender is in flight: more than `concurrency` keys left `unknown` after a crash."
 )
 
 
@@ -450,7 +453,8 @@ def report(rows: list[Row], rounds: int, command: str, profile: str) -> str:
         "",
         f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "Each side runs in a fresh process; the sides alternate round by round and the medians",
-        f"of {rounds} rounds are compared. A shared 2-CPU machine: expect noise.",
+        f"of {rounds} rounds are compared ({max(3 * rounds, 9)} for the apply rows, whose rounds"
+        " take 2 s). A shared 2-CPU machine: expect noise.",
         "",
         f"Machine: {machine()}",
         "",
