@@ -380,6 +380,34 @@ def test_received_helpers(server: SandboxServer, http: urllib3.PoolManager) -> N
     assert post(http, server).json()["data"] == {"id": FIRST_ID + 2}  # ids keep counting
 
 
+def test_a_server_for_a_whole_fan_out_keeps_only_what_it_must(
+    http: urllib3.PoolManager,
+) -> None:
+    """The command-line sandbox keeps the objects (its reads serve them) but no requests; an
+    apply's own sandbox, read back by nothing, keeps neither. Both still answer every POST."""
+    output = io.StringIO()
+    with (
+        SandboxServer(record_requests=False, output=output) as serving,
+        SandboxServer(record_requests=False, store_objects=False) as rehearsing,
+    ):
+        for sandbox in (serving, rehearsing):
+            answers = [post(http, sandbox).json()["data"]["id"] for _ in range(3)]
+            assert answers == [FIRST_ID, FIRST_ID + 1, FIRST_ID + 2]
+            assert sandbox.requests == 3
+            assert sandbox.received == []
+        assert [o.object_id for o in serving.objects] == [FIRST_ID, FIRST_ID + 1, FIRST_ID + 2]
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        path = f"/streams/{STREAM}/objects/{FIRST_ID + 1}"
+        assert http.request("GET", serving.url + path, headers=auth).status == 200
+        assert rehearsing.objects == []
+        assert http.request("GET", rehearsing.url + path, headers=auth).status == 404
+    printed = output.getvalue().splitlines()  # printed, though not kept: 3 POSTs and the GET
+    assert [line.split("-> ")[1] for line in printed] == [
+        *(f"200 id={FIRST_ID + n}" for n in range(3)),
+        "200 OK",
+    ]
+
+
 def test_prints_one_line_per_request_only_when_given_an_output(
     http: urllib3.PoolManager, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -117,6 +117,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         store_then_fail_every=args.store_then_fail_every,
         refuse_reads=args.refuse_reads,
         output=ctx.console.stdout,
+        record_requests=False,  # it prints each one; the objects stay, for the reads
     )
     stopped = threading.Event()
     with _stop_on_sigterm(stopped.set):

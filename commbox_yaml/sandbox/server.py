@@ -169,6 +169,12 @@ class SandboxServer:
     Scripted faults are used first, one per request, in order. Output (one line per request)
     goes to `output` if given. The objects it created are served back by the read endpoints
     (`GET /streams/{id}/objects[/{oid}]`), unless `refuse_reads` (then every read is 404).
+
+    Every request is kept in `received` and every object it created in `objects`, a few KB
+    each: what tests look at. A server that runs for a whole fan-out keeps only what it must:
+    `record_requests=False` keeps no requests (`received`, `count` and `wait_for` see none),
+    and `store_objects=False` no objects either (the read endpoints then find none), for a
+    sandbox that nothing reads back.
     """
 
     def __init__(
@@ -186,6 +192,8 @@ class SandboxServer:
         refuse_reads: bool = False,
         first_id: int = FIRST_ID,
         output: TextIO | None = None,
+        record_requests: bool = True,
+        store_objects: bool = True,
     ) -> None:
         for name, value in (
             ("port", port),
@@ -210,6 +218,8 @@ class SandboxServer:
         self.store_then_fail_every = store_then_fail_every
         self.refuse_reads = refuse_reads
         self._output = output
+        self._record_requests = record_requests
+        self._store_objects = store_objects
         self._lock = threading.Condition()
         self._print_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -455,8 +465,14 @@ class SandboxServer:
             time=utc_now(),
         )
         with self._lock:
-            self._received.append(received)
-            if answer.object_id is not None and parsed.data is not None and stream_id:
+            if self._record_requests:
+                self._received.append(received)
+            if (
+                self._store_objects
+                and answer.object_id is not None
+                and parsed.data is not None
+                and stream_id
+            ):
                 stored = StoredObject(answer.object_id, stream_id, parsed.data, received.time)
                 self._objects.append(stored)
             self._lock.notify_all()
