@@ -253,6 +253,42 @@ class Console:
         self.stdout.write(json.dumps(self.redactor.data(value), indent=2, ensure_ascii=False))
         self.stdout.write("\n")
 
+    # A document with one entry per message (a plan, apply's results) is written an entry at
+    # a time, one per line: a fan-out of 100,000 is never held whole, as values or as text,
+    # and each line goes through the C encoder (indent=2 takes the pure-Python one). The JSON
+    # value is the one `json` would write; each part is redacted as `json` redacts the whole.
+
+    def json_with_list(
+        self,
+        head: dict[str, Any],
+        key: str,
+        items: Iterable[Any],
+        tail: dict[str, Any] | None = None,
+    ) -> None:
+        """`{**head, key: [*items], **tail}` as JSON, an item per line."""
+        opening = json.dumps(self.redactor.data(head), ensure_ascii=False)[:-1]
+        self.stdout.write(opening + (", " if head else ""))
+        self.stdout.write(json.dumps(self.redactor.text(key), ensure_ascii=False) + ": ")
+        self._items(items)
+        if tail:
+            closing = json.dumps(self.redactor.data(tail), ensure_ascii=False)[1:]
+            self.stdout.write(", " + closing + "\n")
+        else:
+            self.stdout.write("}\n")
+
+    def json_list(self, items: Iterable[Any]) -> None:
+        """`[*items]` as JSON, an item per line."""
+        self._items(items)
+        self.stdout.write("\n")
+
+    def _items(self, items: Iterable[Any]) -> None:
+        redact, write = self.redactor.data, self.stdout.write
+        write("[")
+        for number, item in enumerate(items):
+            write("\n" if number == 0 else ",\n")
+            write(json.dumps(redact(item), ensure_ascii=False))
+        write("\n]")
+
     def problems(self, problems: list[Problem], command: str) -> None:
         """Each problem as one line (identical ones from many items folded), then a summary."""
         for problem, count in fold_problems(problems):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import io
 import json
 import re
 import shutil
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from commbox_yaml.cli import main
 from commbox_yaml.compile import canonical_json, fingerprint_of
-from commbox_yaml.output import REDACTED, Redactor, secret_forms
+from commbox_yaml.output import REDACTED, Console, Redactor, secret_forms
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.leaks import LeakGuard, leak_report
 from tests.projects import build_project, write
@@ -754,3 +755,37 @@ def test_many_secrets_cost_little(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert out.count("Your PIN is (sensitive)") == 200
     assert elapsed < 30, elapsed
+
+
+@pytest.mark.parametrize(
+    ("head", "items", "tail"),
+    [
+        ({"format_version": "1", "summary": {"sent": 2}}, [{"a": 1}, {"b": [2, 3]}], {"x": None}),
+        ({}, [], None),
+        ({"k": "v"}, ({"n": n} for n in range(3)), None),
+    ],
+)
+def test_a_document_written_an_item_per_line_is_the_same_json_value(
+    head: dict[str, Any], items: Any, tail: dict[str, Any] | None
+) -> None:
+    """Console.json_with_list and json_list (apply, plan, render, reconcile, ledger list
+    --json) write what Console.json would, redacted the same, one item per line."""
+    items = list(items)
+    secret = "s3cret-value"
+    head = {**head, "who": f"for {secret}"} if head else head
+    items = [*items, {"key": secret, secret: 417}] if items else items
+    redactor = Redactor([secret, "0417"], guard_cuts=False)
+    whole, streamed, listed = io.StringIO(), io.StringIO(), io.StringIO()
+    Console(whole, redactor=redactor).json({**head, "results": items, **(tail or {})})
+    Console(streamed, redactor=redactor).json_with_list(head, "results", iter(items), tail)
+    Console(listed, redactor=redactor).json_list(iter(items))
+    assert json.loads(streamed.getvalue()) == json.loads(whole.getvalue())
+    assert json.loads(listed.getvalue()) == json.loads(whole.getvalue())["results"]
+    for text in (streamed.getvalue(), listed.getvalue()):
+        assert secret not in text
+        assert "417" not in text
+        lines = text.splitlines()
+        assert len(lines) == len(items) + 2  # the opening, an item per line, the closing
+        assert [json.loads(line.rstrip(",")) for line in lines[1:-1]] == [
+            redactor.data(item) for item in items
+        ]

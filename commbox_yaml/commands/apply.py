@@ -222,14 +222,15 @@ def _finish(
     counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
     failed = counts[Outcome.FAILED] + counts[Outcome.UNKNOWN] > 0 or refused is not None
     if args.json:
-        ctx.console.json(
+        ctx.console.json_with_list(
             {
                 "format_version": "1",
                 "summary": {o.value: n for o, n in counts.items()},
                 "plan": plan.summary(),
-                "results": [r.as_dict() for r in results],
-                "error": refused,
-            }
+            },
+            "results",
+            (r.as_dict() for r in results),
+            {"error": refused},
         )
         return 1 if failed else 0
     if not results:

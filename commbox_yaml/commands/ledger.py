@@ -96,17 +96,15 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     states = sorted(view.states.values(), key=lambda s: s.key)
     if args.json:
-        console.json(
-            [
-                {
-                    "key": s.key,
-                    "status": s.status.value,
-                    "object_id": s.object_id,
-                    "sent_at": s.sent_at,
-                    "last_at": s.last_at,
-                }
-                for s in states
-            ]
+        console.json_list(
+            {
+                "key": s.key,
+                "status": s.status.value,
+                "object_id": s.object_id,
+                "sent_at": s.sent_at,
+                "last_at": s.last_at,
+            }
+            for s in states
         )
         return 0
     console.out(f"{ledger.display}: {view.entries} entries, {len(states)} keys")

@@ -87,12 +87,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if show:
             show.start([])
     if args.json:
-        console.json(
-            {
-                "format_version": "1",
-                "summary": _counts(findings),
-                "results": [f.as_dict() for f in findings],
-            }
+        console.json_with_list(
+            {"format_version": "1", "summary": _counts(findings)},
+            "results",
+            (f.as_dict() for f in findings),
         )
     return 0
 

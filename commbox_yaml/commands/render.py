@@ -47,7 +47,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if result.problems:
         raise ValidationFailed(result.problems)
     if args.json:
-        ctx.console.json({"messages": [message_object(r) for r in result.requests]})
+        ctx.console.json_with_list({}, "messages", (message_object(r) for r in result.requests))
         return 0
     for index, request in enumerate(result.requests):
         if index:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from commbox_yaml.compile import Request
@@ -96,11 +95,5 @@ def plan_object(plan: Plan) -> dict[str, Any]:
 def show_plan(console: Console, plan: Plan) -> None:
     """plan_object(plan) as JSON, written one message at a time (one per line): a fan-out
     to 100,000 never holds the whole document, as a dict or as text."""
-    redact, write = console.redactor.data, console.stdout.write
-    head = redact({"format_version": PLAN_FORMAT, "summary": plan.summary()})
-    write(json.dumps(head, ensure_ascii=False)[:-1] + ", ")
-    write(json.dumps(console.redactor.text("messages")) + ": [")
-    for number, message in enumerate(plan.messages):
-        write("\n" if number == 0 else ",\n")
-        write(json.dumps(redact(planned_object(message)), ensure_ascii=False))
-    write("\n]}\n")
+    head = {"format_version": PLAN_FORMAT, "summary": plan.summary()}
+    console.json_with_list(head, "messages", (planned_object(m) for m in plan.messages))
