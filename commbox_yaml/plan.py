@@ -219,13 +219,14 @@ def changed_fields(before: Mapping[str, str], after: Mapping[str, str]) -> tuple
 # -- plan files --------------------------------------------------------------------------------
 
 
-def plan_file_data(plan: Plan, destination: str) -> dict[str, Any]:
-    """What `plan -out` saves: keys, actions, fingerprints and ledger digests; no content.
+def save_plan(plan: Plan, path: Path, destination: str) -> None:
+    """Write what `plan -out` saves: keys, actions, fingerprints and ledger digests; no content.
 
     `destination` (`sandbox` or the base URL) and the ledger say where the plan may be
-    applied: a rehearsal plan is never sent for real.
+    applied: a rehearsal plan is never sent for real. A message per line, through a temporary
+    file moved into place: a plan of 100,000 messages is never held whole.
     """
-    return {
+    head = {
         "format_version": PLAN_FORMAT,
         "kind": PLAN_KIND,
         "created_at": now(),
@@ -233,23 +234,24 @@ def plan_file_data(plan: Plan, destination: str) -> dict[str, Any]:
         "ledger": plan.ledger_display,
         "targets": list(plan.targets),
         "replace": list(plan.replace),
-        "messages": [
-            {
-                "address": m.address,
-                "key": m.key,
-                "action": m.action.value,
-                "fingerprint": m.request.fingerprint if m.request else None,
-                "ledger_digest": m.state.digest,
-            }
-            for m in plan.messages
-        ],
     }
-
-
-def save_plan(plan: Plan, path: Path, destination: str) -> None:
-    data = json.dumps(plan_file_data(plan, destination), indent=2, ensure_ascii=False) + "\n"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(data, encoding="utf-8")
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            out.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "messages": [')
+            for number, m in enumerate(plan.messages):
+                entry = {
+                    "address": m.address,
+                    "key": m.key,
+                    "action": m.action.value,
+                    "fingerprint": m.request.fingerprint if m.request else None,
+                    "ledger_digest": m.state.digest,
+                }
+                out.write(("\n" if number == 0 else ",\n") + json.dumps(entry, ensure_ascii=False))
+            out.write("\n]}\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
 
 
@@ -320,15 +322,18 @@ def _where(destination: str, ledger: str) -> str:
 def stale_reasons(saved: SavedPlan, current: Plan) -> list[str]:
     """Why a saved plan no longer holds; empty when it can be applied as it is."""
     reasons: list[str] = []
-    now_by_key = {m.key: m for m in current.messages}
+    messages = current.messages
+    # Each message by its number: a plan kept on disk is read back one message at a time.
+    now_by_key = {m.key: number for number, m in enumerate(messages)}
     saved_keys = set()
     for entry in saved.messages:
         key = str(entry.get("key"))
         saved_keys.add(key)
-        live = now_by_key.get(key)
-        if live is None:
+        number = now_by_key.get(key)
+        if number is None:
             reasons.append(f"{entry.get('address')}: no longer in the project")
             continue
+        live = messages[number]
         fingerprint = live.request.fingerprint if live.request else None
         if fingerprint != entry.get("fingerprint"):
             reasons.append(f"{live.address}: the message changed since the plan was made")
@@ -339,6 +344,6 @@ def stale_reasons(saved: SavedPlan, current: Plan) -> list[str]:
                 f"{live.address}: now '{live.action.value}', planned '{entry.get('action')}'"
             )
     for key in sorted(set(now_by_key) - saved_keys):
-        if now_by_key[key].sends:
-            reasons.append(f"{now_by_key[key].address}: new since the plan was made")
+        if messages[now_by_key[key]].sends:
+            reasons.append(f"{messages[now_by_key[key]].address}: new since the plan was made")
     return reasons

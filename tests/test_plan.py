@@ -111,6 +111,28 @@ def test_markdown_stays_under_the_comment_limit(tmp_path: Path, capsys) -> None:
     assert f"_{2000 - shown} more messages not shown" in out
 
 
+def test_a_plan_file_is_written_a_message_per_line_and_moved_into_place(
+    tmp_path: Path,
+) -> None:
+    """A plan of 100,000 messages is never held whole: the file is written a message at a
+    time to a temporary file that then replaces it."""
+    project(tmp_path, SMS)
+    (tmp_path / "release.plan").write_text("an older plan")
+    assert main(["-C", str(tmp_path), "plan", "-out", "release.plan"]) == 0
+    lines = (tmp_path / "release.plan").read_text().splitlines()
+    assert len(lines) == 3
+    data = json.loads("\n".join(lines))
+    assert list(data) == [
+        "format_version", "kind", "created_at", "destination", "ledger", "targets", "replace",
+        "messages",
+    ]  # fmt: skip
+    assert lines[0].endswith('"messages": [')
+    assert json.loads(lines[1]) == data["messages"][0]
+    assert data["messages"][0]["key"] == "note"
+    assert lines[2] == "]}"
+    assert sorted(p.name for p in tmp_path.iterdir() if "plan" in p.name) == ["release.plan"]
+
+
 def test_plan_file_holds_no_content_and_goes_stale(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("COMMBOX_API_TOKEN", "tok-secret-123")
     project(tmp_path, SMS.replace("message: hello", "message: 'pin {{ pin }}'"), "pin: '4711'\n")

@@ -101,6 +101,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             args.target, args.replace = list(saved.targets), list(saved.replace)
             plan = compute_plan(ctx, args, ledger)
             reasons = stale_reasons(saved, plan)
+            saved = None  # its messages (one dict each) are not held while sending
             if reasons:
                 listed = "; ".join(reasons[:3]) + (
                     f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
