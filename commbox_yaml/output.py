@@ -8,7 +8,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus
 
@@ -253,11 +253,6 @@ class Console:
         self.stdout.write(json.dumps(self.redactor.data(value), indent=2, ensure_ascii=False))
         self.stdout.write("\n")
 
-    # A document with one entry per message (a plan, apply's results) is written an entry at
-    # a time, one per line: a fan-out of 100,000 is never held whole, as values or as text,
-    # and each line goes through the C encoder (indent=2 takes the pure-Python one). The JSON
-    # value is the one `json` would write; each part is redacted as `json` redacts the whole.
-
     def json_with_list(
         self,
         head: dict[str, Any],
@@ -265,29 +260,20 @@ class Console:
         items: Iterable[Any],
         tail: dict[str, Any] | None = None,
     ) -> None:
-        """`{**head, key: [*items], **tail}` as JSON, an item per line."""
-        opening = json.dumps(self.redactor.data(head), ensure_ascii=False)[:-1]
-        self.stdout.write(opening + (", " if head else ""))
-        self.stdout.write(json.dumps(self.redactor.text(key), ensure_ascii=False) + ": ")
-        self._items(items)
-        if tail:
-            closing = json.dumps(self.redactor.data(tail), ensure_ascii=False)[1:]
-            self.stdout.write(", " + closing + "\n")
-        else:
-            self.stdout.write("}\n")
+        """`{**head, key: [*items], **tail}` as JSON, an item per line (see write_json_list);
+        each part redacted as `json` redacts the whole."""
+        redact = self.redactor.data
+        write_json_list(
+            self.stdout.write,
+            (redact(item) for item in items),
+            redact(head),
+            self.redactor.text(key),
+            redact(tail) if tail else None,
+        )
 
     def json_list(self, items: Iterable[Any]) -> None:
-        """`[*items]` as JSON, an item per line."""
-        self._items(items)
-        self.stdout.write("\n")
-
-    def _items(self, items: Iterable[Any]) -> None:
-        redact, write = self.redactor.data, self.stdout.write
-        write("[")
-        for number, item in enumerate(items):
-            write("\n" if number == 0 else ",\n")
-            write(json.dumps(redact(item), ensure_ascii=False))
-        write("\n]")
+        """`[*items]` as JSON, an item per line, redacted."""
+        write_json_list(self.stdout.write, (self.redactor.data(item) for item in items))
 
     def problems(self, problems: list[Problem], command: str) -> None:
         """Each problem as one line (identical ones from many items folded), then a summary."""
@@ -302,6 +288,36 @@ class Console:
         noun = "error" if len(problems) == 1 else "errors"
         where = f" in {len(files)} file{'s' if len(files) != 1 else ''}" if files else ""
         self.err(f"{command}: {len(problems)} {noun}{where}")
+
+
+def write_json_list(
+    write: Callable[[str], Any],
+    items: Iterable[Any],
+    head: dict[str, Any] | None = None,
+    key: str = "",
+    tail: dict[str, Any] | None = None,
+) -> None:
+    """`[*items]`, or `{**head, key: [*items], **tail}` when a head is given, as JSON written
+    an item per line.
+
+    A document with one entry per message (a plan, a plan file, apply's results) is written
+    an entry at a time: a fan-out of 100,000 is never held whole, as values or as text, and
+    each line goes through the C encoder (indent=2 takes the pure-Python one).
+    """
+    if head is not None:
+        opening = json.dumps(head, ensure_ascii=False)[:-1] + (", " if head else "")
+        write(opening + json.dumps(key, ensure_ascii=False) + ": ")
+    write("[")
+    for number, item in enumerate(items):
+        write("\n" if number == 0 else ",\n")
+        write(json.dumps(item, ensure_ascii=False))
+    write("\n]")
+    if head is None:
+        write("\n")
+    elif tail:
+        write(", " + json.dumps(tail, ensure_ascii=False)[1:] + "\n")
+    else:
+        write("}\n")
 
 
 def fold_problems(problems: list[Problem]) -> list[tuple[Problem, int]]:

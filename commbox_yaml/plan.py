@@ -16,6 +16,7 @@ from commbox_yaml.compile import Request
 from commbox_yaml.errors import UserError
 from commbox_yaml.keys import expand
 from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
+from commbox_yaml.output import write_json_list
 from commbox_yaml.render import OfMessage
 from commbox_yaml.store import MessageStore
 
@@ -235,20 +236,20 @@ def save_plan(plan: Plan, path: Path, destination: str) -> None:
         "targets": list(plan.targets),
         "replace": list(plan.replace),
     }
+    entries = (
+        {
+            "address": m.address,
+            "key": m.key,
+            "action": m.action.value,
+            "fingerprint": m.request.fingerprint if m.request else None,
+            "ledger_digest": m.state.digest,
+        }
+        for m in plan.messages
+    )
     tmp = path.with_name(path.name + ".tmp")
     try:
         with tmp.open("w", encoding="utf-8") as out:
-            out.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "messages": [')
-            for number, m in enumerate(plan.messages):
-                entry = {
-                    "address": m.address,
-                    "key": m.key,
-                    "action": m.action.value,
-                    "fingerprint": m.request.fingerprint if m.request else None,
-                    "ledger_digest": m.state.digest,
-                }
-                out.write(("\n" if number == 0 else ",\n") + json.dumps(entry, ensure_ascii=False))
-            out.write("\n]}\n")
+            write_json_list(out.write, entries, head, "messages")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -344,6 +345,7 @@ def stale_reasons(saved: SavedPlan, current: Plan) -> list[str]:
                 f"{live.address}: now '{live.action.value}', planned '{entry.get('action')}'"
             )
     for key in sorted(set(now_by_key) - saved_keys):
-        if messages[now_by_key[key]].sends:
-            reasons.append(f"{messages[now_by_key[key]].address}: new since the plan was made")
+        new = messages[now_by_key[key]]
+        if new.sends:
+            reasons.append(f"{new.address}: new since the plan was made")
     return reasons
