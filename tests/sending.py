@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from commbox_yaml.cli import main
@@ -77,3 +80,63 @@ def read_request(sock: socket.socket) -> bytes:
             break
         body += chunk
     return head + b"\r\n\r\n" + body
+
+
+@dataclass
+class RawServer:
+    """One connection at a time; `handler(sock, received)` does what it likes with each."""
+
+    handler: Callable[[socket.socket, list[bytes]], None]
+    received: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen()
+        self._listener.settimeout(0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    self.handler(conn, self.received)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._listener.close()
+
+
+@contextlib.contextmanager
+def raw_server(handler: Callable[[socket.socket, list[bytes]], None]) -> Iterator[RawServer]:
+    running = RawServer(handler)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate (and its key) for 127.0.0.1, made by openssl."""
+    cert, key_file = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(key_file), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key_file

@@ -16,10 +16,9 @@ import socket
 import ssl
 import struct
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -30,7 +29,17 @@ from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.projects import write
-from tests.sending import apply, delivered, events, ledger_path, read_request, spawn, wait_until
+from tests.sending import (
+    apply,
+    delivered,
+    events,
+    ledger_path,
+    raw_server,
+    read_request,
+    self_signed,
+    spawn,
+    wait_until,
+)
 
 TOKEN = "tok-9d2e61b0c4a84f17"
 
@@ -647,54 +656,6 @@ def test_a_3xx_is_held_not_sent_again(tmp_path: Path, server: SandboxServer) -> 
 # -- a raw server: resets, cut bodies, garbage, TLS trouble after the request ---------------------
 
 
-@dataclass
-class RawServer:
-    """One connection at a time; `handler(sock, received)` does what it likes with each."""
-
-    handler: Callable[[socket.socket, list[bytes]], None]
-    received: list[bytes] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen()
-        self._listener.settimeout(0.05)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                with contextlib.suppress(OSError):
-                    self.handler(conn, self.received)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._listener.close()
-
-
-@contextlib.contextmanager
-def raw_server(handler: Callable[[socket.socket, list[bytes]], None]) -> Iterator[RawServer]:
-    running = RawServer(handler)
-    try:
-        yield running
-    finally:
-        running.close()
-
-
 def _reset_after_the_headers(sock: socket.socket, received: list[bytes]) -> None:
     data = b""
     while b"\r\n\r\n" not in data:
@@ -744,13 +705,7 @@ def test_trouble_after_the_request_went_out_is_unknown_and_held(
 @pytest.fixture
 def trusted_cert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 that the client trusts (SSL_CERT_FILE)."""
-    cert, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(key_file), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key_file = self_signed(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     return cert, key_file
 
