@@ -156,11 +156,12 @@ class _Reader:
             body, framed = b"", True
         elif status == 101:  # the connection is no longer HTTP
             body, framed = b"", False
-        elif transfer is not None:
-            chunked = transfer.split(",")[-1].strip().lower() == "chunked"
-            body, framed = (
-                (self._chunked(coding, cap), True) if chunked else (self._rest(coding), False)
-            )
+        elif transfer is not None and transfer.split(",")[-1].strip().lower() == "chunked":
+            body = self._chunked(coding, cap)
+            # With a Content-Length beside it (RFC 9112, 6.3) the connection is not used again.
+            framed = "content-length" not in headers
+        elif transfer is not None:  # another coding last: the body ends with the connection
+            body, framed = self._rest(coding), False
         else:
             length = _content_length(headers)
             if length is None:

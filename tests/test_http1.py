@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import socket
 import ssl
 import struct
@@ -19,6 +20,7 @@ import pytest
 
 from commbox_yaml import http1
 from commbox_yaml.client import Client, ClientSettings, Reply, ReplyLost
+from commbox_yaml.sandbox import SandboxServer
 from tests.sending import RawServer, raw_server, read_request, self_signed
 
 PATH = "/streams/5fd0c1/objects"
@@ -144,6 +146,7 @@ def _coded(coding: bytes, data: bytes) -> bytes:
     return ok(data, b"Content-Encoding: " + coding + b"\r\n")
 
 
+GZ = gzip.compress(ID)
 DEFLATE_RAW = zlib.compressobj(wbits=-zlib.MAX_WBITS)
 RAW_DEFLATED = DEFLATE_RAW.compress(ID) + DEFLATE_RAW.flush()
 
@@ -152,6 +155,11 @@ SHAPES = {
     "chunked, extensions and a trailer": _chunked(ID[:5], ID[5:], trailer=b"X-T: 1\r\n"),
     "100 continue first": b"HTTP/1.1 100 Continue\r\n\r\n" + ok(),
     "gzip": _coded(b"gzip", gzip.compress(ID)),
+    "gzip in chunks": (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (GZ[:9], GZ[9:]))
+        + b"0\r\n\r\n"
+    ),
     "deflate": _coded(b"deflate", zlib.compress(ID)),
     "raw deflate": _coded(b"deflate", RAW_DEFLATED),
     "an unknown coding is left as it came": _coded(b"compress", b"\x1f\x9d..."),
@@ -198,6 +206,10 @@ ENDS = {
     "HTTP/1.0": b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(ID), ID),
     "bytes after the reply": ok() + b"HTTP/1.1 200 OK\r\n",
     "switching protocols": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+    "chunked beside a Content-Length": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n0\r\n\r\n" % (len(ID), ID)
+    ),
 }
 
 
@@ -322,3 +334,26 @@ def test_requests_after_the_first_go_over_the_same_tls_connection(tmp_path: Path
     assert [r.body for r in replies] == [ID, ID, b'{"data": {"Id": 9}}']
     assert [r.status for r in replies] == [200, 201, 200]
     assert script.connections == 1
+
+
+# -- the sandbox reads both paths alike ----------------------------------------------------------
+
+
+def test_the_sandbox_takes_kept_alive_requests_as_it_takes_the_first(
+    server: SandboxServer,
+) -> None:
+    sms = {"Type": 4, "StatusId": 1, "StreamProviderType": 5, "UserStreamProviderType": 5,
+           "UserStreamProviderId": "972500000001", "ManagerId": 36197, "Message": "Hi",
+           "User": {"UniqueId": "c1", "Phone1": "972500000001"}}  # fmt: skip
+    body = json.dumps({"data": sms}).encode()
+    client = Client(ClientSettings(server.url, "tok", 5, concurrency=1))
+    try:
+        replies = [client.post(PATH, body, "application/json") for _ in range(4)]
+    finally:
+        client.close()
+    assert [r.status for r in replies] == [200] * 4
+    ids = [json.loads(r.body)["data"]["id"] for r in replies]
+    assert len(set(ids)) == 4
+    first, *later = server.received
+    assert all(r.headers == first.headers and r.data == first.data for r in later)
+    assert first.headers["user-agent"].startswith("commbox-yaml/")
