@@ -373,7 +373,9 @@ class Client:
         opens one and sends the request on it)."""
         pool = self._direct
         assert pool is not None
-        conn = pool._get_conn()  # a dropped connection comes back closed
+        # urllib3's own checkout and return (pyproject pins urllib3 2.x for them): a
+        # connection the server closed while it sat in the pool comes back closed.
+        conn = pool._get_conn()
         sock = conn.sock  # type: ignore[attr-defined]
         if sock is None:
             pool._put_conn(conn)
