@@ -14,7 +14,7 @@ urllib3 alone cannot tell these apart (a TLS handshake that times out and a repl
 out are both a `ReadTimeoutError`), so the connection classes here note when the first byte of
 the request is handed to the socket. urllib3 opens every connection and sends the request it was
 opened for; a POST that finds an open keep-alive connection in the pool is written and read by
-`http1` on that connection's socket, at a twentieth of the Python per request.
+`http1` on that connection's socket, with a quarter of the Python.
 
 A deadline watchdog shuts down the socket of a request that runs past its time, so a server
 that trickles bytes cannot hold a worker (or a SIGTERM) forever: urllib3's read timeout is per
