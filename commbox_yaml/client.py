@@ -46,6 +46,7 @@ from urllib3.util import Retry, parse_url
 
 from commbox_yaml import __version__, http1
 from commbox_yaml.errors import UserError
+from commbox_yaml.http1 import Reply as Reply  # both paths' reply, for callers
 from commbox_yaml.project import ApiSettings
 
 MAX_REPLY_BYTES = 1024 * 1024
@@ -69,14 +70,6 @@ class ReplyLost(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    reason: str
-    headers: Mapping[str, str]
-    body: bytes
 
 
 # -- the URL ----------------------------------------------------------------------------------
@@ -389,8 +382,7 @@ class Client:
             attempt.deadline = time.monotonic() + self.timeout_s  # the reply's own deadline
         reusable = False
         try:
-            reply = http1.exchange(sock, request + body, MAX_REPLY_BYTES)
-            reusable = reply.reusable
+            reply, reusable = http1.exchange(sock, request + body, MAX_REPLY_BYTES)
         except http1.TooLong:
             raise ReplyLost(_too_long()) from None
         except (HTTPError, OSError) as exc:
@@ -401,7 +393,7 @@ class Client:
             pool._put_conn(conn)
         if attempt.expired:
             raise ReplyLost(_deadline(self.timeout_s))
-        return Reply(reply.status, reply.reason, reply.headers, reply.body)
+        return reply
 
     def _target(self, path: str) -> str:
         uri = self._uris.get(path)

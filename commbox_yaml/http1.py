@@ -16,6 +16,8 @@ connection, gzip or deflate content coding undone, the reply capped. Anything ma
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from http.client import (
     HTTPException,
     IncompleteRead,
@@ -65,21 +67,20 @@ def host_header(host: str, port: int | None, default_port: int) -> str:
     return host if port is None or port == default_port else f"{host}:{port}"
 
 
+@dataclass(frozen=True)
 class Reply:
-    __slots__ = ("body", "headers", "reason", "reusable", "status")
+    """A whole reply, read by either path; its headers are urllib3's HTTPHeaderDict on both
+    (names looked up without regard to case)."""
 
-    def __init__(
-        self, status: int, reason: str, headers: HTTPHeaderDict, body: bytes, reusable: bool
-    ) -> None:
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.body = body
-        self.reusable = reusable  # the connection is at the start of the next reply
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
 
 
-def exchange(sock: Any, request: bytes, cap: int) -> Reply:
+def exchange(sock: Any, request: bytes, cap: int) -> tuple[Reply, bool]:
     """Send `request` whole and read its reply; the body is at most `cap` bytes (decoded).
+    With the reply, whether the connection is at the start of the next one (reusable).
 
     Raises OSError from the socket, ProtocolError for a reply that is not one, TooLong.
     """
@@ -93,7 +94,7 @@ class _Reader:
         self._buf = b""
         self._eof = False
 
-    def reply(self, cap: int) -> Reply:
+    def reply(self, cap: int) -> tuple[Reply, bool]:
         try:
             while True:
                 version, status, reason = self._status_line()
@@ -147,7 +148,7 @@ class _Reader:
 
     def _finish(
         self, version: int, status: int, reason: str, headers: HTTPHeaderDict, cap: int
-    ) -> Reply:
+    ) -> tuple[Reply, bool]:
         tokens = {t.strip().lower() for t in ",".join(headers.getlist("connection")).split(",")}
         keep = "keep-alive" in tokens if version == 10 else "close" not in tokens
         coding = _Decoder.for_header(headers.get("content-encoding"), cap)
@@ -171,7 +172,7 @@ class _Reader:
                     raise TooLong
                 body, framed = self._exactly(length, coding), True
         body += coding.flush()
-        return Reply(status, reason, headers, body, keep and framed and not self._buf)
+        return Reply(status, reason, headers, body), keep and framed and not self._buf
 
     def _exactly(self, length: int, coding: _Decoder) -> bytes:
         while len(self._buf) < length:
