@@ -322,30 +322,42 @@ def _where(destination: str, ledger: str) -> str:
 
 def stale_reasons(saved: SavedPlan, current: Plan) -> list[str]:
     """Why a saved plan no longer holds; empty when it can be applied as it is."""
-    reasons: list[str] = []
-    messages = current.messages
-    # Each message by its number: a plan kept on disk is read back one message at a time.
-    now_by_key = {m.key: number for number, m in enumerate(messages)}
-    saved_keys = set()
-    for entry in saved.messages:
-        key = str(entry.get("key"))
-        saved_keys.add(key)
-        number = now_by_key.get(key)
-        if number is None:
-            reasons.append(f"{entry.get('address')}: no longer in the project")
+    entries = saved.messages
+    positions: dict[str, list[int]] = {}  # a saved key's entries (one, in a plan file we wrote)
+    for position, entry in enumerate(entries):
+        positions.setdefault(str(entry.get("key")), []).append(position)
+    found = bytearray(len(entries))  # 1: the entry's key is still in the project
+    changed: dict[int, str] = {}  # why an entry no longer holds, by its position
+    new: dict[str, str] = {}  # keys planned to send that the saved plan did not have
+    # One pass over the live plan: a plan kept on disk is read back once, a message at a time.
+    for live in current.messages:
+        mine = positions.get(live.key)
+        if mine is None:
+            if live.sends:
+                new[live.key] = live.address
             continue
-        live = messages[number]
-        fingerprint = live.request.fingerprint if live.request else None
-        if fingerprint != entry.get("fingerprint"):
-            reasons.append(f"{live.address}: the message changed since the plan was made")
-        elif live.state.digest != entry.get("ledger_digest"):
-            reasons.append(f"{live.address}: the ledger changed for key {key}")
-        elif live.action.value != entry.get("action"):
-            reasons.append(
-                f"{live.address}: now '{live.action.value}', planned '{entry.get('action')}'"
-            )
-    for key in sorted(set(now_by_key) - saved_keys):
-        new = messages[now_by_key[key]]
-        if new.sends:
-            reasons.append(f"{new.address}: new since the plan was made")
+        for position in mine:
+            found[position] = 1
+            reason = _stale(live, entries[position])
+            if reason:
+                changed[position] = reason
+    reasons: list[str] = []
+    for position, entry in enumerate(entries):
+        if not found[position]:
+            reasons.append(f"{entry.get('address')}: no longer in the project")
+        elif position in changed:
+            reasons.append(changed[position])
+    reasons += [f"{new[key]}: new since the plan was made" for key in sorted(new)]
     return reasons
+
+
+def _stale(live: PlannedMessage, entry: dict[str, Any]) -> str | None:
+    """Why a saved entry no longer holds for the live message of its key, if it does not."""
+    fingerprint = live.request.fingerprint if live.request else None
+    if fingerprint != entry.get("fingerprint"):
+        return f"{live.address}: the message changed since the plan was made"
+    if live.state.digest != entry.get("ledger_digest"):
+        return f"{live.address}: the ledger changed for key {live.key}"
+    if live.action.value != entry.get("action"):
+        return f"{live.address}: now '{live.action.value}', planned '{entry.get('action')}'"
+    return None
