@@ -11,14 +11,13 @@ only thing that matters for a POST that is not idempotent:
   dropped connection, the deadline, a reply over the size cap): the outcome is unknown.
 
 urllib3 alone cannot tell these apart (a TLS handshake that times out and a reply that times
-out are both a `ReadTimeoutError`), so the connection classes here note when the first byte of
-the request is handed to the socket. urllib3 opens every connection and sends the request it was
-opened for; a POST that finds an open keep-alive connection in the pool is written and read by
-`http1` on that connection's socket, with a quarter of the Python.
+out are both a `ReadTimeoutError`), so the pools' connection class (urllib3's `ConnectionCls`
+extension point) notes when the first byte of the request is handed to the socket. Every
+request goes through urllib3's public API: a pool's `urlopen`, or the `ProxyManager`.
 
-A deadline watchdog shuts down the socket of a request that runs past its time, so a server
-that trickles bytes cannot hold a worker (or a SIGTERM) forever: urllib3's read timeout is per
-`recv`, not per reply.
+Sockets keep urllib3's timeouts (connect, and each read), and a deadline watchdog shuts down
+the socket of a request whose reply runs past `timeout_s`, whatever its framing, so a server
+that trickles bytes cannot hold a worker (or a SIGTERM) forever.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,16 +40,14 @@ from urllib.parse import urlencode
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import HTTPError, LocationParseError
+from urllib3.exceptions import LocationParseError
 from urllib3.util import Retry, parse_url
 
-from commbox_yaml import __version__, http1
+from commbox_yaml import __version__
 from commbox_yaml.errors import UserError
-from commbox_yaml.http1 import Reply as Reply  # both paths' reply, for callers
 from commbox_yaml.project import ApiSettings
 
 MAX_REPLY_BYTES = 1024 * 1024
-_ONE_SEND_BYTES = 64 * 1024  # a body up to this size is sent together with its headers
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _DETAIL_LIMIT = 200
 
@@ -121,13 +118,20 @@ def check_base_url(base_url: str, where: str = "api.base_url") -> str:
 class _Attempt:
     """One request's progress, shared by the calling thread and the watchdog."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, timeout_s: float) -> None:
         self.deadline = deadline
+        self.timeout_s = timeout_s
         self.connecting = False
         self.left = False  # a byte of the request was handed to the socket
         self.expired = False
-        self.connection: HTTPConnection | None = None
+        self.ended = False  # its connection is going back to the pool: hands off
+        self.sock: Any = None  # the socket the request went out on, as its connection made it
         self.lock = threading.Lock()
+
+    def end(self) -> None:
+        """No shutdown after this: the connection may serve the next request."""
+        with self.lock:
+            self.ended = True
 
 
 _current = threading.local()
@@ -138,70 +142,37 @@ def _attempt() -> _Attempt | None:
 
 
 class _Tracking:
-    """Mixed into urllib3's connection classes: notes connect, the first byte, the socket."""
+    """Mixed into urllib3's connection classes (the pools' `ConnectionCls`, urllib3's public
+    extension point): notes the socket each connection makes, and when the first byte of a
+    request leaves on it. Sockets keep urllib3's timeouts; the watchdog bounds the whole
+    reply."""
 
     sock: Any
-    _connect_timeout: Any = None
-    _connected = False
-    _hold = False  # the next send is the header block of a request with a small body
-    _held: bytes | None = None
-
-    # Once connected, the socket blocks (no timeout): the watchdog ends a request at its
-    # deadline. A socket with a timeout polls before every send and receive, and each poll
-    # is one more wait for the GIL, which 32 senders make long. Connecting keeps its timeout:
-    # the watchdog has no socket to shut down before the connection has one.
-    @property
-    def timeout(self) -> Any:
-        return None if self._connected else self._connect_timeout
-
-    @timeout.setter
-    def timeout(self, value: Any) -> None:
-        self._connect_timeout = value
+    made_sock: Any = None  # the socket as connect() left it: the watchdog's to shut down
 
     def connect(self) -> None:
         attempt = _attempt()
-        if attempt is None:
-            super().connect()  # type: ignore[misc]
-        else:
-            with attempt.lock:
-                attempt.connection = self  # type: ignore[assignment]
+        if attempt is not None:
             attempt.connecting = True
-            try:
-                super().connect()  # type: ignore[misc]
-            finally:
-                attempt.connecting = False
-        self._connected = True
-        self.sock.settimeout(None)
-
-    def close(self) -> None:
-        self._connected = False
-        super().close()  # type: ignore[misc]
-
-    def request(self, method: str, url: str, body: Any = None, *args: Any, **kw: Any) -> None:
-        # A small body leaves with the header block in one send: one system call (and one
-        # wait for the GIL) instead of two, and the server reads the request in one piece.
-        self._hold = isinstance(body, bytes) and 0 < len(body) <= _ONE_SEND_BYTES
         try:
-            super().request(method, url, body, *args, **kw)  # type: ignore[misc]
+            super().connect()  # type: ignore[misc]
         finally:
-            self._hold, self._held = False, None
+            if attempt is not None:
+                attempt.connecting = False
+        # http.client hands the socket to a reply that ends the connection and sets
+        # `self.sock` to None: the watchdog must still find it then.
+        self.made_sock = self.sock
 
     def send(self, data: Any) -> None:
-        if self._hold:
-            if self._held is None:  # the header block: it waits for the body
-                self._held = data
-                return
-            data, self._hold, self._held = self._held + data, False, None
         attempt = _attempt()
-        if attempt is not None and not attempt.connecting:
+        if attempt is not None and not attempt.connecting:  # not a proxy's CONNECT
             if self.sock is None:
                 self.connect()
             with attempt.lock:
-                attempt.connection = self  # type: ignore[assignment]
-                if not attempt.left:
-                    attempt.left = True
-                    # The connect deadline is spent; the whole reply gets its own.
-                    attempt.deadline = time.monotonic() + _current.timeout_s
+                attempt.sock = self.made_sock
+                attempt.left = True
+                # The connect deadline is spent; the reply gets its own, from the last byte.
+                attempt.deadline = time.monotonic() + attempt.timeout_s
         super().send(data)  # type: ignore[misc]
 
 
@@ -227,10 +198,9 @@ _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 class _Watchdog:
     """Shuts down the socket of any request still running at its deadline.
 
-    Requests come and go without a lock (a dict's set and pop are atomic): the watchdog
+    urllib3's read timeout is per `recv`: a server that trickles a byte a second never trips
+    it. Requests come and go without a lock (a dict's set and pop are atomic): the watchdog
     looks over the few running ones every TICK_S, so a deadline is kept to within TICK_S.
-    A shared lock here was taken twice per request by every sender and, at 32 of them,
-    queued them up behind each other.
     """
 
     TICK_S = 0.05
@@ -270,15 +240,30 @@ class _Watchdog:
     @staticmethod
     def _expire(attempt: _Attempt) -> None:
         with attempt.lock:
+            if attempt.ended:
+                return
             attempt.expired = True
-            connection = attempt.connection
-            sock = connection.sock if connection is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            if attempt.sock is not None:
+                with contextlib.suppress(OSError):
+                    attempt.sock.shutdown(socket.SHUT_RDWR)
 
 
 # -- the client ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A whole reply; its headers are urllib3's HTTPHeaderDict (names looked up without regard
+    to case)."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def _in_step(reply: Reply) -> bool:
+    return True
 
 
 @dataclass
@@ -311,89 +296,71 @@ class Client:
         self._watchdog = _Watchdog()
         self.proxy = proxy_for(self.base_url, settings.environ)
         self.pool = _manager(settings, self.proxy)
-        # Without a proxy a POST goes to the one host's pool directly: the PoolManager would
-        # parse the URL and look the pool up again for every request.
+        # Without a proxy a request goes to the one host's pool directly: the PoolManager
+        # would parse the URL and look the pool up again for every request.
         self._direct = None if self.proxy else self.pool.connection_from_url(self.base_url)
         self._post_headers: dict[str, dict[str, str]] = {}  # per content type
         self._uris: dict[str, str] = {}  # per path: the request target, as urllib3 writes it
-        self._host: str | None = None  # the Host header of the direct pool's connections
 
     def close(self) -> None:
         self._watchdog.close()
         self.pool.clear()
 
-    def post(self, path: str, body: bytes, content_type: str) -> Reply:
+    def post(
+        self,
+        path: str,
+        body: bytes,
+        content_type: str,
+        in_step: Callable[[Reply], bool] = _in_step,
+    ) -> Reply:
+        """POST `body`. `in_step` judges the whole reply before its connection goes back to
+        the pool: False (a reply that proves the connection out of step, such as a stray copy
+        of an earlier one) closes the connection, so no later request reads what it holds."""
         headers = self._post_headers.get(content_type)
         if headers is None:
             headers = self._post_headers[content_type] = {
                 **self._headers,
                 "Content-Type": content_type,
             }
-        return self._request("POST", path, body, headers)
+        return self._request("POST", path, body, headers, in_step)
 
     def get(self, path: str, query: Mapping[str, Any] | None = None) -> Reply:
         if query:
             path += "?" + urlencode({k: v for k, v in query.items() if v is not None})
-        return self._request("GET", path, None, {})
+        return self._request("GET", path, None, self._headers, _in_step)
 
     def _request(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        in_step: Callable[[Reply], bool],
     ) -> Reply:
-        attempt = _Attempt(time.monotonic() + self.timeout_s)
+        attempt = _Attempt(time.monotonic() + self.timeout_s, self.timeout_s)
         _current.attempt = attempt
-        _current.timeout_s = self.timeout_s
         watched = self._watchdog.add(attempt)
         try:
-            if (
-                self._direct is not None
-                and method == "POST"
-                and body is not None
-                and len(body) <= _ONE_SEND_BYTES
-            ):
-                reply = self._post_kept_alive(attempt, path, body, headers)
-                if reply is not None:
-                    return reply
-            return self._exchange(attempt, method, path, body, headers)
+            try:
+                response = self._open(method, path, body, headers)
+            except Exception as exc:  # any failure, however odd the reply: see _classify
+                attempt.end()
+                raise _classify(exc, attempt) from None
+            try:
+                reply = _read(response, attempt)
+            except ReplyLost:
+                attempt.end()
+                _drop(response)
+                raise
+            attempt.end()
+            if in_step(reply):
+                response.release_conn()
+            else:
+                _drop(response)
+            return reply
         finally:
             self._watchdog.discard(watched)
             _current.attempt = None
-
-    def _post_kept_alive(
-        self, attempt: _Attempt, path: str, body: bytes, headers: dict[str, str]
-    ) -> Reply | None:
-        """A POST over a keep-alive connection of the direct pool that is open and idle, in
-        one send, its reply read by http1; None when the pool has no open connection (urllib3
-        opens one and sends the request on it)."""
-        pool = self._direct
-        assert pool is not None
-        # urllib3's own checkout and return (pyproject pins urllib3 2.x for them): a
-        # connection the server closed while it sat in the pool comes back closed.
-        conn = pool._get_conn()
-        sock = conn.sock  # type: ignore[attr-defined]
-        if sock is None:
-            pool._put_conn(conn)
-            return None
-        if self._host is None:
-            self._host = http1.host_header(conn.host, conn.port, conn.default_port)
-        request = http1.request_head("POST", self._target(path), self._host, headers, len(body))
-        with attempt.lock:
-            attempt.connection = conn  # type: ignore[assignment]
-            attempt.left = True  # from here on the request may reach the server
-            attempt.deadline = time.monotonic() + self.timeout_s  # the reply's own deadline
-        reusable = False
-        try:
-            reply, reusable = http1.exchange(sock, request + body, MAX_REPLY_BYTES)
-        except http1.TooLong:
-            raise ReplyLost(_too_long()) from None
-        except (HTTPError, OSError) as exc:
-            raise _classify(exc, attempt, self.timeout_s) from None
-        finally:
-            if not reusable:
-                conn.close()  # unread or unframed bytes must not be taken for the next reply
-            pool._put_conn(conn)
-        if attempt.expired:
-            raise ReplyLost(_deadline(self.timeout_s))
-        return reply
 
     def _target(self, path: str) -> str:
         uri = self._uris.get(path)
@@ -401,35 +368,13 @@ class Client:
             uri = self._uris[path] = parse_url(self.base_url + path).request_uri
         return uri
 
-    def _exchange(
-        self,
-        attempt: _Attempt,
-        method: str,
-        path: str,
-        body: bytes | None,
-        headers: dict[str, str],
-    ) -> Reply:
-        try:
-            response = self._open(method, path, body, headers)
-        except (HTTPError, OSError) as exc:
-            raise _classify(exc, attempt, self.timeout_s) from None
-        try:
-            data = _read_capped(response, attempt, self.timeout_s)
-        except ReplyLost:
-            response.close()  # unread bytes must not be taken for the next reply
-            response.release_conn()  # the closed connection's pool slot, or the pool runs dry
-            raise
-        response.release_conn()
-        # urllib3's header dict: names are looked up case-insensitively, as a reply's are read
-        return Reply(response.status, response.reason or "", response.headers, data)
-
     def _open(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> urllib3.BaseHTTPResponse:
-        if self._direct is None or method != "POST":
+        if self._direct is None:
             return self.pool.request(
-                method, self.base_url + path, body=body, headers={**self._headers, **headers},
-                redirect=False, preload_content=False, retries=False,
+                method, self.base_url + path, body=body, headers=headers, redirect=False,
+                preload_content=False, retries=_NO_RETRIES,
             )  # fmt: skip
         return self._direct.urlopen(
             method, self._target(path), body=body, headers=headers, redirect=False,
@@ -438,6 +383,15 @@ class Client:
 
 
 _NO_RETRIES = Retry(False, redirect=False)  # what retries=False becomes, built once
+
+
+def _drop(response: urllib3.BaseHTTPResponse) -> None:
+    """Close the reply's connection (unread or unframed bytes must never be taken for the next
+    reply) and give its slot back to the pool, or the pool runs dry."""
+    with contextlib.suppress(Exception):
+        response.close()
+    with contextlib.suppress(Exception):
+        response.release_conn()
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -459,8 +413,9 @@ def retry_after_seconds(value: str | None) -> float | None:
     return float((when - datetime.now(UTC)).total_seconds())
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, attempt: _Attempt, timeout_s: float) -> bytes:
-    """The reply body, up to MAX_REPLY_BYTES; a longer or unfinished one is a lost reply."""
+def _read(response: urllib3.BaseHTTPResponse, attempt: _Attempt) -> Reply:
+    """The whole reply, its body up to MAX_REPLY_BYTES; a longer, unfinished or unreadable one
+    is a lost reply (whatever urllib3 or http.client raised on it)."""
     chunks: list[bytes] = []
     size = 0
     try:
@@ -474,11 +429,14 @@ def _read_capped(response: urllib3.BaseHTTPResponse, attempt: _Attempt, timeout_
             chunks.append(chunk)
             if response.length_remaining == 0 and "content-encoding" not in response.headers:
                 break  # its whole Content-Length read, nothing left to decode: it is complete
-    except (HTTPError, OSError) as exc:
-        raise _classify(exc, attempt, timeout_s) from None
+        reply = Reply(response.status, response.reason or "", response.headers, b"".join(chunks))
+    except ReplyLost:
+        raise
+    except Exception as exc:
+        raise _classify(exc, attempt) from None
     if attempt.expired:
-        raise ReplyLost(_deadline(timeout_s))
-    return b"".join(chunks)
+        raise ReplyLost(_deadline(attempt.timeout_s))
+    return reply
 
 
 def _too_long() -> str:
@@ -489,8 +447,9 @@ def _deadline(timeout_s: float) -> str:
     return f"no reply within {timeout_s:g} s (api.timeout_s)"
 
 
-def _classify(exc: BaseException, attempt: _Attempt, timeout_s: float) -> Exception:
+def _classify(exc: BaseException, attempt: _Attempt) -> Exception:
     """NotSent when nothing of the request left this machine, else ReplyLost."""
+    timeout_s = attempt.timeout_s
     if not attempt.left:
         if attempt.expired:
             return NotSent(f"could not connect within {timeout_s:g} s (api.timeout_s)")
@@ -499,13 +458,18 @@ def _classify(exc: BaseException, attempt: _Attempt, timeout_s: float) -> Except
         if _tls_failed(exc):
             return NotSent(f"TLS failed in the handshake: {reason(exc)}", fatal=True)
         return NotSent(f"could not connect: {reason(exc)}")
-    if attempt.expired:
+    if attempt.expired or any(isinstance(e, _TIMEOUTS) for e in _chain(exc)):
         return ReplyLost(_deadline(timeout_s))
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return ReplyLost(f"no reply within {timeout_s:g} s (api.timeout_s)")
     if _is_tls(exc):
         return ReplyLost(f"TLS error after the request was sent: {reason(exc)}")
-    return ReplyLost(f"connection dropped after the request was sent: {reason(exc)}")
+    if any(isinstance(e, OSError) for e in _chain(exc)):
+        return ReplyLost(f"connection dropped after the request was sent: {reason(exc)}")
+    # A bad status line, a bad length, a bad chunk size: the server's bytes were not HTTP as
+    # urllib3 reads it. The request went out; what the server did with it is unknown.
+    return ReplyLost(f"the reply could not be read: {reason(exc)}")
+
+
+_TIMEOUTS = (urllib3.exceptions.ReadTimeoutError, TimeoutError, socket.timeout)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -548,7 +512,14 @@ def reason(exc: BaseException) -> str:
 
 
 def proxy_for(base_url: str, environ: Mapping[str, str]) -> str | None:
-    """The proxy URL from HTTPS_PROXY/HTTP_PROXY (either case), unless NO_PROXY covers the host."""
+    """The proxy URL from HTTPS_PROXY (either case), unless NO_PROXY covers the host.
+
+    Plain http never goes through a proxy: it is allowed only to this machine (the sandbox),
+    and a proxy would read the token in clear.
+    """
+    url = parse_url(base_url)
+    if url.scheme != "https":
+        return None
     proxies: dict[str, str] = {}
     for name, value in environ.items():
         lowered = name.lower()
@@ -557,8 +528,7 @@ def proxy_for(base_url: str, environ: Mapping[str, str]) -> str | None:
     for name, value in environ.items():  # lower-case names win, as curl and requests do
         if value and name.endswith("_proxy") and name.islower():
             proxies[name[: -len("_proxy")]] = value
-    url = parse_url(base_url)
-    proxy = proxies.get(url.scheme or "https")
+    proxy = proxies.get("https")
     if not proxy or _bypassed(url.host or "", url.port, proxies.get("no", "")):
         return None
     if "://" not in proxy:

@@ -15,9 +15,10 @@ import contextlib
 import hashlib
 import json
 import random
+import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -27,7 +28,7 @@ import urllib3
 from commbox_yaml import store
 from commbox_yaml.client import Client, NotSent, Reply, ReplyLost, retry_after_seconds
 from commbox_yaml.compile import Request
-from commbox_yaml.ledger import LedgerStore, LedgerWriteError
+from commbox_yaml.ledger import LedgerStore, LedgerWriteError, object_id_text
 from commbox_yaml.output import Redactor
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.project import ApiSettings
@@ -120,6 +121,7 @@ class Sender:
         redactor: Redactor,
         run_id: str,
         stop: threading.Event | None = None,
+        recorded_ids: Mapping[str, str] | None = None,
     ) -> None:
         self.api = api
         self.ledger = ledger
@@ -130,6 +132,11 @@ class Sender:
         self.pace = Pace(api.rate_per_s)
         self.client = client
         self._local = threading.local()  # per worker: the wait for its last outcome's fsync
+        # Object ids the ledger holds (and for which key), and those answered in this run: a
+        # 2xx naming one of them again proves its connection out of step (a stray reply).
+        self._recorded_ids = recorded_ids or {}
+        self._answered_ids: dict[str, str] = {}
+        self._ids_lock = threading.Lock()
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -390,8 +397,14 @@ class Sender:
         return body, content_type
 
     def _attempt(self, request: Request, body: bytes, content_type: str) -> _Attempt:
+        judged: list[_Attempt] = []
+
+        def in_step(reply: Reply) -> bool:
+            judged.append(self._classify(reply, request.key))
+            return not judged[0].out_of_step
+
         try:
-            reply = self.client.post(request.path, body, content_type)
+            self.client.post(request.path, body, content_type, in_step)
         except NotSent as exc:
             if exc.fatal:
                 # Nothing was sent, and nothing will be to this server.
@@ -400,19 +413,14 @@ class Sender:
             return _Attempt(Outcome.FAILED, None, exc.reason, -1.0)  # safe to try again
         except ReplyLost as exc:
             return _Attempt(Outcome.UNKNOWN, None, exc.reason)
-        return self._classify(reply)
+        return judged[0]
 
-    def _classify(self, reply: Reply) -> _Attempt:
+    def _classify(self, reply: Reply, key: str) -> _Attempt:
         status = reply.status
         payload = _json(reply.body)
         if 200 <= status < 300:
-            object_id = _object_id(payload)
-            if object_id is None:
-                # A proxy's page, a 204, `{"data": {}}`: it may or may not have been created.
-                return _Attempt(
-                    Outcome.UNKNOWN, status, f"the server answered {status} without an object id"
-                )
-            return _Attempt(Outcome.SENT, status, None, object_id=object_id)
+            return self._created(status, payload, key)
+
         description = self._description(payload, reply)
         if status in (429, 503):
             wait = _retry_after(reply.headers.get("retry-after"), self.api.max_retry_after_s)
@@ -426,6 +434,47 @@ class Sender:
         # 5xx, and 3xx too: a redirect (303 See Other) is how a POST that did create something
         # may be answered, so it does not say the server did not take it.
         return _Attempt(Outcome.UNKNOWN, status, description)
+
+    def _created(self, status: int, payload: Any, key: str) -> _Attempt:
+        """A 2xx: `sent` only with an object id that is CommBox's and new."""
+        found, named = _object_id(payload)
+        if not found:
+            # A proxy's page, a 204, `{"data": {}}`: it may or may not have been created.
+            return _Attempt(
+                Outcome.UNKNOWN, status, f"the server answered {status} without an object id"
+            )
+        object_id = commbox_object_id(named)
+        if object_id is None:  # nothing of it is kept: it may echo anything, a secret too
+            return _Attempt(
+                Outcome.UNKNOWN,
+                status,
+                f"the server answered {status} with an id that is not a CommBox object id "
+                "(a positive integer)",
+            )
+        holder = self._known_id(object_id, key)
+        if holder is not None:
+            return _Attempt(
+                Outcome.UNKNOWN,
+                status,
+                f"the server answered {status} with object {object_id}, which {holder}: the "
+                "connection was out of step (a stray reply), so this request's own reply was "
+                "not read; the connection was closed",
+                out_of_step=True,
+            )
+        return _Attempt(Outcome.SENT, status, None, object_id=object_id)
+
+    def _known_id(self, object_id: int, key: str) -> str | None:
+        """Why `object_id` cannot be `key`'s new object, or None (it is then noted as answered)."""
+        text = object_id_text(object_id)
+        recorded = self._recorded_ids.get(text)
+        if recorded is not None and recorded != key:
+            return f"the ledger records for {recorded}"
+        with self._ids_lock:
+            answered = self._answered_ids.get(text)
+            if answered is not None:
+                return f"was answered for {answered} earlier in this run"
+            self._answered_ids[text] = key
+        return None
 
     def _description(self, payload: Any, reply: Reply) -> str:
         """The server's own words, redacted before they are cut (a cut secret is still one)."""
@@ -455,6 +504,7 @@ class _Attempt:
     # None: final. >= 0: retry after that many seconds. < 0: retry after exponential backoff.
     retry_after: float | None = None
     object_id: Any = None
+    out_of_step: bool = False  # the reply was not this request's: close its connection
 
 
 def _backoff(attempt: int) -> float:
@@ -475,10 +525,27 @@ def _json(data: bytes) -> Any:
         return None
 
 
-def _object_id(payload: Any) -> Any:
+def _object_id(payload: Any) -> tuple[bool, Any]:
+    """Whether the reply names an object id (`data.id`, read without regard to case), and it."""
     data = payload.get("data") if isinstance(payload, dict) else None
     if isinstance(data, dict):
         for key, value in data.items():
             if key.lower() == "id":
-                return value
+                return value is not None, value
+    return False, None
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def commbox_object_id(value: Any) -> int | None:
+    """A CommBox object id as documented, a positive integer (a JSON integer or a string of
+    digits); None for anything else (`""`, `false`, `{}`, `-3`, `"12ab"`, `"obj-..."`)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 1 else None
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        number = int(value)
+        return number if number >= 1 else None
     return None

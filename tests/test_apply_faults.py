@@ -605,7 +605,7 @@ def test_apply_warns_about_the_torn_line_it_cuts(
         (Fault(status=204, body=b""), None),
         (Fault(accept=True, body=b'{"data": {}}'), None),
         (Fault(accept=True, body=b'{"data": {"ID": 77}}'), 77),
-        (Fault(accept=True, body=b'{"data": {"Id": "294159"}}'), "294159"),
+        (Fault(accept=True, body=b'{"data": {"Id": "294159"}}'), 294159),
         (Fault(accept=True, body=b'{"data": [1, 2]}'), None),
         (Fault(accept=True, body=b"\xff\xfe not utf-8"), None),
     ],

@@ -5,6 +5,7 @@ Real files under tmp_path, real sockets to small servers on 127.0.0.1.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -13,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -169,8 +169,11 @@ class _Server:
                 conn.shutdown(socket.SHUT_RDWR)
 
 
+_ids = itertools.count(7)
+
+
 def _ok(request: bytes) -> bytes:
-    body = b'{"data": {"Id": 7}}'
+    body = b'{"data": {"Id": %d}}' % next(_ids)
     return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
         len(body),
         body,
@@ -196,7 +199,8 @@ def test_a_post_goes_under_the_base_urls_path_and_reuses_its_connection() -> Non
         try:
             for n in range(3):
                 reply = client.post("/streams/s 1/objects", b'{"n": %d}' % n, "application/json")
-                assert (reply.status, reply.body) == (200, b'{"data": {"Id": 7}}')
+                assert reply.status == 200
+                assert json.loads(reply.body)["data"]["Id"] >= 7
                 assert reply.headers.get("content-type") == "application/json"
         finally:
             client.close()
@@ -210,51 +214,16 @@ def test_a_post_goes_under_the_base_urls_path_and_reuses_its_connection() -> Non
     assert len(server._open) == 1, "each request opened a connection of its own"
 
 
-class _CountingSocket:
-    """A connected socket that notes each send: what the connection hands the kernel."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self.sends: list[bytes] = []
-
-    def sendall(self, data: Any) -> None:
-        self.sends.append(bytes(data))
-        self._sock.sendall(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-@pytest.mark.parametrize(("size", "sends"), [(300, 1), (200_000, 2)])
-def test_a_small_body_leaves_with_its_headers_in_one_send(size: int, sends: int) -> None:
-    body = b"x" * size
-    with _server(_ok) as server:
-        conn = _HTTPConnection("127.0.0.1", server.port, timeout=5)
-        try:
-            conn.connect()
-            counting = _CountingSocket(conn.sock)
-            conn.sock = counting
-            conn.request("POST", "/o", body=body, headers={"Content-Type": "text/plain"})
-            response = conn.getresponse()
-            assert response.status == 200
-        finally:
-            conn.close()
-    assert len(counting.sends) == sends
-    assert b"".join(counting.sends).endswith(b"\r\n\r\n" + body)
-    assert server.requests[0].endswith(b"\r\n\r\n" + body)
-
-
-def test_a_connected_socket_blocks_and_the_deadline_still_ends_a_silent_reply() -> None:
+def test_a_connected_socket_keeps_its_timeout_and_the_deadline_ends_a_silent_reply() -> None:
     with _server(lambda request: None) as server:
         conn = _HTTPConnection("127.0.0.1", server.port, timeout=7)
-        assert conn.timeout == 7  # connecting keeps its timeout
         conn.connect()
         try:
-            assert conn.sock.gettimeout() is None
-            assert conn.timeout is None
+            # urllib3's timeouts stay as the backstop: a socket never blocks without one
+            assert conn.sock.gettimeout() == 7
+            assert conn.made_sock is conn.sock
         finally:
             conn.close()
-        assert conn.timeout == 7
         client = _client(f"http://127.0.0.1:{server.port}", timeout_s=0.5)
         started = time.monotonic()
         try:

@@ -198,6 +198,7 @@ def _send(
         ctx.console.redactor,
         uuid.uuid4().hex[:12],
         stop,
+        plan.ledger.object_ids,
     )
     progress = Progress(ctx.console, len(sends), quiet=args.json)
     with _signals_stop(stop, caught):

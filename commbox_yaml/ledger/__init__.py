@@ -185,13 +185,18 @@ class KeyFold:
 
 
 def fold(
-    events: Iterable[tuple[dict[str, Any], str | bytes]], keys: Collection[str] | None = None
+    events: Iterable[tuple[dict[str, Any], str | bytes]],
+    keys: Collection[str] | None = None,
+    object_ids: dict[str, str] | None = None,
 ) -> dict[str, KeyState]:
     """Each key's state from (event, stored line) pairs in ledger order; only the states of
-    `keys` when given (a plan needs its own keys', not those of every release before)."""
+    `keys` when given (a plan needs its own keys', not those of every release before).
+    `object_ids` is filled with every object id any key's events name, and that key."""
     folds: dict[str, KeyFold] = {}
     for event, line in events:
         key = event["key"]
+        if object_ids is not None and (named := event.get("object_id")) is not None:
+            object_ids[object_id_text(named)] = key
         found = folds.get(key)
         if found is None:
             if keys is not None and key not in keys:
@@ -204,6 +209,12 @@ def fold(
 EMPTY_DIGEST = hashlib.sha256().hexdigest()
 
 
+def object_id_text(value: Any) -> str:
+    """One spelling of an object id, to compare ids (`"00294159"` and `294159` are one)."""
+    text = str(value)
+    return str(int(text)) if text.isascii() and text.isdigit() else text
+
+
 @dataclass(frozen=True)
 class LedgerView:
     """The ledger as read at one moment."""
@@ -213,6 +224,8 @@ class LedgerView:
     entries: int
     states: dict[str, KeyState]
     warnings: tuple[str, ...] = ()
+    # every object id the ledger names, whichever keys were folded, and the key naming it
+    object_ids: dict[str, str] = field(default_factory=dict)
 
     def state(self, key: str) -> KeyState:
         return self.states.get(key) or KeyState(key, KeyStatus.NONE, digest=EMPTY_DIGEST)

@@ -59,8 +59,9 @@ class FileLedger:
             return LedgerView(self.display, False, 0, {})
         warnings: list[str] = []
         counted = _Counted(self._events(warnings))
-        states = fold(counted, keys)
-        return LedgerView(self.display, True, counted.count, states, tuple(warnings))
+        ids: dict[str, str] = {}
+        states = fold(counted, keys, ids)
+        return LedgerView(self.display, True, counted.count, states, tuple(warnings), ids)
 
     def lines(self) -> Iterator[str]:
         if not self.path.exists():

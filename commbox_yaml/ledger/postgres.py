@@ -124,8 +124,9 @@ class PostgresLedger:
                 "SELECT 1 FROM commbox_namespaces WHERE name = %s", (self.namespace,)
             ).fetchone()
             lines = [row[0] for row in conn.execute(_EVENTS, (self.namespace,))]
-        states = fold(((json.loads(line), line) for line in lines), keys)
-        return LedgerView(self.display, exists is not None, len(lines), states)
+        ids: dict[str, str] = {}
+        states = fold(((json.loads(line), line) for line in lines), keys, ids)
+        return LedgerView(self.display, exists is not None, len(lines), states, (), ids)
 
     def lines(self) -> Iterator[str]:
         with self._reading() as conn:
