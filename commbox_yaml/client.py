@@ -126,6 +126,7 @@ class _Attempt:
         self.expired = False
         self.ended = False  # its connection is going back to the pool: hands off
         self.sock: Any = None  # the socket the request went out on, as its connection made it
+        self.connection: _Tracking | None = None
         self.lock = threading.Lock()
 
     def end(self) -> None:
@@ -145,10 +146,17 @@ class _Tracking:
     """Mixed into urllib3's connection classes (the pools' `ConnectionCls`, urllib3's public
     extension point): notes the socket each connection makes, and when the first byte of a
     request leaves on it. Sockets keep urllib3's timeouts; the watchdog bounds the whole
-    reply."""
+    reply.
+
+    A connection goes back into service only once its last reply was judged whole and in step
+    (`Client._request`): urllib3 returns a connection to its pool as soon as a reply's body is
+    read, and until then `is_connected` says no, so the pool closes it instead of handing it
+    to the next request, which would read whatever else it holds (a stray reply).
+    """
 
     sock: Any
     made_sock: Any = None  # the socket as connect() left it: the watchdog's to shut down
+    awaiting: _Attempt | None = None  # the attempt whose reply is not judged yet
 
     def connect(self) -> None:
         attempt = _attempt()
@@ -168,12 +176,25 @@ class _Tracking:
         if attempt is not None and not attempt.connecting:  # not a proxy's CONNECT
             if self.sock is None:
                 self.connect()
+            self.awaiting = attempt
             with attempt.lock:
+                attempt.connection = self
                 attempt.sock = self.made_sock
                 attempt.left = True
                 # The connect deadline is spent; the reply gets its own, from the last byte.
                 attempt.deadline = time.monotonic() + attempt.timeout_s
         super().send(data)  # type: ignore[misc]
+
+    @property
+    def is_connected(self) -> bool:
+        if self.awaiting is not None:
+            return False
+        return bool(super().is_connected)  # type: ignore[misc]
+
+    def in_step(self, attempt: _Attempt) -> None:
+        """`attempt`'s reply was whole and in step: the connection may serve the next one."""
+        if self.awaiting is attempt:
+            self.awaiting = None
 
 
 class _HTTPConnection(_Tracking, HTTPConnection):
@@ -354,9 +375,11 @@ class Client:
                 raise
             attempt.end()
             if in_step(reply):
+                if attempt.connection is not None:
+                    attempt.connection.in_step(attempt)
                 response.release_conn()
             else:
-                _drop(response)
+                _drop(response)  # and, were it back in the pool already, it is never reused
             return reply
         finally:
             self._watchdog.discard(watched)

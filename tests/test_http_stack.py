@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyStatus
+from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.sending import apply, events, raw_server, read_request, spawn, wait_until
 from tests.test_apply_faults import TOKEN, key, make, states, text, use
 
@@ -215,3 +217,36 @@ def test_the_client_uses_urllib3s_public_api_only() -> None:
         source = module.read_text()
         for name in private + raw:
             assert name not in source, f"{module.name} uses {name}"
+
+
+# -- reconcile reads through the same client: an odd reply there is a reason to hold -----------
+
+
+@pytest.mark.parametrize("odd", ["negative-chunk", "superscript-status", "garbage"])
+def test_an_odd_reply_to_a_read_keeps_the_key_held_and_reconcile_runs_on(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    odd: str,
+) -> None:
+    make(tmp_path, count=1)
+    with SandboxServer() as sandbox:
+        use(monkeypatch, sandbox.url)
+        sandbox.script(Fault(drop=True))
+        assert apply(tmp_path) == 1
+    assert states(tmp_path)[key(0)].status is KeyStatus.UNKNOWN
+
+    def reads(sock: socket.socket, received: list[bytes]) -> None:
+        received.append(read_request(sock))
+        sock.sendall(ODD[odd])
+
+    with raw_server(reads) as server:
+        use(monkeypatch, server.url)
+        capsys.readouterr()
+        assert main(["-C", str(tmp_path), "reconcile"]) == 0
+        out, err = capsys.readouterr()
+    assert server.received, "reconcile read nothing"
+    assert "internal error" not in out + err
+    assert "this is a bug" not in out + err
+    assert "could not be read" in out + err or "dropped" in out + err, out + err
+    assert states(tmp_path)[key(0)].status is KeyStatus.UNKNOWN
