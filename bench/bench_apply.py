@@ -32,7 +32,9 @@ import urllib3
 TOKEN = "bench-token"
 
 
-def start_sandbox(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
+def start_sandbox(latency_ms: int) -> tuple[subprocess.Popen[str], str, list[float]]:
+    """The sandbox in a process of its own, its URL, and the time (time.monotonic) each
+    request's line was read here: when each request was answered, to within a millisecond."""
     server = subprocess.Popen(
         [sys.executable, "-m", "commbox_yaml", "sandbox", "--port", "0",
          "--latency-ms", str(latency_ms)],
@@ -44,17 +46,30 @@ def start_sandbox(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
     if not found:
         server.kill()
         raise SystemExit(f"the sandbox did not start: {first!r}")
-    # Keep reading its per-message lines so that a full pipe never blocks it.
-    threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()  # type: ignore[union-attr]
-    return server, found.group(0)
+    arrivals: list[float] = []
+
+    def read() -> None:  # also keeps a full pipe from ever blocking it
+        assert server.stdout is not None
+        for line in server.stdout:
+            if " -> " in line or "POST" in line:  # a request, not the banner's lines
+                arrivals.append(time.monotonic())
+
+    threading.Thread(target=read, daemon=True).start()
+    return server, found.group(0), arrivals
 
 
-def write_project(root: Path, count: int, concurrency: int) -> None:
+def wait_for(arrivals: list[float], count: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while len(arrivals) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def write_project(root: Path, count: int, concurrency: int, rate: float = 0) -> None:
     (root / "messages").mkdir(parents=True)
     (root / "vars").mkdir()
     (root / "commbox.yaml").write_text(
         "version: 1\n"
-        f"api: {{concurrency: {concurrency}, rate_per_s: 0, timeout_s: 30}}\n"
+        f"api: {{concurrency: {concurrency}, rate_per_s: {rate}, timeout_s: 30}}\n"
         "streams: {sms: 5fd0c1}\nvars: [vars/common.yaml]\n"
         f"limits: {{max_sends: {count}}}\n"
     )
@@ -143,7 +158,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     floor = args.messages * args.latency_ms / 1000 / args.concurrency
-    server, url = start_sandbox(args.latency_ms)
+    server, url, _ = start_sandbox(args.latency_ms)
     try:
         rows = []
         for round_number in range(args.rounds):

@@ -10,10 +10,13 @@ Rows (each side in a fresh process, sides alternating round by round, medians co
   (the same rendering, schema checks, canonical JSON and sha256 in a bare script).
 - rss: the peak RSS of that plan.
 - scale: the same plan at 100,000 items: its time over the 10k time, its RSS over the 10k RSS.
-- apply8 / apply32: `apply` of 1,000 messages to the sandbox (20 ms latency) at concurrency 8
-  and 32: its send phase (first to last ledger event) against bare urllib3 threads posting
-  prebuilt bodies to the same sandbox. A round takes about 2 s and one round's ratio moves by
-  10% with the machine's load, so these rows run three times the rounds (at least 9).
+- apply8 / apply32: `apply` of 1,000 messages at concurrency 8, and of 3,000 at concurrency 32,
+  to the sandbox (20 ms latency): its send phase (first to last ledger event) against bare
+  urllib3 threads posting prebuilt bodies to the same sandbox. A round takes a few seconds and
+  one round's ratio moves by 10% with the machine's load, so these rows run three times the
+  rounds (at least 9).
+- pace: `apply` of 400 messages at `rate_per_s: 50`: the span of their arrival at the sandbox
+  against (n - 1) / rate, and the most requests that arrived within any one second.
 - version: `commbox-yaml --version` against a process importing pyyaml, jinja2, jsonschema and
   urllib3.
 - ledger: plan over 1,000 messages with a 1,000,000-event ledger, minus the same plan without
@@ -26,6 +29,7 @@ the 10k plan to the report.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import platform
@@ -49,7 +53,7 @@ import bench_validate  # noqa: E402
 WORK = HERE / ".work"
 PYTHON = sys.executable
 CLI = str(Path(PYTHON).with_name("commbox-yaml"))
-ROWS = ("plan", "scale", "apply8", "apply32", "version", "ledger")
+ROWS = ("plan", "scale", "apply8", "apply32", "pace", "version", "ledger")
 LEDGER_EVENTS = 1_000_000
 
 
@@ -230,21 +234,21 @@ def memory_parts(root: Path) -> str:
     return ", ".join(f"{name} {mb:.0f}" for name, mb in parts.items())
 
 
-def _apply_row(concurrency: int, target: float, rounds: int) -> list[Row]:
-    server, url = bench_apply.start_sandbox(20)
+def _apply_row(count: int, concurrency: int, target: float, rounds: int) -> list[Row]:
+    server, url, _ = bench_apply.start_sandbox(20)
     try:
 
         def ours() -> Run:
             with tempfile.TemporaryDirectory(dir=WORK) as tmp:
                 root = Path(tmp) / "project"
-                bench_apply.write_project(root, 1000, concurrency)
+                bench_apply.write_project(root, count, concurrency)
                 wall, send_phase, sent = bench_apply.run_commbox(root, url)
-                assert sent == 1000, sent
+                assert sent == count, sent
             return Run(send_phase, 0.0, {"send": send_phase, "total": wall})
 
         def bare() -> Run:
-            seconds, ok = bench_apply.run_bare(url, 1000, concurrency)
-            assert ok == 1000, ok
+            seconds, ok = bench_apply.run_bare(url, count, concurrency)
+            assert ok == count, ok
             return Run(seconds, 0.0)
 
         runs = alternate(max(3 * rounds, 9), {"commbox-yaml": ours, "bare": bare})
@@ -255,7 +259,8 @@ def _apply_row(concurrency: int, target: float, rounds: int) -> list[Row]:
     total = statistics.median(r.extra["total"] for r in runs["commbox-yaml"])
     return [
         Row(
-            f"apply 1,000 msgs, 20 ms latency, concurrency {concurrency}, vs bare urllib3 threads",
+            f"apply {count:,} msgs, 20 ms latency, concurrency {concurrency}, "
+            "vs bare urllib3 threads",
             f"{ratio:.2f}x (send phase {median(runs['commbox-yaml']):.2f} s vs "
             f"{median(runs['bare']):.2f} s; whole apply process {total:.2f} s)",
             f"≤ {target}x",
@@ -266,11 +271,55 @@ def _apply_row(concurrency: int, target: float, rounds: int) -> list[Row]:
 
 
 def row_apply8(rounds: int, notes: dict[str, list[Run]]) -> list[Row]:
-    return _apply_row(8, 1.05, rounds)
+    return _apply_row(1000, 8, 1.15, rounds)
 
 
 def row_apply32(rounds: int, notes: dict[str, list[Run]]) -> list[Row]:
-    return _apply_row(32, 1.1, rounds)
+    return _apply_row(3000, 32, 1.4, rounds)
+
+
+PACE_COUNT, PACE_RATE = 400, 50
+
+
+def row_pace(rounds: int, notes: dict[str, list[Run]]) -> list[Row]:
+    """At `rate_per_s: 50`, 400 sends: the span of their arrival at the server against
+    (n - 1) / rate, and the most requests any one-second window saw."""
+    spans: list[float] = []
+    peaks: list[int] = []
+    for _ in range(max(rounds, 1)):
+        server, url, arrivals = bench_apply.start_sandbox(20)
+        try:
+            with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+                root = Path(tmp) / "project"
+                bench_apply.write_project(root, PACE_COUNT, 4, rate=PACE_RATE)
+                _, _, sent = bench_apply.run_commbox(root, url)
+                assert sent == PACE_COUNT, sent
+            bench_apply.wait_for(arrivals, PACE_COUNT)
+        finally:
+            server.terminate()
+            server.wait(10)
+        times = sorted(arrivals)
+        spans.append(times[-1] - times[0])
+        peaks.append(max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)))
+    floor = (PACE_COUNT - 1) / PACE_RATE
+    span = statistics.median(spans)
+    ratio = span / floor
+    peak = max(peaks)
+    return [
+        Row(
+            f"apply {PACE_COUNT} msgs at rate_per_s {PACE_RATE}: span of the requests "
+            "vs (n-1)/rate",
+            f"{ratio:.3f}x ({span:.2f} s vs {floor:.2f} s; {len(spans)} runs)",
+            "≤ 1.1x",
+            ratio <= 1.1,
+        ),
+        Row(
+            f"apply {PACE_COUNT} msgs at rate_per_s {PACE_RATE}: most requests in any one second",
+            f"{peak} (over {len(peaks)} runs)",
+            f"≤ {PACE_RATE + 1}",
+            peak <= PACE_RATE + 1,
+        ),
+    ]
 
 
 def row_version(rounds: int, notes: dict[str, list[Run]]) -> list[Row]:
@@ -362,6 +411,7 @@ RUNNERS: dict[str, Callable[[int, dict[str, list[Run]]], list[Row]]] = {
     "scale": row_scale,
     "apply8": row_apply8,
     "apply32": row_apply32,
+    "pace": row_pace,
     "version": row_version,
     "ledger": row_ledger,
 }
