@@ -782,7 +782,10 @@ def test_commbox_shaped_replies_with_a_503_on_the_way(
         "type": 4,
     }
     page = json.dumps({"status": "200", "description": "OK", "data": [item]}).encode()
-    _Scripted.answers = [(503, b"{}"), (200, page), (200, page)]
+    empty = json.dumps({"status": "200", "description": "OK", "data": []}).encode()
+    # Page 0 (after a 503), page 1 answering the same (a server counting from 1), page 2 empty,
+    # then the object read back by id.
+    _Scripted.answers = [(503, b"{}"), (200, page), (200, page), (200, empty), (200, page)]
     monkeypatch.setenv("COMMBOX_BASE_URL", f"http://127.0.0.1:{scripted.server_port}")
     report = reconcile_json(root, capsys)
     assert results(report) == {key(0): ("sent", 62824402)}
@@ -791,8 +794,8 @@ def test_commbox_shaped_replies_with_a_503_on_the_way(
     assert paths[0].startswith("/streams/5fd0c1/objects?unixStartTime=")
     assert "pageSize=100" in paths[0]
     assert "sort=asc" in paths[0]
-    assert "pageNumber=1" in paths[0]
-    assert paths[2] == "/streams/5fd0c1/objects/62824402"
+    assert [p.rsplit("pageNumber=", 1)[1] for p in paths[1:4]] == ["0", "1", "2"]
+    assert paths[4] == "/streams/5fd0c1/objects/62824402"
     headers = _Scripted.seen[0][1]
     assert headers["authorization"] == f"Bearer {TOKEN}"
     assert headers["accept"] == "application/json"

@@ -3,8 +3,9 @@
 `GET /streams/{STREAM_ID}/objects` lists objects and, as CommBox's does, fails (400) without a
 filter: a time window (`unixStartTime` + `unixEndTime`), a customer identity
 (`identityStreamProviderId` + `identityStreamProviderType`) or `userIdentityId`. It pages with
-`pageNumber` (from 1) and `pageSize` (at most 100), without a total count: a client reads until
-a short page; `sort` is `desc` (the default, newest first) or `asc`.
+`pageNumber` and `pageSize` (at most 100), without a total count; where pages start (0 or 1) and
+how many objects a page holds at most are settings (`Paging`), as neither is documented; `sort`
+is `desc` (the default, newest first) or `asc`.
 `GET /streams/{STREAM_ID}/objects/{OBJECT_ID}` answers `data` as an array. Key casing differs
 between the two replies, as in CommBox's OpenAPI (`streamId` and `closedTime` in the list,
 `streamid` and `closeTime` in the single object), `content` is a JSON string in both, and times
@@ -42,13 +43,43 @@ class BadQuery(ValueError):
     """The query cannot be served: answered 400 with this text."""
 
 
-def list_answer(objects: Sequence[StoredObject], stream_id: str, query: Query) -> Answer:
+@dataclass(frozen=True)
+class Paging:
+    """How the listing pages: where page numbers start, and the most objects a page holds.
+
+    Neither is documented by CommBox, so both are settings: a client must cope with either
+    start (`first_page` 0 or 1) and with a server capping `pageSize` below what was asked.
+    With `first_page=1`, page 0 is answered as page 1 (`page_zero="first"`) or empty."""
+
+    first_page: int = 1
+    page_cap: int = PAGE_SIZE_MAX
+    page_zero: str = "first"
+
+    def __post_init__(self) -> None:
+        if self.first_page not in (0, 1):
+            raise ValueError("first_page must be 0 or 1")
+        if not 1 <= self.page_cap <= PAGE_SIZE_MAX:
+            raise ValueError(f"page_cap must be from 1 to {PAGE_SIZE_MAX}")
+        if self.page_zero not in ("first", "empty"):
+            raise ValueError("page_zero must be 'first' or 'empty'")
+
+    def start(self, page: int, size: int) -> int | None:
+        """The index of the page's first object, or None for a page that is always empty."""
+        if page < self.first_page:  # page 0 of a server counting from 1
+            return 0 if self.page_zero == "first" else None
+        return (page - self.first_page) * size
+
+
+def list_answer(
+    objects: Sequence[StoredObject], stream_id: str, query: Query, paging: Paging = Paging()
+) -> Answer:
     try:
         keep = _filter(query)
-        page, size = _int(query, "pageNumber", 1, 1), _int(query, "pageSize", PAGE_SIZE_MAX, 1)
+        page = _int(query, "pageNumber", paging.first_page, 0)
+        size = _int(query, "pageSize", PAGE_SIZE_MAX, 1)
     except BadQuery as exc:
         return error_answer(400, str(exc))
-    size = min(size, PAGE_SIZE_MAX)  # CommBox caps a page at 100 objects
+    size = min(size, paging.page_cap)  # CommBox caps a page at 100 objects, a server maybe less
     chosen = sorted(
         (o for o in objects if o.stream_id == stream_id and keep(o)),
         key=lambda o: (o.created, o.object_id),
@@ -56,8 +87,9 @@ def list_answer(objects: Sequence[StoredObject], stream_id: str, query: Query) -
         # field, and every time of a sandbox object is its creation time.
         reverse=_first(query, "sort", "desc").lower() != "asc",
     )
-    start = (page - 1) * size
-    return _ok([list_item(o) for o in chosen[start : start + size]])
+    start = paging.start(page, size)
+    shown = [] if start is None else chosen[start : start + size]
+    return _ok([list_item(o) for o in shown])
 
 
 def one_answer(objects: Sequence[StoredObject], stream_id: str, object_id: str) -> Answer:

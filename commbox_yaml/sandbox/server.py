@@ -17,7 +17,14 @@ from typing import Any, TextIO, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from commbox_yaml import __version__
-from commbox_yaml.sandbox.reads import OBJECT_PATH, StoredObject, list_answer, one_answer
+from commbox_yaml.sandbox.reads import (
+    OBJECT_PATH,
+    PAGE_SIZE_MAX,
+    Paging,
+    StoredObject,
+    list_answer,
+    one_answer,
+)
 from commbox_yaml.sandbox.wire import (
     FIRST_ID,
     MAX_BODY_BYTES,
@@ -169,6 +176,9 @@ class SandboxServer:
     Scripted faults are used first, one per request, in order. Output (one line per request)
     goes to `output` if given. The objects it created are served back by the read endpoints
     (`GET /streams/{id}/objects[/{oid}]`), unless `refuse_reads` (then every read is 404).
+    The listing's pages start at `first_page` (0 or 1; with 1, page 0 is answered as page 1,
+    or empty with `page_zero="empty"`) and hold at most `page_cap` objects, whatever
+    `pageSize` asks for: CommBox documents neither.
 
     Every request is kept in `received` and every object it created in `objects`, a few KB
     each: what tests look at. A server that runs for a whole fan-out keeps only what it must:
@@ -190,6 +200,9 @@ class SandboxServer:
         drop_every: int = 0,
         store_then_fail_every: int = 0,
         refuse_reads: bool = False,
+        first_page: int = 1,
+        page_cap: int = PAGE_SIZE_MAX,
+        page_zero: str = "first",
         first_id: int = FIRST_ID,
         output: TextIO | None = None,
         record_requests: bool = True,
@@ -217,6 +230,7 @@ class SandboxServer:
         self.drop_every = drop_every
         self.store_then_fail_every = store_then_fail_every
         self.refuse_reads = refuse_reads
+        self.paging = Paging(first_page, page_cap, page_zero)
         self._output = output
         self._record_requests = record_requests
         self._store_objects = store_objects
@@ -382,7 +396,7 @@ class SandboxServer:
         elif one is not None:
             answer = one_answer(self.objects, stream_id, unquote(one.group(2)))
         else:
-            answer = list_answer(self.objects, stream_id, parse_qs(parts.query))
+            answer = list_answer(self.objects, stream_id, parse_qs(parts.query), self.paging)
         return self._record("GET", target, stream_id, headers, Parsed(), answer)
 
     def _unreadable(self, method: str, target: str, headers: Message) -> Answer:
