@@ -27,7 +27,7 @@ from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
 from commbox_yaml.project import load_project
 from commbox_yaml.readback import Item, Reader, parse_time
 from commbox_yaml.reconcile import Reconciler, Result, Window, _Case, key_glob
-from commbox_yaml.sandbox import FIRST_ID, Fault, SandboxServer
+from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.projects import build_project, write
 from tests.sending import apply, delivered, events, ledger_path, wait_until
 
@@ -267,7 +267,10 @@ def test_one_object_two_keys_could_claim_holds_both(
     assert apply(root) == 1
     report = reconcile_json(root, capsys)
     assert results(report) == {key(0): ("unknown", None), key(1): ("unknown", None)}
-    assert reason(report, key(0)) == f"object {FIRST_ID} matches several keys: {key(0)}, {key(1)}"
+    [stored] = server.objects
+    assert reason(report, key(0)) == (
+        f"object {stored.object_id} matches several keys: {key(0)}, {key(1)}"
+    )
     assert posts(server) == 2
     assert apply(root) == 0
     assert posts(server) == 2
@@ -472,7 +475,8 @@ def test_keys_and_globs(
     server.script(Fault(drop=True), Fault(drop=True))
     assert apply(root) == 1
     report = reconcile_json(root, capsys, key(0), key(2))
-    assert results(report) == {key(0): ("absent", None), key(2): ("nothing", FIRST_ID)}
+    [stored] = server.objects
+    assert results(report) == {key(0): ("absent", None), key(2): ("nothing", stored.object_id)}
     assert reason(report, key(2)).startswith("not held: sent as object ")
     report = reconcile_json(root, capsys, "notice-?[*]")
     assert results(report)[key(1)] == ("absent", None)

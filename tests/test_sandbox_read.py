@@ -67,6 +67,13 @@ def window(**extra: Any) -> dict[str, Any]:
     return {"unixStartTime": now - 60, "unixEndTime": now + 60, **extra}
 
 
+@pytest.fixture
+def server() -> Iterator[SandboxServer]:
+    # Fixed ids (from the reference's example id up), so a test can name them.
+    with SandboxServer(first_id=FIRST_ID) as sandbox:
+        yield sandbox
+
+
 def test_the_list_needs_a_filter(server: SandboxServer, http: urllib3.PoolManager) -> None:
     post(http, server, data(1))
     bare = get(http, server)
@@ -169,7 +176,7 @@ def test_reads_need_the_token_and_can_be_refused(http: urllib3.PoolManager) -> N
         assert get(http, server, token=None, **window()).status == 401
         assert get(http, server, token="wrong", **window()).status == 401
         assert get(http, server, **window()).status == 200
-    with SandboxServer(refuse_reads=True) as server:
+    with SandboxServer(refuse_reads=True, first_id=FIRST_ID) as server:
         post(http, server, data(1))
         assert get(http, server, **window()).status == 404
         assert get(http, server, f"/{FIRST_ID}").status == 404
@@ -221,7 +228,7 @@ def test_store_then_fail_every_and_its_log_line(http: urllib3.PoolManager) -> No
         def flush(self) -> None:
             pass
 
-    with SandboxServer(store_then_fail_every=2, output=Output()) as server:  # type: ignore[arg-type]
+    with SandboxServer(store_then_fail_every=2, output=Output(), first_id=FIRST_ID) as server:  # type: ignore[arg-type]
         statuses = [post(http, server, data(n)).status for n in range(4)]
         assert statuses == [200, 500, 200, 500]
         assert len(server.objects) == 4

@@ -13,7 +13,7 @@ from email.parser import BytesParser
 from http import HTTPStatus
 from typing import Any, cast
 
-FIRST_ID = 294159  # the id in the reference's 200 example
+FIRST_ID = 294159  # the id in the reference's 200 example: for tests that want fixed ids
 MAX_BODY_BYTES = 256 * 1024 * 1024  # far above any attachment limit; keeps a runaway client sane
 
 OBJECTS_PATH = re.compile(r"/streams/([^/]+)/objects")
