@@ -348,7 +348,10 @@ class Reconciler:
             attempt += 1
             reply = self.reader.get_json(path, query)
             if reply.status == 401:
-                raise ReadRefused("the API token was refused reading CommBox (HTTP 401)")
+                raise ReadRefused(
+                    "the API token was refused reading CommBox (HTTP 401: a wrong key, or one "
+                    "without the right to read objects)"
+                )
             lost = reply.status is None and reply.again
             if (
                 not (lost or reply.status in (429, 502, 503, 504))

@@ -184,7 +184,7 @@ def test_the_sandbox_pages_as_configured(http: urllib3.PoolManager) -> None:
             headers={"Authorization": f"Bearer {TOKEN}"},
         )
         assert reply.status == 200, reply.data
-        return [item["objectId"] for item in reply.json()["data"]]
+        return [item.get("objectId", item.get("id")) for item in reply.json()["data"]]
 
     with SandboxServer(first_page=0, page_cap=CAP) as server:
         post_others(http, server.url, 60)

@@ -144,15 +144,13 @@ def test_any_non_empty_token_by_default(server: SandboxServer, http: urllib3.Poo
         ({"data": {**DATA, "Message": None}}, None, "Message must be a non-empty string"),
         ({"data": {k: v for k, v in DATA.items() if k != "Message"}}, None, "Message is required"),
         ({"data": {**DATA, "Message": ""}}, None, "Message must be a non-empty string"),
-        (
-            {"data": {k: v for k, v in DATA.items() if k != "UserStreamProviderId"}},
-            None,
-            "UserStreamProviderId is required",
-        ),
+        ({"data": {**DATA, "UserStreamProviderId": 5}}, None, "UserStreamProviderId must be a"),
         ({"data": {**DATA, "Type": "5"}}, None, "Type must be an integer, not a string"),
         ({"data": {**DATA, "StreamProviderType": True}}, None, "StreamProviderType must be an"),
         ({"data": {**DATA, "StatusId": 1.5}}, None, "StatusId must be an integer or a string"),
-        ({"data": {**DATA, "Content": "{}"}}, None, "Content must be an object"),
+        ({"data": {**DATA, "Content": "not json"}}, None, "Content must be an object or a JSON"),
+        ({"data": {**DATA, "Content": "[1]"}}, None, "Content must be an object or a JSON"),
+        ({"data": {**DATA, "Content": 7}}, None, "Content must be an object or a JSON"),
         ({"data": {**DATA, "User": []}}, None, "User must be an object, not an array"),
         ({"data": json.dumps(DATA)}, None, "data must be an object, not a string"),
         ({"Data": DATA}, None, '{"data": {...}}'),
@@ -177,18 +175,22 @@ def test_a_bad_shape_answers_400_saying_what_is_wrong(
     assert server.accepted == []
 
 
-def test_unknown_path_is_404_and_another_method_405(
+def test_unknown_path_is_404_and_another_method_501(
     server: SandboxServer, http: urllib3.PoolManager
 ) -> None:
     missing = http.request("POST", f"{server.url}/streams/s1/object", body=b"{}")
     wrong_method = http.request("PUT", f"{server.url}/streams/s1/objects")
+    on_one = http.request("DELETE", f"{server.url}/streams/s1/objects/7")
     assert missing.status == 404
     assert missing.json()["description"] == "Not found"
-    assert wrong_method.status == 405
-    assert wrong_method.headers["Allow"] == "GET, POST"
+    assert wrong_method.status == 501  # CommBox: "The requested operation is not supported"
+    assert wrong_method.json()["status"] == 501
+    assert "use GET, POST" in wrong_method.json()["description"]
+    assert on_one.status == 501
     assert [(r.method, r.status, r.stream_id) for r in server.received] == [
         ("POST", 404, None),
-        ("PUT", 405, "s1"),
+        ("PUT", 501, "s1"),
+        ("DELETE", 501, "s1"),
     ]
 
 
@@ -222,7 +224,7 @@ def test_multipart_files_arrive_byte_identical(
         ([("data", json.dumps(DATA)), ("files", ("a.pdf", b"x"))], "unexpected multipart field"),
         ([("data", json.dumps(DATA)), ("file", "no filename")], "a 'file' part has no filename"),
         ([("data", "[1]")], "the 'data' field must hold an object"),
-        ([("data", json.dumps({"Message": "m"}))], "UserStreamProviderId is required"),
+        ([("data", json.dumps({"Type": 4}))], "Message is required"),
     ],
 )
 def test_a_bad_multipart_body_answers_400(

@@ -101,7 +101,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--refuse-reads",
         action="store_true",
-        help="answer every read (GET of objects) 404, as for an API key without read access",
+        help="answer every read (GET of objects) 401, as CommBox answers an API key without "
+        "the right to read",
     )
     parser.add_argument(
         "--first-page",
@@ -192,7 +193,7 @@ def _faults(args: argparse.Namespace) -> list[str]:
     if args.store_then_fail_every:
         faults.append(f"stored then 500 {_every(args.store_then_fail_every)}")
     if args.refuse_reads:
-        faults.append("reads refused (404)")
+        faults.append("reads refused (401)")
     if args.first_page != 1:
         faults.append(f"pages counted from {args.first_page}")
     if args.page_cap != PAGE_SIZE_MAX:

@@ -6,37 +6,25 @@ filter: a time window (`unixStartTime` + `unixEndTime`), a customer identity
 `pageNumber` and `pageSize` (at most 100), without a total count; where pages start (0 or 1) and
 how many objects a page holds at most are settings (`Paging`), as neither is documented; `sort`
 is `desc` (the default, newest first) or `asc`.
-`GET /streams/{STREAM_ID}/objects/{OBJECT_ID}` answers `data` as an array. Key casing differs
-between the two replies, as in CommBox's OpenAPI (`streamId` and `closedTime` in the list,
-`streamid` and `closeTime` in the single object), `content` is a JSON string in both, and times
-are written as CommBox's .NET server writes them (`2024-09-17T07:51:52.2581942Z`).
+`GET /streams/{STREAM_ID}/objects/{OBJECT_ID}` answers `data` as an array. The replies are
+spelled as CommBox's OpenAPI documents them (sandbox/shapes.py), times as CommBox's .NET server
+writes them (`2024-09-17T07:51:52.2581942Z`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from commbox_yaml.sandbox.shapes import ReadStyle, StoredObject, full_object, list_item
 from commbox_yaml.sandbox.wire import Answer, error_answer, json_bytes, response_time, utc_now
 
 OBJECT_PATH = re.compile(r"/streams/([^/]+)/objects/([^/]+)")
 PAGE_SIZE_MAX = 100
 
 Query = Mapping[str, Sequence[str]]
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """An object the sandbox created from a Create Object request."""
-
-    object_id: int
-    stream_id: str
-    data: dict[str, Any]
-    created: datetime
 
 
 class BadQuery(ValueError):
@@ -71,7 +59,11 @@ class Paging:
 
 
 def list_answer(
-    objects: Sequence[StoredObject], stream_id: str, query: Query, paging: Paging = Paging()
+    objects: Sequence[StoredObject],
+    stream_id: str,
+    query: Query,
+    paging: Paging,
+    style: ReadStyle,
 ) -> Answer:
     try:
         keep = _filter(query)
@@ -89,70 +81,21 @@ def list_answer(
     )
     start = paging.start(page, size)
     shown = [] if start is None else chosen[start : start + size]
-    return _ok([list_item(o) for o in shown])
+    return _ok([list_item(o, style) for o in shown])
 
 
-def one_answer(objects: Sequence[StoredObject], stream_id: str, object_id: str) -> Answer:
+def one_answer(
+    objects: Sequence[StoredObject],
+    stream_id: str,
+    object_id: str,
+    query: Query,
+    style: ReadStyle,
+) -> Answer:
+    children = _first(query, "includeChilds", "false").lower() == "true"
     for stored in objects:
         if stored.stream_id == stream_id and str(stored.object_id) == object_id:
-            return _ok([full_object(stored)])
+            return _ok([full_object(stored, style, children)])
     return error_answer(404, f"object {object_id} not found in stream {stream_id}")
-
-
-def list_item(stored: StoredObject) -> dict[str, Any]:
-    data = stored.data
-    kind = data.get("UserStreamProviderType")
-    return {
-        "objectId": stored.object_id,
-        "streamId": stored.stream_id,
-        "substreamId": data.get("SubStreamId", 0),
-        "streamProviderId": data.get("StreamProviderId"),
-        "streamProviderType": data.get("StreamProviderType"),
-        "user_identity": data.get("UserIdentity"),
-        "userStreamProviderId": data.get("UserStreamProviderId"),
-        "userStreamProviderType": None if kind is None else str(kind),  # a string here
-        "content": json.dumps(data.get("Content") or {}),
-        "message": data.get("Message"),
-        "createdTime": _iso(stored.created),
-        "updatedTime": _iso(stored.created),
-        "closedTime": None,
-        "statusId": data.get("StatusId", 1),
-        "type": data.get("Type"),
-        "user": _user(data),
-    }
-
-
-def full_object(stored: StoredObject) -> dict[str, Any]:
-    data = stored.data
-    return {
-        "objectId": stored.object_id,
-        "streamid": stored.stream_id,
-        "substreamid": data.get("SubStreamId"),
-        "streamProviderId": data.get("StreamProviderId"),
-        "streamProviderType": data.get("StreamProviderType"),
-        "user_identity": data.get("UserIdentity"),
-        "userStreamProviderId": data.get("UserStreamProviderId"),
-        "userStreamProviderType": data.get("UserStreamProviderType"),
-        "content": json.dumps(data.get("Content") or {}),
-        "message": data.get("Message"),
-        "createdTime": _iso(stored.created),
-        "updatedTime": _iso(stored.created),
-        "closeTime": None,
-        "statusId": data.get("StatusId", 1),
-        "type": data.get("Type"),
-        "isManager": False,
-        "user": _user(data),
-    }
-
-
-def _user(data: dict[str, Any]) -> dict[str, Any]:
-    user = data.get("User")
-    return dict(user) if isinstance(user, dict) else {}
-
-
-def _iso(moment: datetime) -> str:
-    """UTC with seven fractional digits, as .NET writes it."""
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}0Z"
 
 
 def _ok(items: list[dict[str, Any]]) -> Answer:
