@@ -311,19 +311,7 @@ class Reconciler:
             if problem is not None:
                 return _Listing(failure=problem, pages=page + 1)
             assert isinstance(data, list)
-            for raw in data:
-                item = Item.of(raw)
-                if item.object_id is None:
-                    listing.items.append(item)
-                    continue
-                seen_on = first_page.setdefault(item.object_id, page)
-                if item.object_id in listing.ids and {seen_on, page} != {0, 1}:
-                    listing.moved = True  # on two pages other than 0 and 1, or twice on one
-                    return listing
-                if item.object_id not in listing.ids:
-                    listing.ids.add(item.object_id)
-                    listing.items.append(item)
-            if not data and page >= 2:
+            if not _take_page(listing, data, page, first_page) or (not data and page >= 2):
                 return listing
         return _Listing(failure=f"more than {MAX_PAGES} pages in the window", pages=MAX_PAGES)
 
@@ -475,6 +463,23 @@ class Reconciler:
             event["object_id"] = finding.object_id
         event["description"] = finding.reason  # counts and ids only: no message content
         self.ledger.append(event)
+
+
+def _take_page(listing: _Listing, data: list[Any], page: int, first_page: dict[str, int]) -> bool:
+    """Add a page's objects to the listing, once each; False when the listing moved."""
+    for raw in data:
+        item = Item.of(raw)
+        if item.object_id is None:
+            listing.items.append(item)
+            continue
+        seen_on = first_page.setdefault(item.object_id, page)
+        if item.object_id in listing.ids and {seen_on, page} != {0, 1}:
+            listing.moved = True  # on two pages other than 0 and 1, or twice on one
+            return False
+        if item.object_id not in listing.ids:
+            listing.ids.add(item.object_id)
+            listing.items.append(item)
+    return True
 
 
 def _clusters(cases: Sequence[_Case]) -> list[tuple[str, Window, list[_Case]]]:

@@ -9,7 +9,6 @@ import socket
 import socketserver
 import sys
 import threading
-import time
 import traceback
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,7 @@ from commbox_yaml.sandbox.wire import (
     OBJECTS_PATH,
     Answer,
     Fault,
+    ObjectIds,
     Parsed,
     Received,
     error_answer,
@@ -172,10 +172,7 @@ class SandboxServer:
     (`GET /streams/{id}/objects[/{oid}]`), unless `refuse_reads` (then every read is 401, as
     CommBox answers a key without the right to read). `list_shapes` and `stored_text` pick the
     documented spellings of the replies (sandbox/shapes.py).
-    Object ids never repeat across runs: each is at least the microseconds since the epoch when
-    it was made, and greater than the one before (`first_id` gives fixed ids from that one up,
-    for tests). CommBox's ids are positive int64s; these stay below 2**53, so JSON readers that
-    hold numbers as doubles read them exactly.
+    Object ids never repeat across runs (`ObjectIds`); `first_id` gives fixed ones, for tests.
     The listing's pages start at `first_page` (0 or 1; with 1, page 0 is answered as page 1,
     or empty with `page_zero="empty"`) and hold at most `page_cap` objects, whatever
     `pageSize` asks for: CommBox documents neither.
@@ -244,11 +241,7 @@ class SandboxServer:
         self._objects: list[StoredObject] = []
         self._script: list[Fault] = []
         self._requests = 0
-        if first_id is not None and first_id < 1:
-            raise ValueError("first_id must be a positive integer")
-        # With no first id, ids follow the clock, so no two runs hand out one id.
-        self._fixed_ids = first_id is not None
-        self._next_id = first_id if first_id is not None else clock_id()
+        self._ids = ObjectIds(first_id)
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -456,10 +449,7 @@ class SandboxServer:
     def _object_id(self, fault: Fault) -> int:
         if fault.id is not None:
             return fault.id
-        with self._lock:
-            object_id = self._next_id if self._fixed_ids else max(self._next_id, clock_id())
-            self._next_id = object_id + 1
-        return object_id
+        return self._ids.next()
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -522,11 +512,6 @@ class SandboxServer:
     def _untrack(self, connection: socket.socket) -> None:
         with self._lock:
             self._connections.discard(connection)
-
-
-def clock_id() -> int:
-    """The microseconds since the epoch: about 1.8e15 now, 2**53 (9.0e15) in the year 2255."""
-    return time.time_ns() // 1000
 
 
 def _every(period: int, number: int) -> bool:

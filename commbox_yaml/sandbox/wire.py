@@ -5,6 +5,8 @@ from __future__ import annotations
 import email.policy
 import json
 import re
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,6 +86,30 @@ class Fault:
 
 
 NO_FAULT = Fault()
+
+
+class ObjectIds:
+    """Object ids that never repeat across runs: each is at least the microseconds since the
+    epoch when it is made, and greater than the one before. CommBox's ids are positive int64s;
+    these stay below 2**53 (until the year 2255), so JSON readers holding numbers as doubles
+    read them exactly. With `first_id`, fixed ids from that one up, for tests."""
+
+    def __init__(self, first_id: int | None = None) -> None:
+        if first_id is not None and first_id < 1:
+            raise ValueError("first_id must be a positive integer")
+        self._fixed = first_id is not None
+        self._next = first_id if first_id is not None else _clock_id()
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            object_id = self._next if self._fixed else max(self._next, _clock_id())
+            self._next = object_id + 1
+        return object_id
+
+
+def _clock_id() -> int:
+    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True)
