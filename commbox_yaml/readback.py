@@ -65,16 +65,27 @@ class Item:
 
     @classmethod
     def of(cls, raw: Any) -> Item:
-        fields = {str(k).lower(): v for k, v in raw.items()} if isinstance(raw, dict) else {}
+        """Either documented item shape: `objectId` and `userStreamProviderId`, or `id` and
+        the customer only under `user.identity.streamProviderId`."""
+        fields = _folded(raw)
         object_id = fields.get("objectid", fields.get("id"))
+        customer = fields.get("userstreamproviderid")
+        if customer is None:
+            identity = _folded(_folded(fields.get("user")).get("identity"))
+            customer = identity.get("streamproviderid")
         message = fields.get("message")
         return cls(
             None if object_id is None else str(object_id),
-            _text(fields.get("userstreamproviderid")),
+            _text(customer),
             _text(fields.get("type")),
             message if isinstance(message, str) else None,
             parse_time(fields.get("createdtime")),
         )
+
+
+def _folded(raw: Any) -> dict[str, Any]:
+    """An object's keys in lower case (CommBox spells them differently from reply to reply)."""
+    return {str(k).lower(): v for k, v in raw.items()} if isinstance(raw, dict) else {}
 
 
 def _text(value: Any) -> str | None:

@@ -8,10 +8,12 @@ CommBox has no idempotency key and no client reference, so the rules lean one wa
 - an object is this send's only when customer, type and text all agree, it was created while
   the send was in flight (widened by a margin: the server's clock is not ours), and no other
   key claims it (an object id is recorded for one key at most);
-- "absent" needs a complete listing (every page, no object moving between pages), no object at
-  all for the customer and type that another key does not account for (CommBox may store a
-  text altered, e.g. as HTML: a different text is a reason to hold, never proof of absence),
-  and a send older than `api.reconcile_after_s` (a new object may take a moment to be listed).
+- "absent" needs a complete listing (pages 0 and 1, since where pages start is not
+  documented, then on until an empty page, since a short page proves nothing; no object moving
+  between pages), no object at all for the customer and type that another key does not
+  account for (CommBox may store a text altered, e.g. as HTML: a different text is a reason to
+  hold, never proof of absence), and a send older than `api.reconcile_after_s` (a new object
+  may take a moment to be listed).
 Keys whose windows overlap share one listing, so a batch of unknowns costs a few pages.
 """
 
@@ -36,6 +38,7 @@ from commbox_yaml.readback import Item, Reader, Reply, parse_time, reply_problem
 CLOCK_SKEW_S = 300.0  # each side of a send's window
 PAGE_SIZE = 100  # CommBox's cap
 MAX_PAGES = 1000  # past 100,000 objects in one window, a listing is not worth trusting
+LIST_TRIES = 3  # a listing that keeps moving while it is read is not worth trusting either
 RETRY_BASE_S = 0.5
 
 
@@ -185,7 +188,9 @@ def _moment(text: str | None) -> float | None:
 class _Listing:
     items: list[Item] = field(default_factory=list)
     failure: str | None = None
-    pages: int = 0
+    pages: int = 0  # how many pages were read
+    ids: set[str] = field(default_factory=set)
+    moved: bool = False  # an object was seen on two pages other than 0 and 1
 
 
 class Reconciler:
@@ -267,8 +272,26 @@ class Reconciler:
     # listing ---------------------------------------------------------------------------------
 
     def _list(self, path: str, window: Window) -> _Listing:
+        """Every object in the window; a listing that moved while it was read is read again."""
         listing = _Listing()
-        seen: set[str] = set()
+        for _ in range(LIST_TRIES):
+            listing = self._list_once(path, window)
+            if not listing.moved:
+                return listing
+        return _Listing(
+            failure=f"objects moved between pages while listing ({LIST_TRIES} tries); run it again",
+            pages=listing.pages,
+        )
+
+    def _list_once(self, path: str, window: Window) -> _Listing:
+        """Pages 0 and 1 (where pages start is not documented), then on until an empty page.
+
+        A short page proves nothing (a server may cap `pageSize` below what was asked), so
+        only an empty page after page 1 ends the read. Pages 0 and 1 may hold the same objects
+        (a server counting from 1 may answer page 0 as page 1): their union is taken by object
+        id. An object on any other two pages means the listing moved while it was read."""
+        listing = _Listing()
+        first_page: dict[str, int] = {}  # object id -> the page it was first seen on
         query: dict[str, Any] = {
             "unixStartTime": int(window.start),
             "unixEndTime": int(window.end) + 1,
@@ -276,29 +299,19 @@ class Reconciler:
             "order": "createdtime",  # CommBox: `order` names the field, `sort` the direction
             "sort": "asc",  # oldest first: new objects land on the last page, earlier ones stay
         }
-        for page in range(1, MAX_PAGES + 1):
+        for page in range(MAX_PAGES + 1):
             reply = self._get(path, {**query, "pageNumber": page})
-            listing.pages = page
+            listing.pages = page + 1
             problem = reply_problem(reply, f"listing page {page}")
             data = reply.payload.get("data") if isinstance(reply.payload, dict) else None
             if problem is None and not isinstance(data, list):
                 problem = f"listing page {page} gave no list of objects"
-            if problem is None and page == 1:
+            if problem is None and page == 0:
                 problem = self._clock_problem(reply.payload.get("response_time"))
             if problem is not None:
-                return _Listing(failure=problem, pages=page)
+                return _Listing(failure=problem, pages=page + 1)
             assert isinstance(data, list)
-            for raw in data:
-                item = Item.of(raw)
-                if item.object_id is not None and item.object_id in seen:
-                    return _Listing(
-                        failure="objects moved between pages while listing; run it again",
-                        pages=page,
-                    )
-                if item.object_id is not None:
-                    seen.add(item.object_id)
-                listing.items.append(item)
-            if len(data) < PAGE_SIZE:
+            if not _take_page(listing, data, page, first_page) or (not data and page >= 2):
                 return listing
         return _Listing(failure=f"more than {MAX_PAGES} pages in the window", pages=MAX_PAGES)
 
@@ -323,7 +336,10 @@ class Reconciler:
             attempt += 1
             reply = self.reader.get_json(path, query)
             if reply.status == 401:
-                raise ReadRefused("the API token was refused reading CommBox (HTTP 401)")
+                raise ReadRefused(
+                    "the API token was refused reading CommBox (HTTP 401: a wrong key, or one "
+                    "without the right to read objects)"
+                )
             lost = reply.status is None and reply.again
             if (
                 not (lost or reply.status in (429, 502, 503, 504))
@@ -447,6 +463,23 @@ class Reconciler:
             event["object_id"] = finding.object_id
         event["description"] = finding.reason  # counts and ids only: no message content
         self.ledger.append(event)
+
+
+def _take_page(listing: _Listing, data: list[Any], page: int, first_page: dict[str, int]) -> bool:
+    """Add a page's objects to the listing, once each; False when the listing moved."""
+    for raw in data:
+        item = Item.of(raw)
+        if item.object_id is None:
+            listing.items.append(item)
+            continue
+        seen_on = first_page.setdefault(item.object_id, page)
+        if item.object_id in listing.ids and {seen_on, page} != {0, 1}:
+            listing.moved = True  # on two pages other than 0 and 1, or twice on one
+            return False
+        if item.object_id not in listing.ids:
+            listing.ids.add(item.object_id)
+            listing.items.append(item)
+    return True
 
 
 def _clusters(cases: Sequence[_Case]) -> list[tuple[str, Window, list[_Case]]]:

@@ -27,7 +27,7 @@ from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
 from commbox_yaml.project import load_project
 from commbox_yaml.readback import Item, Reader, parse_time
 from commbox_yaml.reconcile import Reconciler, Result, Window, _Case, key_glob
-from commbox_yaml.sandbox import FIRST_ID, Fault, SandboxServer
+from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.projects import build_project, write
 from tests.sending import apply, delivered, events, ledger_path, wait_until
 
@@ -215,13 +215,16 @@ def test_with_reading_refused_they_stay_unknown_and_nothing_is_resent(
         use(server.url)
         server.script(Fault(drop=True), Fault(drop=True, store=True))
         assert apply(root) == 1
-        report = reconcile_json(root, capsys)
-        assert {r["result"] for r in report["results"]} == {"unknown"}
-        assert all("reading is not allowed (HTTP 404" in r["reason"] for r in report["results"])
+        capsys.readouterr()
+        # CommBox answers a key without the right to read 401, as it does a wrong key.
+        assert reconcile(root) == 1
+        error = capsys.readouterr().err
+        assert "refused reading CommBox (HTTP 401" in error
+        assert "right to read objects" in error
         assert plan_summary(root, capsys)["unknown"] == 2
         sent = posts(server)
         assert apply(root) == 0
-        assert apply(root, "--reconcile") == 0
+        assert apply(root, "--reconcile") == 1
         assert posts(server) == sent
     assert not [e for e in events(root) if e["event"] == "reconciled"]
 
@@ -267,7 +270,10 @@ def test_one_object_two_keys_could_claim_holds_both(
     assert apply(root) == 1
     report = reconcile_json(root, capsys)
     assert results(report) == {key(0): ("unknown", None), key(1): ("unknown", None)}
-    assert reason(report, key(0)) == f"object {FIRST_ID} matches several keys: {key(0)}, {key(1)}"
+    [stored] = server.objects
+    assert reason(report, key(0)) == (
+        f"object {stored.object_id} matches several keys: {key(0)}, {key(1)}"
+    )
     assert posts(server) == 2
     assert apply(root) == 0
     assert posts(server) == 2
@@ -472,7 +478,8 @@ def test_keys_and_globs(
     server.script(Fault(drop=True), Fault(drop=True))
     assert apply(root) == 1
     report = reconcile_json(root, capsys, key(0), key(2))
-    assert results(report) == {key(0): ("absent", None), key(2): ("nothing", FIRST_ID)}
+    [stored] = server.objects
+    assert results(report) == {key(0): ("absent", None), key(2): ("nothing", stored.object_id)}
     assert reason(report, key(2)).startswith("not held: sent as object ")
     report = reconcile_json(root, capsys, "notice-?[*]")
     assert results(report)[key(1)] == ("absent", None)
@@ -510,7 +517,7 @@ def test_errors_are_one_line_and_exit_1(
         capsys.readouterr()
         assert reconcile(root) == 1
         err = capsys.readouterr().err
-        assert "token was refused reading CommBox (HTTP 401)" in err
+        assert "token was refused reading CommBox (HTTP 401: a wrong key" in err
         assert len(err.strip().splitlines()) == 1
         assert "a-revoked-key" not in err
         monkeypatch.delenv("COMMBOX_API_TOKEN")
@@ -782,7 +789,10 @@ def test_commbox_shaped_replies_with_a_503_on_the_way(
         "type": 4,
     }
     page = json.dumps({"status": "200", "description": "OK", "data": [item]}).encode()
-    _Scripted.answers = [(503, b"{}"), (200, page), (200, page)]
+    empty = json.dumps({"status": "200", "description": "OK", "data": []}).encode()
+    # Page 0 (after a 503), page 1 answering the same (a server counting from 1), page 2 empty,
+    # then the object read back by id.
+    _Scripted.answers = [(503, b"{}"), (200, page), (200, page), (200, empty), (200, page)]
     monkeypatch.setenv("COMMBOX_BASE_URL", f"http://127.0.0.1:{scripted.server_port}")
     report = reconcile_json(root, capsys)
     assert results(report) == {key(0): ("sent", 62824402)}
@@ -791,8 +801,8 @@ def test_commbox_shaped_replies_with_a_503_on_the_way(
     assert paths[0].startswith("/streams/5fd0c1/objects?unixStartTime=")
     assert "pageSize=100" in paths[0]
     assert "sort=asc" in paths[0]
-    assert "pageNumber=1" in paths[0]
-    assert paths[2] == "/streams/5fd0c1/objects/62824402"
+    assert [p.rsplit("pageNumber=", 1)[1] for p in paths[1:4]] == ["0", "1", "2"]
+    assert paths[4] == "/streams/5fd0c1/objects/62824402"
     headers = _Scripted.seen[0][1]
     assert headers["authorization"] == f"Bearer {TOKEN}"
     assert headers["accept"] == "application/json"

@@ -35,7 +35,8 @@ DATA = {
 
 @pytest.fixture
 def server() -> Iterator[SandboxServer]:
-    with SandboxServer() as sandbox:
+    # Fixed ids (from the reference's example id up), so a test can name them.
+    with SandboxServer(first_id=FIRST_ID) as sandbox:
         yield sandbox
 
 
@@ -143,15 +144,13 @@ def test_any_non_empty_token_by_default(server: SandboxServer, http: urllib3.Poo
         ({"data": {**DATA, "Message": None}}, None, "Message must be a non-empty string"),
         ({"data": {k: v for k, v in DATA.items() if k != "Message"}}, None, "Message is required"),
         ({"data": {**DATA, "Message": ""}}, None, "Message must be a non-empty string"),
-        (
-            {"data": {k: v for k, v in DATA.items() if k != "UserStreamProviderId"}},
-            None,
-            "UserStreamProviderId is required",
-        ),
+        ({"data": {**DATA, "UserStreamProviderId": 5}}, None, "UserStreamProviderId must be a"),
         ({"data": {**DATA, "Type": "5"}}, None, "Type must be an integer, not a string"),
         ({"data": {**DATA, "StreamProviderType": True}}, None, "StreamProviderType must be an"),
         ({"data": {**DATA, "StatusId": 1.5}}, None, "StatusId must be an integer or a string"),
-        ({"data": {**DATA, "Content": "{}"}}, None, "Content must be an object"),
+        ({"data": {**DATA, "Content": "not json"}}, None, "Content must be an object or a JSON"),
+        ({"data": {**DATA, "Content": "[1]"}}, None, "Content must be an object or a JSON"),
+        ({"data": {**DATA, "Content": 7}}, None, "Content must be an object or a JSON"),
         ({"data": {**DATA, "User": []}}, None, "User must be an object, not an array"),
         ({"data": json.dumps(DATA)}, None, "data must be an object, not a string"),
         ({"Data": DATA}, None, '{"data": {...}}'),
@@ -176,18 +175,22 @@ def test_a_bad_shape_answers_400_saying_what_is_wrong(
     assert server.accepted == []
 
 
-def test_unknown_path_is_404_and_another_method_405(
+def test_unknown_path_is_404_and_another_method_501(
     server: SandboxServer, http: urllib3.PoolManager
 ) -> None:
     missing = http.request("POST", f"{server.url}/streams/s1/object", body=b"{}")
     wrong_method = http.request("PUT", f"{server.url}/streams/s1/objects")
+    on_one = http.request("DELETE", f"{server.url}/streams/s1/objects/7")
     assert missing.status == 404
     assert missing.json()["description"] == "Not found"
-    assert wrong_method.status == 405
-    assert wrong_method.headers["Allow"] == "GET, POST"
+    assert wrong_method.status == 501  # CommBox: "The requested operation is not supported"
+    assert wrong_method.json()["status"] == 501
+    assert "use GET, POST" in wrong_method.json()["description"]
+    assert on_one.status == 501
     assert [(r.method, r.status, r.stream_id) for r in server.received] == [
         ("POST", 404, None),
-        ("PUT", 405, "s1"),
+        ("PUT", 501, "s1"),
+        ("DELETE", 501, "s1"),
     ]
 
 
@@ -221,7 +224,7 @@ def test_multipart_files_arrive_byte_identical(
         ([("data", json.dumps(DATA)), ("files", ("a.pdf", b"x"))], "unexpected multipart field"),
         ([("data", json.dumps(DATA)), ("file", "no filename")], "a 'file' part has no filename"),
         ([("data", "[1]")], "the 'data' field must hold an object"),
-        ([("data", json.dumps({"Message": "m"}))], "UserStreamProviderId is required"),
+        ([("data", json.dumps({"Type": 4}))], "Message is required"),
     ],
 )
 def test_a_bad_multipart_body_answers_400(
@@ -241,7 +244,7 @@ def test_a_chunked_body_is_read_whole(server: SandboxServer, http: urllib3.PoolM
 
 
 def test_throttle_every_answers_429_with_retry_after(http: urllib3.PoolManager) -> None:
-    with SandboxServer(throttle_every=2, throttle_retry_after=3) as server:
+    with SandboxServer(throttle_every=2, throttle_retry_after=3, first_id=FIRST_ID) as server:
         responses = [post(http, server) for _ in range(4)]
     assert [r.status for r in responses] == [200, 429, 200, 429]
     assert responses[1].headers["Retry-After"] == "3"
@@ -274,7 +277,7 @@ def test_fail_every_answers_5xx(http: urllib3.PoolManager) -> None:
 def test_drop_every_closes_the_connection_after_reading_the_request(
     http: urllib3.PoolManager,
 ) -> None:
-    with SandboxServer(drop_every=2) as server:
+    with SandboxServer(drop_every=2, first_id=FIRST_ID) as server:
         assert post(http, server).status == 200
         with pytest.raises(ProtocolError):
             post(http, server)
@@ -322,7 +325,7 @@ def test_scripted_faults_are_used_in_order_before_the_periodic_rules(
 
 
 def test_a_delay_past_the_read_timeout_still_creates_the_object_and_stop_is_prompt() -> None:
-    server = SandboxServer().start()
+    server = SandboxServer(first_id=FIRST_ID).start()
     pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=0.2))
     try:
         server.script(Fault(delay_s=30))
@@ -387,8 +390,8 @@ def test_a_server_for_a_whole_fan_out_keeps_only_what_it_must(
     apply's own sandbox, read back by nothing, keeps neither. Both still answer every POST."""
     output = io.StringIO()
     with (
-        SandboxServer(record_requests=False, output=output) as serving,
-        SandboxServer(record_requests=False, store_objects=False) as rehearsing,
+        SandboxServer(record_requests=False, output=output, first_id=FIRST_ID) as serving,
+        SandboxServer(record_requests=False, store_objects=False, first_id=FIRST_ID) as rehearsing,
     ):
         for sandbox in (serving, rehearsing):
             answers = [post(http, sandbox).json()["data"]["id"] for _ in range(3)]
@@ -413,7 +416,7 @@ def test_prints_one_line_per_request_only_when_given_an_output(
 ) -> None:
     output = io.StringIO()
     message = "Please find attached your invoice for September 2024, and the report for August."
-    with SandboxServer(output=output) as server, SandboxServer() as silent:
+    with SandboxServer(output=output, first_id=FIRST_ID) as server, SandboxServer() as silent:
         fields = [
             ("data", json.dumps({**DATA, "Message": message})),
             ("file", ("invoice.pdf", b"%PDF-1.4", "application/pdf")),
@@ -466,9 +469,11 @@ def test_the_cli_command_serves_until_terminated(http: urllib3.PoolManager) -> N
             if process.poll() is None:  # a failed assertion must not leave it running
                 process.kill()
     assert response.status == 200
-    assert response.json()["data"] == {"id": FIRST_ID}
+    object_id = response.json()["data"]["id"]
+    assert isinstance(object_id, int)
+    assert object_id > 0
     assert process.returncode == 0, err
     assert export.strip() == f"export COMMBOX_BASE_URL=http://127.0.0.1:{port}"
-    assert f'stream s1  Type 5  "some message"  [no files]  -> 200 id={FIRST_ID}' in out
+    assert f'stream s1  Type 5  "some message"  [no files]  -> 200 id={object_id}' in out
     assert out.rstrip().endswith("sandbox stopped.")
     assert TOKEN not in first + out + err

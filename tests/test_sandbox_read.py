@@ -67,6 +67,13 @@ def window(**extra: Any) -> dict[str, Any]:
     return {"unixStartTime": now - 60, "unixEndTime": now + 60, **extra}
 
 
+@pytest.fixture
+def server() -> Iterator[SandboxServer]:
+    # Fixed ids (from the reference's example id up), so a test can name them.
+    with SandboxServer(first_id=FIRST_ID) as sandbox:
+        yield sandbox
+
+
 def test_the_list_needs_a_filter(server: SandboxServer, http: urllib3.PoolManager) -> None:
     post(http, server, data(1))
     bare = get(http, server)
@@ -82,18 +89,21 @@ def test_the_list_needs_a_filter(server: SandboxServer, http: urllib3.PoolManage
 def test_a_listed_object_has_the_documented_shape(
     server: SandboxServer, http: urllib3.PoolManager
 ) -> None:
-    sent = post(http, server, data(1, User={"UniqueId": "u1"}))
+    sent = post(http, server, data(1, User={"UniqueId": "u1", "Phone1": "972544444444"}))
     reply = get(http, server, **window())
     assert reply.status == 200
     payload = reply.json()
     assert payload["status"] == "200"
     [item] = payload["data"]
     assert item["objectId"] == sent.json()["data"]["id"] == FIRST_ID
-    assert item["streamId"] == STREAM  # the path's id, percent-decoded
+    # A number, never the encrypted id of the path: one made up for it, the same each time.
+    assert isinstance(item["streamId"], int)
+    assert item["streamId"] == get(http, server, **window()).json()["data"][0]["streamId"]
     assert item["message"] == "message 1"
     assert item["userStreamProviderId"] == "972544444444"
     assert item["type"] == 4
-    assert item["user"] == {"UniqueId": "u1"}
+    assert (item["user"]["uniqueId"], item["user"]["phone1"]) == ("u1", 972544444444)
+    assert "UniqueId" not in item["user"]
     assert isinstance(item["content"], str)  # a JSON string, as CommBox answers
     assert json.loads(item["content"]) == {"to": ["972544444444"]}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z", item["createdTime"])
@@ -111,7 +121,7 @@ def test_one_object_answers_data_as_an_array_with_its_own_key_casing(
     assert reply.status == 200
     [item] = reply.json()["data"]
     assert item["objectId"] == FIRST_ID
-    assert item["streamid"] == STREAM
+    assert isinstance(item["streamid"], int)
     assert "streamId" not in item
     assert item["substreamid"] == 7
     assert "closeTime" in item
@@ -139,11 +149,11 @@ def test_pages_of_at_most_100_until_a_short_page(
         assert reply.status == 200
         items = reply.json()["data"]
         sizes.append(len(items))
-        ids += [i["objectId"] for i in items]
+        ids += [i.get("objectId", i.get("id")) for i in items]  # both documented shapes
     assert sizes == [100, 100, 30, 0]
     assert ids == list(range(FIRST_ID, FIRST_ID + 230))  # oldest first, none twice
     newest = get(http, server, **window(pageSize=2)).json()["data"]  # default: newest first
-    assert [i["objectId"] for i in newest] == [FIRST_ID + 229, FIRST_ID + 228]
+    assert [i.get("objectId", i.get("id")) for i in newest] == [FIRST_ID + 229, FIRST_ID + 228]
 
 
 def test_the_time_window_and_the_identity_filters(
@@ -169,10 +179,12 @@ def test_reads_need_the_token_and_can_be_refused(http: urllib3.PoolManager) -> N
         assert get(http, server, token=None, **window()).status == 401
         assert get(http, server, token="wrong", **window()).status == 401
         assert get(http, server, **window()).status == 200
-    with SandboxServer(refuse_reads=True) as server:
+    with SandboxServer(refuse_reads=True, first_id=FIRST_ID) as server:
         post(http, server, data(1))
-        assert get(http, server, **window()).status == 404
-        assert get(http, server, f"/{FIRST_ID}").status == 404
+        refused = get(http, server, **window())
+        assert refused.status == 401  # as CommBox answers a key without the right to read
+        assert refused.json()["description"] == "this API key has no right to read objects"
+        assert get(http, server, f"/{FIRST_ID}").status == 401
         assert len(server.objects) == 1  # stored all the same
 
 
@@ -221,7 +233,7 @@ def test_store_then_fail_every_and_its_log_line(http: urllib3.PoolManager) -> No
         def flush(self) -> None:
             pass
 
-    with SandboxServer(store_then_fail_every=2, output=Output()) as server:  # type: ignore[arg-type]
+    with SandboxServer(store_then_fail_every=2, output=Output(), first_id=FIRST_ID) as server:  # type: ignore[arg-type]
         statuses = [post(http, server, data(n)).status for n in range(4)]
         assert statuses == [200, 500, 200, 500]
         assert len(server.objects) == 4
@@ -268,6 +280,6 @@ def test_the_cli_flags_announce_the_new_faults(http: urllib3.PoolManager) -> Non
         finally:
             if process.poll() is None:
                 process.kill()
-    assert faults.strip() == "faults: stored then 500 every request, reads refused (404)"
+    assert faults.strip() == "faults: stored then 500 every request, reads refused (401)"
     assert response.status == 500
-    assert read.status == 404
+    assert read.status == 401

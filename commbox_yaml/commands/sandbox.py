@@ -15,6 +15,7 @@ from commbox_yaml.commands._help import epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.sandbox import SandboxServer
+from commbox_yaml.sandbox.reads import PAGE_SIZE_MAX
 
 DEFAULT_PORT = 4010  # the usual port of API mock servers (Prism), unlikely to clash with apps
 
@@ -100,7 +101,23 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--refuse-reads",
         action="store_true",
-        help="answer every read (GET of objects) 404, as for an API key without read access",
+        help="answer every read (GET of objects) 401, as CommBox answers an API key without "
+        "the right to read",
+    )
+    parser.add_argument(
+        "--first-page",
+        type=_first_page,
+        default=1,
+        metavar="0|1",
+        help="the number of the listing's first page (default 1; page 0 is then answered as "
+        "page 1): CommBox does not document it",
+    )
+    parser.add_argument(
+        "--page-cap",
+        type=_page_cap,
+        default=PAGE_SIZE_MAX,
+        metavar="N",
+        help=f"list at most N objects a page, whatever pageSize asks (default {PAGE_SIZE_MAX})",
     )
 
 
@@ -116,6 +133,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         drop_every=args.drop_every,
         store_then_fail_every=args.store_then_fail_every,
         refuse_reads=args.refuse_reads,
+        first_page=args.first_page,
+        page_cap=args.page_cap,
         output=ctx.console.stdout,
         record_requests=False,  # it prints each one; the objects stay, for the reads
     )
@@ -174,7 +193,11 @@ def _faults(args: argparse.Namespace) -> list[str]:
     if args.store_then_fail_every:
         faults.append(f"stored then 500 {_every(args.store_then_fail_every)}")
     if args.refuse_reads:
-        faults.append("reads refused (404)")
+        faults.append("reads refused (401)")
+    if args.first_page != 1:
+        faults.append(f"pages counted from {args.first_page}")
+    if args.page_cap != PAGE_SIZE_MAX:
+        faults.append(f"at most {args.page_cap} objects a page")
     return faults
 
 
@@ -226,3 +249,11 @@ def _count(text: str) -> int:
 
 def _server_error(text: str) -> int:
     return _integer(text, 500, 599, "a 5xx status")
+
+
+def _first_page(text: str) -> int:
+    return _integer(text, 0, 1, "0 or 1")
+
+
+def _page_cap(text: str) -> int:
+    return _integer(text, 1, PAGE_SIZE_MAX, f"from 1 to {PAGE_SIZE_MAX}")

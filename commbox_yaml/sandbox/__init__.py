@@ -2,7 +2,7 @@
 
 `SandboxServer` is a real threaded HTTP/1.1 server on 127.0.0.1 that answers
 `POST /streams/{STREAM_ID}/objects` the way the reference describes: it checks the Bearer token
-and the body's shape, answers 200 with `data.id` (or 400/401/404/405 with
+and the body's shape, answers 200 with `data.id` (or 400/401/404/501 with
 `status`/`description`/`response_time`), and records every request it received. Faults can be
 injected periodically (latency, 429 with Retry-After, 5xx, dropped connections) or scripted one
 request at a time with `Fault`, so a client's retry and "unknown outcome" paths can be exercised

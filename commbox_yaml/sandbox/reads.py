@@ -3,23 +3,22 @@
 `GET /streams/{STREAM_ID}/objects` lists objects and, as CommBox's does, fails (400) without a
 filter: a time window (`unixStartTime` + `unixEndTime`), a customer identity
 (`identityStreamProviderId` + `identityStreamProviderType`) or `userIdentityId`. It pages with
-`pageNumber` (from 1) and `pageSize` (at most 100), without a total count: a client reads until
-a short page; `sort` is `desc` (the default, newest first) or `asc`.
-`GET /streams/{STREAM_ID}/objects/{OBJECT_ID}` answers `data` as an array. Key casing differs
-between the two replies, as in CommBox's OpenAPI (`streamId` and `closedTime` in the list,
-`streamid` and `closeTime` in the single object), `content` is a JSON string in both, and times
-are written as CommBox's .NET server writes them (`2024-09-17T07:51:52.2581942Z`).
+`pageNumber` and `pageSize` (at most 100), without a total count; where pages start (0 or 1) and
+how many objects a page holds at most are settings (`Paging`), as neither is documented; `sort`
+is `desc` (the default, newest first) or `asc`.
+`GET /streams/{STREAM_ID}/objects/{OBJECT_ID}` answers `data` as an array. The replies are
+spelled as CommBox's OpenAPI documents them (sandbox/shapes.py), times as CommBox's .NET server
+writes them (`2024-09-17T07:51:52.2581942Z`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from commbox_yaml.sandbox.shapes import ReadStyle, StoredObject, full_object, list_item
 from commbox_yaml.sandbox.wire import Answer, error_answer, json_bytes, response_time, utc_now
 
 OBJECT_PATH = re.compile(r"/streams/([^/]+)/objects/([^/]+)")
@@ -28,27 +27,51 @@ PAGE_SIZE_MAX = 100
 Query = Mapping[str, Sequence[str]]
 
 
-@dataclass(frozen=True)
-class StoredObject:
-    """An object the sandbox created from a Create Object request."""
-
-    object_id: int
-    stream_id: str
-    data: dict[str, Any]
-    created: datetime
-
-
 class BadQuery(ValueError):
     """The query cannot be served: answered 400 with this text."""
 
 
-def list_answer(objects: Sequence[StoredObject], stream_id: str, query: Query) -> Answer:
+@dataclass(frozen=True)
+class Paging:
+    """How the listing pages: where page numbers start, and the most objects a page holds.
+
+    Neither is documented by CommBox, so both are settings: a client must cope with either
+    start (`first_page` 0 or 1) and with a server capping `pageSize` below what was asked.
+    With `first_page=1`, page 0 is answered as page 1 (`page_zero="first"`) or empty."""
+
+    first_page: int = 1
+    page_cap: int = PAGE_SIZE_MAX
+    page_zero: str = "first"
+
+    def __post_init__(self) -> None:
+        if self.first_page not in (0, 1):
+            raise ValueError("first_page must be 0 or 1")
+        if not 1 <= self.page_cap <= PAGE_SIZE_MAX:
+            raise ValueError(f"page_cap must be from 1 to {PAGE_SIZE_MAX}")
+        if self.page_zero not in ("first", "empty"):
+            raise ValueError("page_zero must be 'first' or 'empty'")
+
+    def start(self, page: int, size: int) -> int | None:
+        """The index of the page's first object, or None for a page that is always empty."""
+        if page < self.first_page:  # page 0 of a server counting from 1
+            return 0 if self.page_zero == "first" else None
+        return (page - self.first_page) * size
+
+
+def list_answer(
+    objects: Sequence[StoredObject],
+    stream_id: str,
+    query: Query,
+    paging: Paging,
+    style: ReadStyle,
+) -> Answer:
     try:
         keep = _filter(query)
-        page, size = _int(query, "pageNumber", 1, 1), _int(query, "pageSize", PAGE_SIZE_MAX, 1)
+        page = _int(query, "pageNumber", paging.first_page, 0)
+        size = _int(query, "pageSize", PAGE_SIZE_MAX, 1)
     except BadQuery as exc:
         return error_answer(400, str(exc))
-    size = min(size, PAGE_SIZE_MAX)  # CommBox caps a page at 100 objects
+    size = min(size, paging.page_cap)  # CommBox caps a page at 100 objects, a server maybe less
     chosen = sorted(
         (o for o in objects if o.stream_id == stream_id and keep(o)),
         key=lambda o: (o.created, o.object_id),
@@ -56,71 +79,23 @@ def list_answer(objects: Sequence[StoredObject], stream_id: str, query: Query) -
         # field, and every time of a sandbox object is its creation time.
         reverse=_first(query, "sort", "desc").lower() != "asc",
     )
-    start = (page - 1) * size
-    return _ok([list_item(o) for o in chosen[start : start + size]])
+    start = paging.start(page, size)
+    shown = [] if start is None else chosen[start : start + size]
+    return _ok([list_item(o, style) for o in shown])
 
 
-def one_answer(objects: Sequence[StoredObject], stream_id: str, object_id: str) -> Answer:
+def one_answer(
+    objects: Sequence[StoredObject],
+    stream_id: str,
+    object_id: str,
+    query: Query,
+    style: ReadStyle,
+) -> Answer:
+    children = _first(query, "includeChilds", "false").lower() == "true"
     for stored in objects:
         if stored.stream_id == stream_id and str(stored.object_id) == object_id:
-            return _ok([full_object(stored)])
+            return _ok([full_object(stored, style, children)])
     return error_answer(404, f"object {object_id} not found in stream {stream_id}")
-
-
-def list_item(stored: StoredObject) -> dict[str, Any]:
-    data = stored.data
-    kind = data.get("UserStreamProviderType")
-    return {
-        "objectId": stored.object_id,
-        "streamId": stored.stream_id,
-        "substreamId": data.get("SubStreamId", 0),
-        "streamProviderId": data.get("StreamProviderId"),
-        "streamProviderType": data.get("StreamProviderType"),
-        "user_identity": data.get("UserIdentity"),
-        "userStreamProviderId": data.get("UserStreamProviderId"),
-        "userStreamProviderType": None if kind is None else str(kind),  # a string here
-        "content": json.dumps(data.get("Content") or {}),
-        "message": data.get("Message"),
-        "createdTime": _iso(stored.created),
-        "updatedTime": _iso(stored.created),
-        "closedTime": None,
-        "statusId": data.get("StatusId", 1),
-        "type": data.get("Type"),
-        "user": _user(data),
-    }
-
-
-def full_object(stored: StoredObject) -> dict[str, Any]:
-    data = stored.data
-    return {
-        "objectId": stored.object_id,
-        "streamid": stored.stream_id,
-        "substreamid": data.get("SubStreamId"),
-        "streamProviderId": data.get("StreamProviderId"),
-        "streamProviderType": data.get("StreamProviderType"),
-        "user_identity": data.get("UserIdentity"),
-        "userStreamProviderId": data.get("UserStreamProviderId"),
-        "userStreamProviderType": data.get("UserStreamProviderType"),
-        "content": json.dumps(data.get("Content") or {}),
-        "message": data.get("Message"),
-        "createdTime": _iso(stored.created),
-        "updatedTime": _iso(stored.created),
-        "closeTime": None,
-        "statusId": data.get("StatusId", 1),
-        "type": data.get("Type"),
-        "isManager": False,
-        "user": _user(data),
-    }
-
-
-def _user(data: dict[str, Any]) -> dict[str, Any]:
-    user = data.get("User")
-    return dict(user) if isinstance(user, dict) else {}
-
-
-def _iso(moment: datetime) -> str:
-    """UTC with seven fractional digits, as .NET writes it."""
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}0Z"
 
 
 def _ok(items: list[dict[str, Any]]) -> Answer:

@@ -17,14 +17,15 @@ from typing import Any, TextIO, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from commbox_yaml import __version__
-from commbox_yaml.sandbox.reads import OBJECT_PATH, StoredObject, list_answer, one_answer
+from commbox_yaml.sandbox.reads import OBJECT_PATH, PAGE_SIZE_MAX, Paging, list_answer, one_answer
+from commbox_yaml.sandbox.shapes import ReadStyle, StoredObject
 from commbox_yaml.sandbox.wire import (
-    FIRST_ID,
     MAX_BODY_BYTES,
     NO_FAULT,
     OBJECTS_PATH,
     Answer,
     Fault,
+    ObjectIds,
     Parsed,
     Received,
     error_answer,
@@ -168,7 +169,13 @@ class SandboxServer:
     apply to one request, drop wins over store-then-fail, that over fail, fail over throttle.
     Scripted faults are used first, one per request, in order. Output (one line per request)
     goes to `output` if given. The objects it created are served back by the read endpoints
-    (`GET /streams/{id}/objects[/{oid}]`), unless `refuse_reads` (then every read is 404).
+    (`GET /streams/{id}/objects[/{oid}]`), unless `refuse_reads` (then every read is 401, as
+    CommBox answers a key without the right to read). `list_shapes` and `stored_text` pick the
+    documented spellings of the replies (sandbox/shapes.py).
+    Object ids never repeat across runs (`ObjectIds`); `first_id` gives fixed ones, for tests.
+    The listing's pages start at `first_page` (0 or 1; with 1, page 0 is answered as page 1,
+    or empty with `page_zero="empty"`) and hold at most `page_cap` objects, whatever
+    `pageSize` asks for: CommBox documents neither.
 
     Every request is kept in `received` and every object it created in `objects`, a few KB
     each: what tests look at. A server that runs for a whole fan-out keeps only what it must:
@@ -190,7 +197,12 @@ class SandboxServer:
         drop_every: int = 0,
         store_then_fail_every: int = 0,
         refuse_reads: bool = False,
-        first_id: int = FIRST_ID,
+        first_page: int = 1,
+        page_cap: int = PAGE_SIZE_MAX,
+        page_zero: str = "first",
+        list_shapes: str = "both",
+        stored_text: str = "as-sent",
+        first_id: int | None = None,
         output: TextIO | None = None,
         record_requests: bool = True,
         store_objects: bool = True,
@@ -217,6 +229,8 @@ class SandboxServer:
         self.drop_every = drop_every
         self.store_then_fail_every = store_then_fail_every
         self.refuse_reads = refuse_reads
+        self.paging = Paging(first_page, page_cap, page_zero)
+        self.read_style = ReadStyle(list_shapes, stored_text)
         self._output = output
         self._record_requests = record_requests
         self._store_objects = store_objects
@@ -227,7 +241,7 @@ class SandboxServer:
         self._objects: list[StoredObject] = []
         self._script: list[Fault] = []
         self._requests = 0
-        self._next_id = first_id
+        self._ids = ObjectIds(first_id)
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -348,17 +362,16 @@ class SandboxServer:
     def _handle(self, method: str, target: str, headers: Message, body: bytes) -> Answer:
         path = urlsplit(target).path
         match = OBJECTS_PATH.fullmatch(path)
-        if method == "GET" and (match or OBJECT_PATH.fullmatch(path)):
+        found = match or OBJECT_PATH.fullmatch(path)
+        if method == "GET" and found:
             return self._read(target, headers)
-        if match is None:
+        if found is None:
             return self._record(method, target, None, headers, Parsed(), error_answer(404))
-        stream_id = unquote(match.group(1))
-        if method != "POST":
-            answer = error_answer(
-                405,
-                f"{method} is not allowed here; use GET or POST",
-                headers=(("Allow", "GET, POST"),),
-            )
+        stream_id = unquote(found.group(1))
+        if match is None or method != "POST":
+            # CommBox documents 501 "the requested operation is not supported" for these.
+            allowed = "GET" if match is None else "GET, POST"
+            answer = error_answer(501, f"{method} is not supported here; use {allowed}")
             return self._record(method, target, stream_id, headers, Parsed(), answer)
         fault = self._next_fault()
         parsed = parse_body(headers.get("Content-Type"), body)
@@ -375,14 +388,16 @@ class SandboxServer:
         assert match is not None  # _handle routes only these two paths here
         stream_id = unquote(match.group(1))
         self._sleep(self.latency_ms / 1000)
+        query = parse_qs(parts.query)
         if self.refuse_reads:
-            answer = error_answer(404, "reading objects is not allowed for this API key")
+            answer = error_answer(401, "this API key has no right to read objects")
         elif not self._authorized(headers.get("Authorization")):
             answer = error_answer(401)
         elif one is not None:
-            answer = one_answer(self.objects, stream_id, unquote(one.group(2)))
+            object_id = unquote(one.group(2))
+            answer = one_answer(self.objects, stream_id, object_id, query, self.read_style)
         else:
-            answer = list_answer(self.objects, stream_id, parse_qs(parts.query))
+            answer = list_answer(self.objects, stream_id, query, self.paging, self.read_style)
         return self._record("GET", target, stream_id, headers, Parsed(), answer)
 
     def _unreadable(self, method: str, target: str, headers: Message) -> Answer:
@@ -434,9 +449,7 @@ class SandboxServer:
     def _object_id(self, fault: Fault) -> int:
         if fault.id is not None:
             return fault.id
-        with self._lock:
-            object_id, self._next_id = self._next_id, self._next_id + 1
-        return object_id
+        return self._ids.next()
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -473,7 +486,10 @@ class SandboxServer:
                 and parsed.data is not None
                 and stream_id
             ):
-                stored = StoredObject(answer.object_id, stream_id, parsed.data, received.time)
+                serial = len(self._objects)
+                stored = StoredObject(
+                    answer.object_id, stream_id, parsed.data, received.time, serial
+                )
                 self._objects.append(stored)
             self._lock.notify_all()
         self._print(log_line(received))

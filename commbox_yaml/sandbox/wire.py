@@ -5,6 +5,8 @@ from __future__ import annotations
 import email.policy
 import json
 import re
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,8 +14,9 @@ from email.message import Message
 from email.parser import BytesParser
 from http import HTTPStatus
 from typing import Any, cast
+from urllib.parse import parse_qs
 
-FIRST_ID = 294159  # the id in the reference's 200 example
+FIRST_ID = 294159  # the id in the reference's 200 example: for tests that want fixed ids
 MAX_BODY_BYTES = 256 * 1024 * 1024  # far above any attachment limit; keeps a runaway client sane
 
 OBJECTS_PATH = re.compile(r"/streams/([^/]+)/objects")
@@ -22,9 +25,9 @@ _DESCRIPTIONS = {
     400: "Bad Request",
     401: "Unauthorized access",
     404: "Not found",
-    405: "Method not allowed",
     429: "Too Many Requests",
     500: "Operation failed",
+    501: "Not Implemented",
 }
 _INTEGER_FIELDS = (
     "Type",
@@ -34,9 +37,8 @@ _INTEGER_FIELDS = (
     "SubStreamId",
     "ManagerId",
 )
-_STRING_FIELDS = ("StreamProviderId",)
+_STRING_FIELDS = ("StreamProviderId", "UserStreamProviderId")
 _BOOLEAN_FIELDS = ("sendToClient", "createChildObject")
-_OBJECT_FIELDS = ("Content", "User")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,30 @@ class Fault:
 
 
 NO_FAULT = Fault()
+
+
+class ObjectIds:
+    """Object ids that never repeat across runs: each is at least the microseconds since the
+    epoch when it is made, and greater than the one before. CommBox's ids are positive int64s;
+    these stay below 2**53 (until the year 2255), so JSON readers holding numbers as doubles
+    read them exactly. With `first_id`, fixed ids from that one up, for tests."""
+
+    def __init__(self, first_id: int | None = None) -> None:
+        if first_id is not None and first_id < 1:
+            raise ValueError("first_id must be a positive integer")
+        self._fixed = first_id is not None
+        self._next = first_id if first_id is not None else _clock_id()
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            object_id = self._next if self._fixed else max(self._next, _clock_id())
+            self._next = object_id + 1
+        return object_id
+
+
+def _clock_id() -> int:
+    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True)
@@ -166,10 +192,15 @@ def parse_body(content_type: str | None, body: bytes) -> Parsed:
         parsed = _parse_json(body)
     elif media_type == "multipart/form-data":
         parsed = _parse_multipart(content_type or "", body)
+    elif media_type == "application/x-www-form-urlencoded":
+        parsed = _parse_form(body)
     else:
         shown = media_type or "none"
         return Parsed(
-            problems=(f"Content-Type must be application/json or multipart/form-data, not {shown}",)
+            problems=(
+                "Content-Type must be application/json, application/x-www-form-urlencoded or "
+                f"multipart/form-data, not {shown}",
+            )
         )
     if parsed.problems:
         return parsed
@@ -190,6 +221,21 @@ def _parse_json(body: bytes) -> Parsed:
     if not isinstance(data, dict):
         return Parsed(problems=(f"data must be an object, not {_json_type(data)}",))
     return Parsed(data=data)
+
+
+def _parse_form(body: bytes) -> Parsed:
+    """A form-urlencoded body: its `data` field holds the data object as JSON (the OpenAPI)."""
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return Parsed(problems=(f"the form body cannot be read: {exc}",))
+    extra = sorted(set(fields) - {"data"})
+    if extra:
+        return Parsed(problems=(f"unexpected form field(s) {', '.join(extra)}",))
+    values = fields.get("data", [])
+    if len(values) != 1:
+        return Parsed(problems=(f"expected one 'data' field, got {len(values)}",))
+    return _parse_data_field(values[0].encode("utf-8"))
 
 
 def _parse_multipart(content_type: str, body: bytes) -> Parsed:
@@ -256,16 +302,30 @@ def check_data(data: Any) -> list[str]:
         )
     problems.extend(_typed(data, _STRING_FIELDS, str, "a string"))
     problems.extend(_typed(data, _BOOLEAN_FIELDS, bool, "a boolean"))
-    problems.extend(_typed(data, _OBJECT_FIELDS, dict, "an object"))
+    problems.extend(_typed(data, ("User",), dict, "an object"))
+    if "Content" in data and not _is_content(data["Content"]):
+        problems.append(
+            f"Content must be an object or a JSON string of one, not {_json_type(data['Content'])}"
+        )
     return problems
 
 
 def _required_strings(data: dict[str, Any]) -> Iterable[str]:
-    for name in ("Message", "UserStreamProviderId"):
-        if name not in data:
-            yield f"{name} is required"
-        elif not isinstance(data[name], str) or not data[name]:
-            yield f"{name} must be a non-empty string"
+    # Only Message is required ("(required) The text of the primary message").
+    if "Message" not in data:
+        yield "Message is required"
+    elif not isinstance(data["Message"], str) or not data["Message"]:
+        yield "Message must be a non-empty string"
+
+
+def _is_content(content: Any) -> bool:
+    """An object, or (as the OpenAPI types it: a "JSON string") the JSON text of one."""
+    if isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            return False
+    return isinstance(content, dict)
 
 
 def _typed(data: dict[str, Any], names: Iterable[str], kind: type, noun: str) -> Iterable[str]:
