@@ -68,7 +68,8 @@ class Item:
         """Either documented item shape: `objectId` and `userStreamProviderId`, or `id` and
         the customer only under `user.identity.streamProviderId`."""
         fields = _folded(raw)
-        object_id = fields.get("objectid", fields.get("id"))
+        # an id that is not CommBox's is no id: it is never recorded (the item can still hold)
+        object_id = commbox_object_id(fields.get("objectid", fields.get("id")))
         customer = fields.get("userstreamproviderid")
         if customer is None:
             identity = _folded(_folded(fields.get("user")).get("identity"))
@@ -81,6 +82,22 @@ class Item:
             message if isinstance(message, str) else None,
             parse_time(fields.get("createdtime")),
         )
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def commbox_object_id(value: Any) -> int | None:
+    """A CommBox object id as documented, a positive integer (a JSON integer or a string of
+    digits); None for anything else (`""`, `false`, `{}`, `-3`, `"12ab"`, `"obj-..."`)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 1 else None
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        number = int(value)
+        return number if number >= 1 else None
+    return None
 
 
 def _folded(raw: Any) -> dict[str, Any]:

@@ -232,7 +232,7 @@ class Reconciler:
                 cases.append(case_or_finding)
         # Objects the ledger already accounts for: every key's last successful send, also of a
         # key held now (its object is from an earlier try, not from the one in question).
-        claimed = {str(s.object_id): s.key for s in view.states.values() if s.object_id is not None}
+        claimed = dict(view.object_ids)
         for path, window, members in _clusters(cases):
             listing = self._list(path, window)
             for finding in self._decide(path, members, listing, claimed, now):
@@ -417,7 +417,9 @@ class Reconciler:
         if len(exact) > 1:
             return self._held(case, f"{len(exact)} objects match: {_ids(exact)}")
         if exact and exact[0].object_id is None:
-            return self._held(case, "the matching object has no readable id")
+            return self._held(
+                case, "the matching object has no CommBox object id (a positive integer)"
+            )
         if exact:
             return self._held(
                 case,
@@ -510,5 +512,5 @@ def _ids(items: Sequence[Item]) -> str:
     return ", ".join(shown) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
 
-def _object_id(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
+def _object_id(text: str) -> int:
+    return int(text)  # Item.of keeps only ids that are CommBox's: digits

@@ -16,7 +16,6 @@ import hashlib
 import json
 import math
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +32,7 @@ from commbox_yaml.ledger import LedgerStore, LedgerWriteError, object_id_text
 from commbox_yaml.output import Redactor
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.project import ApiSettings
+from commbox_yaml.readback import commbox_object_id
 
 BACKOFF_BASE_S = 0.5
 DESCRIPTION_LIMIT = 200
@@ -567,19 +567,3 @@ def _object_id(payload: Any) -> tuple[bool, Any]:
             if key.lower() == "id":
                 return value is not None, value
     return False, None
-
-
-_DIGITS = re.compile(r"[0-9]{1,18}")
-
-
-def commbox_object_id(value: Any) -> int | None:
-    """A CommBox object id as documented, a positive integer (a JSON integer or a string of
-    digits); None for anything else (`""`, `false`, `{}`, `-3`, `"12ab"`, `"obj-..."`)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 1 else None
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
-        number = int(value)
-        return number if number >= 1 else None
-    return None

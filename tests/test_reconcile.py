@@ -853,3 +853,36 @@ def test_lost_replies_do_not_use_up_the_client_s_connections(tmp_path: Path, scr
     assert not worker.is_alive(), "the client ran out of connections"
     assert [r.status for r in replies] == [None, None, 200]
     assert "longer than 1024 KiB" in str(replies[0].error)
+
+
+@pytest.mark.parametrize("listed_id", ["obj-ACCT-77123", "\u00b2", "", -3, 0, "12ab"])
+def test_a_listed_id_that_is_not_commbox_s_is_never_recorded(
+    tmp_path: Path,
+    server: SandboxServer,
+    scripted: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    listed_id: object,
+) -> None:
+    """The twin of a 2xx's id rule: a listing's object is recorded only with a CommBox id."""
+    root = make(tmp_path, count=1)
+    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+    monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
+    server.script(Fault(drop=True))
+    assert apply(root) == 1
+    item = {
+        "objectId": listed_id,
+        "userStreamProviderId": person(0),
+        "type": 4,
+        "message": text(0),
+        "createdTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    page = json.dumps({"status": "200", "data": [item]}).encode()
+    empty = json.dumps({"status": "200", "data": []}).encode()
+    _Scripted.answers = [(200, page), (200, empty), (200, empty)]  # pages counted from 0
+    monkeypatch.setenv("COMMBOX_BASE_URL", f"http://127.0.0.1:{scripted.server_port}")
+    report = reconcile_json(root, capsys)
+    assert results(report) == {key(0): ("unknown", None)}
+    assert "no CommBox object id" in reason(report, key(0))
+    assert "ACCT" not in ledger_path(root).read_text()
+    assert states(root)[key(0)].status is KeyStatus.UNKNOWN
