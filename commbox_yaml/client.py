@@ -10,25 +10,18 @@ only thing that matters for a POST that is not idempotent:
 - `ReplyLost`: the request may have reached the server, but no whole reply came back (a
   dropped connection, the deadline, a reply over the size cap): the outcome is unknown.
 
-urllib3 alone cannot tell these apart (a TLS handshake that times out and a reply that times
-out are both a `ReadTimeoutError`), so the pools' connection class (urllib3's `ConnectionCls`
-extension point) notes when the first byte of the request is handed to the socket. Every
-request goes through urllib3's public API: a pool's `urlopen`, or the `ProxyManager`.
-
-Sockets keep urllib3's timeouts (connect, and each read), and a deadline watchdog shuts down
-the socket of a request whose reply runs past `timeout_s`, whatever its framing, so a server
-that trickles bytes cannot hold a worker (or a SIGTERM) forever.
+Every request goes through urllib3's public API: a pool's `urlopen`, or the `ProxyManager`.
+`connections.py` notes when a request left and holds it to its deadline; `endpoint.py` checks
+where it goes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
-import itertools
 import os
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,17 +31,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import LocationParseError
 from urllib3.util import Retry, parse_url
 
 from commbox_yaml import __version__
+from commbox_yaml.connections import POOLS, Attempt, Watchdog, track
+from commbox_yaml.endpoint import ca_bundle, check_base_url, proxy_for
 from commbox_yaml.errors import UserError
 from commbox_yaml.project import ApiSettings
 
 MAX_REPLY_BYTES = 1024 * 1024
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _DETAIL_LIMIT = 200
 
 
@@ -67,206 +59,6 @@ class ReplyLost(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-# -- the URL ----------------------------------------------------------------------------------
-
-
-def check_base_url(base_url: str, where: str = "api.base_url") -> str:
-    """The base URL as urllib3 will use it; refused when it could send the token astray.
-
-    Checked with urllib3's own parser (the one that routes the request), so that a URL that
-    another parser reads differently (`http://127.0.0.2:4119\\@localhost`) cannot pass the
-    plain-http check for one host and connect to another.
-    """
-    text = base_url.strip()
-    if "\\" in text or any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
-        raise UserError(
-            f"{where} {text!r} contains a backslash, a space or a control character; "
-            "write it as https://host[:port][/path]"
-        )
-    try:
-        url = parse_url(text)
-    except LocationParseError as exc:
-        raise UserError(
-            f"{where} {text!r} is not a valid URL ({exc}); write it as https://host[:port][/path]"
-        ) from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise UserError(
-            f"{where} {text!r} is not an http(s) URL with a host; "
-            "write it as https://host[:port][/path]"
-        )
-    if url.auth is not None or "@" in text:
-        raise UserError(
-            f"{where} must not hold a user name or password ('@'); the API token is sent as a "
-            f"Bearer header (api.token_env)"
-        )
-    if url.query is not None or url.fragment is not None:
-        raise UserError(f"{where} {text!r} must not have a query ('?') or a fragment ('#')")
-    if url.scheme == "http" and url.host.lower() not in LOCAL_HOSTS:
-        raise UserError(
-            f"refusing to send the API token to http://{url.host}: use https "
-            "(plain http is allowed only to 127.0.0.1 or localhost, e.g. for the sandbox); "
-            "nothing was sent"
-        )
-    return text.rstrip("/")
-
-
-# -- connections that know when the request left ------------------------------------------------
-
-
-class _Attempt:
-    """One request's progress, shared by the calling thread and the watchdog."""
-
-    def __init__(self, deadline: float, timeout_s: float) -> None:
-        self.deadline = deadline
-        self.timeout_s = timeout_s
-        self.connecting = False
-        self.left = False  # a byte of the request was handed to the socket
-        self.expired = False
-        self.ended = False  # its connection is going back to the pool: hands off
-        self.sock: Any = None  # the socket the request went out on, as its connection made it
-        self.connection: _Tracking | None = None
-        self.lock = threading.Lock()
-
-    def end(self) -> None:
-        """No shutdown after this: the connection may serve the next request."""
-        with self.lock:
-            self.ended = True
-
-
-_current = threading.local()
-
-
-def _attempt() -> _Attempt | None:
-    return getattr(_current, "attempt", None)
-
-
-class _Tracking:
-    """Mixed into urllib3's connection classes (the pools' `ConnectionCls`, urllib3's public
-    extension point): notes the socket each connection makes, and when the first byte of a
-    request leaves on it. Sockets keep urllib3's timeouts; the watchdog bounds the whole
-    reply.
-
-    A connection goes back into service only once its last reply was judged whole and in step
-    (`Client._request`): urllib3 returns a connection to its pool as soon as a reply's body is
-    read, and until then `is_connected` says no, so the pool closes it instead of handing it
-    to the next request, which would read whatever else it holds (a stray reply).
-    """
-
-    sock: Any
-    made_sock: Any = None  # the socket as connect() left it: the watchdog's to shut down
-    awaiting: _Attempt | None = None  # the attempt whose reply is not judged yet
-
-    def connect(self) -> None:
-        attempt = _attempt()
-        if attempt is not None:
-            attempt.connecting = True
-        try:
-            super().connect()  # type: ignore[misc]
-        finally:
-            if attempt is not None:
-                attempt.connecting = False
-        # http.client hands the socket to a reply that ends the connection and sets
-        # `self.sock` to None: the watchdog must still find it then.
-        self.made_sock = self.sock
-
-    def send(self, data: Any) -> None:
-        attempt = _attempt()
-        if attempt is not None and not attempt.connecting:  # not a proxy's CONNECT
-            if self.sock is None:
-                self.connect()
-            self.awaiting = attempt
-            with attempt.lock:
-                attempt.connection = self
-                attempt.sock = self.made_sock
-                attempt.left = True
-                # The connect deadline is spent; the reply gets its own, from the last byte.
-                attempt.deadline = time.monotonic() + attempt.timeout_s
-        super().send(data)  # type: ignore[misc]
-
-    @property
-    def is_connected(self) -> bool:
-        if self.awaiting is not None:
-            return False
-        return bool(super().is_connected)  # type: ignore[misc]
-
-    def in_step(self, attempt: _Attempt) -> None:
-        """`attempt`'s reply was whole and in step: the connection may serve the next one."""
-        if self.awaiting is attempt:
-            self.awaiting = None
-
-
-class _HTTPConnection(_Tracking, HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_Tracking, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class _Watchdog:
-    """Shuts down the socket of any request still running at its deadline.
-
-    urllib3's read timeout is per `recv`: a server that trickles a byte a second never trips
-    it. Requests come and go without a lock (a dict's set and pop are atomic): the watchdog
-    looks over the few running ones every TICK_S, so a deadline is kept to within TICK_S.
-    """
-
-    TICK_S = 0.05
-
-    def __init__(self) -> None:
-        self._active: dict[int, _Attempt] = {}
-        self._ids = itertools.count()
-        self._start = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._closed = threading.Event()
-
-    def add(self, attempt: _Attempt) -> int:
-        number = next(self._ids)
-        self._active[number] = attempt
-        if self._thread is None:
-            with self._start:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name="commbox-deadlines", daemon=True
-                    )
-                    self._thread.start()
-        return number
-
-    def discard(self, number: int) -> None:
-        self._active.pop(number, None)
-
-    def close(self) -> None:
-        self._closed.set()
-
-    def _run(self) -> None:
-        while not self._closed.wait(self.TICK_S):
-            now = time.monotonic()
-            for attempt in list(self._active.values()):
-                if attempt.deadline <= now and not attempt.expired:
-                    self._expire(attempt)
-
-    @staticmethod
-    def _expire(attempt: _Attempt) -> None:
-        with attempt.lock:
-            if attempt.ended:
-                return
-            attempt.expired = True
-            if attempt.sock is not None:
-                with contextlib.suppress(OSError):
-                    attempt.sock.shutdown(socket.SHUT_RDWR)
 
 
 # -- the client ---------------------------------------------------------------------------------
@@ -314,7 +106,7 @@ class Client:
             "Accept": "application/json",
             "User-Agent": f"commbox-yaml/{__version__}",
         }
-        self._watchdog = _Watchdog()
+        self._watchdog = Watchdog()
         self.proxy = proxy_for(self.base_url, settings.environ)
         self.pool = _manager(settings, self.proxy)
         # Without a proxy a request goes to the one host's pool directly: the PoolManager
@@ -358,8 +150,8 @@ class Client:
         headers: dict[str, str],
         in_step: Callable[[Reply], bool],
     ) -> Reply:
-        attempt = _Attempt(time.monotonic() + self.timeout_s, self.timeout_s)
-        _current.attempt = attempt
+        attempt = Attempt(time.monotonic() + self.timeout_s, self.timeout_s)
+        track(attempt)
         watched = self._watchdog.add(attempt)
         try:
             try:
@@ -383,7 +175,7 @@ class Client:
             return reply
         finally:
             self._watchdog.discard(watched)
-            _current.attempt = None
+            track(None)
 
     def _target(self, path: str) -> str:
         uri = self._uris.get(path)
@@ -436,7 +228,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     return float((when - datetime.now(UTC)).total_seconds())
 
 
-def _read(response: urllib3.BaseHTTPResponse, attempt: _Attempt) -> Reply:
+def _read(response: urllib3.BaseHTTPResponse, attempt: Attempt) -> Reply:
     """The whole reply, its body up to MAX_REPLY_BYTES; a longer, unfinished or unreadable one
     is a lost reply (whatever urllib3 or http.client raised on it)."""
     chunks: list[bytes] = []
@@ -470,7 +262,7 @@ def _deadline(timeout_s: float) -> str:
     return f"no reply within {timeout_s:g} s (api.timeout_s)"
 
 
-def _classify(exc: BaseException, attempt: _Attempt) -> Exception:
+def _classify(exc: BaseException, attempt: Attempt) -> Exception:
     """NotSent when nothing of the request left this machine, else ReplyLost."""
     timeout_s = attempt.timeout_s
     if not attempt.left:
@@ -531,63 +323,6 @@ def reason(exc: BaseException) -> str:
     return text if len(text) <= _DETAIL_LIMIT else text[:_DETAIL_LIMIT] + "..."
 
 
-# -- proxies and CAs ----------------------------------------------------------------------------
-
-
-def proxy_for(base_url: str, environ: Mapping[str, str]) -> str | None:
-    """The proxy URL from HTTPS_PROXY (either case), unless NO_PROXY covers the host.
-
-    Plain http never goes through a proxy: it is allowed only to this machine (the sandbox),
-    and a proxy would read the token in clear.
-    """
-    url = parse_url(base_url)
-    if url.scheme != "https":
-        return None
-    proxies: dict[str, str] = {}
-    for name, value in environ.items():
-        lowered = name.lower()
-        if value and lowered.endswith("_proxy"):
-            proxies.setdefault(lowered[: -len("_proxy")], value)
-    for name, value in environ.items():  # lower-case names win, as curl and requests do
-        if value and name.endswith("_proxy") and name.islower():
-            proxies[name[: -len("_proxy")]] = value
-    proxy = proxies.get("https")
-    if not proxy or _bypassed(url.host or "", url.port, proxies.get("no", "")):
-        return None
-    if "://" not in proxy:
-        proxy = "http://" + proxy
-    return proxy
-
-
-def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
-    """Whether NO_PROXY names the host: `*`, the host, a domain suffix (`.corp` or `corp`),
-    optionally with `:port`, as curl reads it."""
-    host = host.strip("[]").lower()
-    for entry in (e.strip().lower() for e in no_proxy.split(",")):
-        if not entry:
-            continue
-        if entry == "*":
-            return True
-        name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
-        if entry_port and (not entry_port.isdigit() or int(entry_port) != port):
-            continue
-        name = name.strip("[]").lstrip("*").lstrip(".")
-        if name and (host == name or host.endswith("." + name)):
-            return True
-    return False
-
-
-def ca_bundle(configured: Path | None, environ: Mapping[str, str]) -> str | None:
-    """The CA file to trust: api.ca_bundle, else SSL_CERT_FILE, else REQUESTS_CA_BUNDLE."""
-    if configured is not None:
-        return str(configured)
-    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
-        value = environ.get(name)
-        if value:
-            return value
-    return None
-
-
 def _manager(settings: ClientSettings, proxy: str | None) -> urllib3.PoolManager:
     options: dict[str, Any] = {
         "num_pools": 4,
@@ -615,5 +350,5 @@ def _manager(settings: ClientSettings, proxy: str | None) -> urllib3.PoolManager
             ) from None
     else:
         manager = urllib3.PoolManager(**options)
-    manager.pool_classes_by_scheme = _POOLS
+    manager.pool_classes_by_scheme = POOLS
     return manager

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from commbox_yaml.cli import main
-from commbox_yaml.client import check_base_url, proxy_for
+from commbox_yaml.endpoint import check_base_url, proxy_for
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import KeyStatus
 from commbox_yaml.sandbox import Fault, SandboxServer

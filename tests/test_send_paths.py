@@ -17,12 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from commbox_yaml.client import (
-    Client,
-    ClientSettings,
-    ReplyLost,
-    _HTTPConnection,
-)
+from commbox_yaml.client import Client, ClientSettings, ReplyLost
+from commbox_yaml.connections import TrackedHTTPConnection
 from commbox_yaml.ledger import Ledger
 from commbox_yaml.ledger.appender import Appender, AppendFailed
 from tests.sending import apply, events, ledger_path, read_request
@@ -216,7 +212,7 @@ def test_a_post_goes_under_the_base_urls_path_and_reuses_its_connection() -> Non
 
 def test_a_connected_socket_keeps_its_timeout_and_the_deadline_ends_a_silent_reply() -> None:
     with _server(lambda request: None) as server:
-        conn = _HTTPConnection("127.0.0.1", server.port, timeout=7)
+        conn = TrackedHTTPConnection("127.0.0.1", server.port, timeout=7)
         conn.connect()
         try:
             # urllib3's timeouts stay as the backstop: a socket never blocks without one

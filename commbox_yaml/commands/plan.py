@@ -103,7 +103,7 @@ def destination(ctx: Context, sandbox: bool) -> str:
     """Where a plan is for: the sandbox, or the API's base URL (checked, so never a secret)."""
     if sandbox:
         return SANDBOX
-    from commbox_yaml.client import check_base_url  # urllib3 only for commands that need it
+    from commbox_yaml.endpoint import check_base_url  # urllib3 only for commands that need it
 
     return check_base_url(ctx.project().api.base_url, BASE_URL_SOURCE)
 
