@@ -47,7 +47,11 @@ def _finish(process: subprocess.Popen[str], root: Path) -> tuple[int, str, str]:
 
 
 def _summary(out: str) -> str:
-    lines = [line for line in out.splitlines() if line.startswith(("Apply ", "No changes"))]
+    lines = [
+        line
+        for line in out.splitlines()
+        if line.startswith(("Apply ", "No changes", "Nothing to send"))
+    ]
     return lines[-1] if lines else "(no summary)"
 
 

@@ -236,7 +236,7 @@ def _finish(
         )
         return 1 if failed else 0
     if not results:
-        ctx.console.out("\nNo changes: nothing to send.")
+        ctx.console.out("\n" + _nothing_to_send(plan))
         return 0
     line = (
         f"Apply complete: {counts[Outcome.SENT]} sent, {counts[Outcome.FAILED]} failed, "
@@ -253,6 +253,19 @@ def _finish(
             "reconcile' reads CommBox back to settle them (or check by hand, --replace KEY)."
         )
     return 1 if failed else 0
+
+
+def _nothing_to_send(plan: Plan) -> str:
+    """'No changes' only when nothing is held: a held message is a change nobody sent."""
+    summary = plan.summary()
+    held = [
+        f"{summary[action]} {action}"
+        for action in ("changed", "unknown", "wait")
+        if summary.get(action)
+    ]
+    if not held:
+        return "No changes: nothing to send."
+    return f"Nothing to send: {', '.join(held)} held (see the plan above)."
 
 
 @contextlib.contextmanager

@@ -1,4 +1,9 @@
-"""What apply shows while it sends: a bar on a terminal, a line per result otherwise."""
+"""What apply shows while it sends: a bar on a terminal, a line per result otherwise.
+
+Without a terminal (a CI log), each result is a line with its running count, in the plan's
+order: a result that comes back early waits for the ones planned before it, so a log reads
+like the plan it follows.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,12 @@ class Progress:
         self.quiet = quiet
         self.started = time.monotonic()
         self.bar = not quiet and is_terminal(console.stderr)
+        self._waiting: dict[int, SendResult] = {}  # come back before one planned earlier
+        self._next = 0  # the plan position of the next line to print
+        self._printed = 0
 
-    def update(self, result: SendResult) -> None:
+    def update(self, index: int, result: SendResult) -> None:
+        """The result of the `index`th planned send (results come in any order)."""
         self.done += 1
         if self.quiet:
             return
@@ -28,8 +37,16 @@ class Progress:
                 self.console.stderr.write("\r\x1b[K")
                 self.console.err(_line(result))
             self._draw()
-        else:
-            self.console.out(_line(result))
+            return
+        self._waiting[index] = result
+        while self._next in self._waiting:
+            self._print(self._waiting.pop(self._next))
+            self._next += 1
+
+    def _print(self, result: SendResult) -> None:
+        self._printed += 1
+        width = len(str(self.total))
+        self.console.out(f"[{self._printed:>{width}}/{self.total}]{_line(result)}")
 
     def _draw(self) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-6)
@@ -46,6 +63,9 @@ class Progress:
     def close(self) -> None:
         if self.bar and self.done:
             self.console.stderr.write("\n")
+        for index in sorted(self._waiting):  # after a stop: the rest, still in plan order
+            self._print(self._waiting[index])
+        self._waiting.clear()
 
 
 def _line(result: SendResult) -> str:
@@ -59,4 +79,4 @@ def _line(result: SendResult) -> str:
     elif result.outcome is not Outcome.NOT_SENT:
         status = f"HTTP {result.status}: " if result.status else ""
         detail = f"{status}{result.description or ''}"
-    return f"  {result.outcome.value:<8} {result.address}  {detail}".rstrip()
+    return f" {result.outcome.value:<8} {result.address}  {detail}".rstrip()

@@ -50,9 +50,10 @@ class Sender:
     def send_all(
         self,
         messages: Sequence[PlannedMessage],
-        on_result: Callable[[SendResult], None] = lambda r: None,
+        on_result: Callable[[int, SendResult], None] = lambda index, result: None,
     ) -> list[SendResult]:
-        """Send every message, `concurrency` at a time; results in the messages' order."""
+        """Send every message, `concurrency` at a time; results in the messages' order.
+        `on_result(index, result)` hears of each as it is on disk, in any order."""
         self._take = self._work(messages)
         self._results: dict[int, SendResult] = {}
         self._report_lock = threading.Lock()
@@ -125,7 +126,7 @@ class Sender:
             self._results[index] = result
             # The output may go away (`apply | head`): the ledger has it all.
             with contextlib.suppress(OSError):
-                self._on_result(result)
+                self._on_result(index, result)
 
     def _work(
         self, messages: Sequence[PlannedMessage]
