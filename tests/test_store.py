@@ -287,9 +287,9 @@ def test_an_apply_from_disk_holds_only_the_messages_in_flight(
     live: list[int] = []
     update = Progress.update
 
-    def counting(self: Progress, result: SendResult) -> None:
+    def counting(self: Progress, index: int, result: SendResult) -> None:
         live.append(sum(1 for o in gc.get_objects() if isinstance(o, Request)))
-        update(self, result)
+        update(self, index, result)
 
     monkeypatch.setattr(Progress, "update", counting)
     code, _out, err = run(root, "apply", "--auto-approve")

@@ -21,18 +21,17 @@ from typing import Any
 
 import urllib3
 
-from commbox_yaml.client import Client, NotSent, Reply, ReplyLost, retry_after_seconds
+from commbox_yaml.client import Client, NotSent, Reply, ReplyLost
 from commbox_yaml.compile import Request
-from commbox_yaml.ledger import LedgerStore, object_id_text
+from commbox_yaml.ledger import LedgerStore
 from commbox_yaml.output import Redactor
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.project import ApiSettings
-from commbox_yaml.readback import commbox_object_id
+from commbox_yaml.send.judge import ReplyJudge
 from commbox_yaml.send.outcome import Halt, ObjectIds, Outcome, SendResult, Verdict
 from commbox_yaml.send.pace import Pace
 
 BACKOFF_BASE_S = 0.5
-DESCRIPTION_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class MessagePolicy:
         self.run_id = run_id
         self.halt = halt
         self.pace = Pace(api.rate_per_s)
-        self._ids = ids
+        self.judge = ReplyJudge(redactor, ids, halt, api.max_retry_after_s)
         self._local = threading.local()  # per worker: the wait for its last outcome's fsync
 
     def take_durable(self) -> Callable[[], None] | None:
@@ -85,16 +84,10 @@ class MessagePolicy:
         request = message.request
         assert request is not None
         started = time.monotonic()
-        if prepared is None:
-            try:
-                body, content_type = self._encode(request)
-            except ValueError as exc:
-                return SendResult(
-                    message.address, message.key, Outcome.FAILED, description=str(exc)
-                )
-            fields = dict(request.field_hashes)
-        else:
-            body, content_type, fields = prepared.body, prepared.content_type, prepared.fields
+        made = prepared or self._made(request)
+        if isinstance(made, str):  # an attachment could not be read: nothing was sent
+            return SendResult(message.address, message.key, Outcome.FAILED, description=made)
+        body, content_type, fields = made.body, made.content_type, made.fields
         attempt = 0
         while True:
             if not self.pace.wait_turn(self.halt.event):
@@ -196,6 +189,14 @@ class MessagePolicy:
             event["description"] = self.redactor.text(str(event["description"]))
         return event
 
+    def _made(self, request: Request) -> Prepared | str:
+        """A request's body made now (a multipart one reads its attachments), or why not."""
+        try:
+            body, content_type = self._encode(request)
+        except ValueError as exc:
+            return str(exc)
+        return Prepared(body, content_type, dict(request.field_hashes))
+
     def _encode(self, request: Request) -> tuple[bytes, str]:
         if not request.multipart:
             return json.dumps(request.body, ensure_ascii=False).encode(), "application/json"
@@ -215,7 +216,7 @@ class MessagePolicy:
         judged: list[Verdict] = []
 
         def in_step(reply: Reply) -> bool:
-            judged.append(self._classify(reply, request.key))
+            judged.append(self.judge.classify(reply, request.key))
             return not judged[0].out_of_step
 
         try:
@@ -230,98 +231,7 @@ class MessagePolicy:
             return Verdict(Outcome.UNKNOWN, None, exc.reason)
         return judged[0]
 
-    def _classify(self, reply: Reply, key: str) -> Verdict:
-        status = reply.status
-        payload = _json(reply.body)
-        if 200 <= status < 300:
-            return self._created(status, payload, key)
-
-        description = self._description(payload, reply)
-        if status in (429, 503):
-            wait = _retry_after(reply.headers.get("retry-after"), self.api.max_retry_after_s)
-            return Verdict(Outcome.FAILED, status, description, wait)
-        if status in (401, 403):
-            self.halt.refuse(f"the API token was refused (HTTP {status}: {description})")
-            return Verdict(Outcome.FAILED, status, description)
-        if 400 <= status < 500 or status == 501:
-            # 501 Not Implemented: the server refused the operation, it did not perform it.
-            return Verdict(Outcome.FAILED, status, description)
-        # 5xx, and 3xx too: a redirect (303 See Other) is how a POST that did create something
-        # may be answered, so it does not say the server did not take it.
-        return Verdict(Outcome.UNKNOWN, status, description)
-
-    def _created(self, status: int, payload: Any, key: str) -> Verdict:
-        """A 2xx: `sent` only with an object id that is CommBox's and new."""
-        found, named = _object_id(payload)
-        if not found:
-            # A proxy's page, a 204, `{"data": {}}`: it may or may not have been created.
-            return Verdict(
-                Outcome.UNKNOWN, status, f"the server answered {status} without an object id"
-            )
-        object_id = commbox_object_id(named)
-        if object_id is None:  # nothing of it is kept: it may echo anything, a secret too
-            return Verdict(
-                Outcome.UNKNOWN,
-                status,
-                f"the server answered {status} with an id that is not a CommBox object id "
-                "(a positive integer)",
-            )
-        holder = self._known_id(object_id, key)
-        if holder is not None:
-            return Verdict(
-                Outcome.UNKNOWN,
-                status,
-                f"the server answered {status} with object {object_id}, which {holder}: the "
-                "connection was out of step (a stray reply), so this request's own reply was "
-                "not read; the connection was closed",
-                out_of_step=True,
-            )
-        return Verdict(Outcome.SENT, status, None, object_id=object_id)
-
-    def _known_id(self, object_id: int, key: str) -> str | None:
-        """Why `object_id` cannot be `key`'s new object, or None (it is then noted as answered)."""
-        text = object_id_text(object_id)
-        recorded = self._ids.recorded.get(text)
-        if recorded is not None and recorded != key:
-            return f"the ledger records for {recorded}"
-        with self._ids.lock:
-            answered = self._ids.answered.get(text)
-            if answered is not None:
-                return f"was answered for {answered} earlier in this run"
-            self._ids.answered[text] = key
-        return None
-
-    def _description(self, payload: Any, reply: Reply) -> str:
-        """The server's own words, redacted before they are cut (a cut secret is still one)."""
-        text = payload.get("description") if isinstance(payload, dict) else None
-        if not text:
-            text = reply.reason or f"HTTP {reply.status}"
-        return self.redactor.text(str(text))[:DESCRIPTION_LIMIT]
-
 
 def _backoff(attempt: int) -> float:
     ceiling: float = BACKOFF_BASE_S * 2.0 ** (attempt - 1)
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter spreads the workers out
-
-
-def _retry_after(value: str | None, cap: float) -> float:
-    """Seconds to wait: Retry-After as seconds or an HTTP date, capped; backoff when absent."""
-    seconds = retry_after_seconds(value)
-    return -1.0 if seconds is None else min(max(seconds, 0.0), cap)
-
-
-def _json(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
-
-
-def _object_id(payload: Any) -> tuple[bool, Any]:
-    """Whether the reply names an object id (`data.id`, read without regard to case), and it."""
-    data = payload.get("data") if isinstance(payload, dict) else None
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if key.lower() == "id":
-                return value is not None, value
-    return False, None
