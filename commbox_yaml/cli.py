@@ -246,6 +246,7 @@ def run_command(
 
     console = ctx.console
     try:
+        ctx.check_directory()
         return command(ctx, args)
     except ValidationFailed as exc:
         console.problems(exc.problems, args.command)

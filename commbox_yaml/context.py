@@ -31,6 +31,14 @@ class Context:
         # Every command redacts the token from its first line on, not only apply.
         self.console.redactor.add(token_forms(os.environ.get(ApiSettings.token_env)))
 
+    def check_directory(self) -> None:
+        """-C names a folder that exists: a missing one must not fall back to a project
+        found above it (the enclosing project would be planned or applied instead)."""
+        if not self.directory.exists():
+            raise UserError(f"no such folder: {self.directory} (-C takes an existing folder)")
+        if not self.directory.is_dir():
+            raise UserError(f"-C {self.directory} is a file, not a folder; give its folder")
+
     def project(self) -> Project:
         if self._project is None:
             self._project = load_project(self.directory)
