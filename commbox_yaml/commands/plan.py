@@ -111,7 +111,7 @@ def destination(ctx: Context, sandbox: bool) -> str:
 def run(ctx: Context, args: argparse.Namespace) -> int:
     plan = compute_plan(ctx, args, ctx.ledger(args.sandbox))
     if args.out:
-        save_plan(plan, ctx.path(args.out), destination(ctx, args.sandbox))
+        save_plan(plan, ctx.path(args.out), destination(ctx, args.sandbox), args.out)
     REPORTERS["json" if args.json else args.format or "text"](ctx.console, plan)
     if args.out and not args.json and args.format in (None, "text"):
         ctx.console.out(

@@ -6,14 +6,16 @@ import json
 from pathlib import Path
 
 from commbox_yaml.errors import UserError
+from commbox_yaml.files import unreadable
 from commbox_yaml.ledger import LedgerView
 from commbox_yaml.ledger.file import FileLedger
 
 
 def read_export(path: Path, display: str) -> tuple[list[str], list[str]]:
     """A file ledger's (or an export's) event lines, and warnings about a torn last line."""
-    if not path.is_file():
-        raise UserError(f"{display}: no such ledger file")
+    why = unreadable(path)
+    if why is not None:
+        raise UserError(f"{display} {why}: 'ledger import' reads a ledger file")
     source = FileLedger(path, display)
     view = source.read()
     return list(source.lines()), list(view.warnings)
