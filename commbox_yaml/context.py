@@ -73,6 +73,21 @@ class Context:
         self.variables()
         if project.ledger_url and not sandbox:
             return self._database_ledger(project.ledger_url, project.ledger_namespace)
+        path = self._ledger_file(project, sandbox)
+        return FileLedger(path, project.display(path))
+
+    def ledger_location(self, sandbox: bool = False) -> str:
+        """Where the ledger lives, for `ledger path`: the file's absolute path, or the
+        database as `postgresql://USER@HOST:PORT/DB (namespace N)`, never with its password.
+        Nothing is opened, and no variable is needed."""
+        project = self.project()
+        if project.ledger_url and not sandbox:
+            self._check_database_url(project.ledger_url)
+            return display(project.ledger_url, project.ledger_namespace)
+        return str(self._ledger_file(project, sandbox))
+
+    @staticmethod
+    def _ledger_file(project: Project, sandbox: bool) -> Path:
         where = project.where("ledger", "path")
         path = project.resolve(project.ledger_path, where, "ledger path")
         if sandbox:
@@ -82,9 +97,9 @@ class Context:
                     f"{SANDBOX_LEDGER} is the real ledger {project.display(real)}: a rehearsal "
                     "would mark real sends; remove that link"
                 )
-        return FileLedger(path, project.display(path))
+        return path
 
-    def _database_ledger(self, url: str, namespace: str) -> LedgerStore:
+    def _check_database_url(self, url: str) -> None:
         if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
             raise UserError(
                 "COMMBOX_LEDGER_URL must be a postgresql:// URL "
@@ -95,6 +110,9 @@ class Context:
         self.console.redactor.add(
             [secret, quote(secret, safe=""), os.environ.get("PGPASSWORD", "")]
         )
+
+    def _database_ledger(self, url: str, namespace: str) -> LedgerStore:
+        self._check_database_url(url)
         try:
             from commbox_yaml.ledger.postgres import PostgresLedger
         except ImportError:
