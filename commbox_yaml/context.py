@@ -11,7 +11,7 @@ from urllib.parse import quote
 from commbox_yaml.build import Build, build
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import FileLedger, LedgerStore
-from commbox_yaml.ledger.url import SCHEMES, display, password_in
+from commbox_yaml.ledger.url import SCHEMES, LedgerUrl, MalformedUrl, parse, password_in
 from commbox_yaml.output import MIN_SECRET_LENGTH, Console
 from commbox_yaml.project import SANDBOX_LEDGER, ApiSettings, Project, load_project
 from commbox_yaml.variables import Variables, load_variables, token_forms
@@ -82,8 +82,7 @@ class Context:
         Nothing is opened, and no variable is needed."""
         project = self.project()
         if project.ledger_url and not sandbox:
-            self._check_database_url(project.ledger_url)
-            return display(project.ledger_url, project.ledger_namespace)
+            return self._check_database_url(project.ledger_url).display(project.ledger_namespace)
         return str(self._ledger_file(project, sandbox))
 
     @staticmethod
@@ -99,20 +98,26 @@ class Context:
                 )
         return path
 
-    def _check_database_url(self, url: str) -> None:
+    def _check_database_url(self, url: str) -> LedgerUrl:
+        # The password may come from COMMBOX_LEDGER_URL or PGPASSWORD: never show it, also
+        # when the URL cannot be read (password_in then gives what it could be part of).
+        secret = password_in(url) or ""
+        self.console.redactor.add(
+            [secret, quote(secret, safe=""), os.environ.get("PGPASSWORD", "")]
+        )
         if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
             raise UserError(
                 "COMMBOX_LEDGER_URL must be a postgresql:// URL "
                 "(postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE)"
             )
-        # The password may come from COMMBOX_LEDGER_URL or PGPASSWORD: never show it.
-        secret = password_in(url) or ""
-        self.console.redactor.add(
-            [secret, quote(secret, safe=""), os.environ.get("PGPASSWORD", "")]
-        )
+        try:
+            return parse(url)
+        except MalformedUrl as exc:
+            source = "COMMBOX_LEDGER_URL" if os.environ.get("COMMBOX_LEDGER_URL") else "ledger.url"
+            raise UserError(exc.explain(source)) from None
 
     def _database_ledger(self, url: str, namespace: str) -> LedgerStore:
-        self._check_database_url(url)
+        parsed = self._check_database_url(url)
         try:
             from commbox_yaml.ledger.postgres import PostgresLedger
         except ImportError:
@@ -120,7 +125,7 @@ class Context:
                 "ledger.url puts the ledger in PostgreSQL, which needs the postgres extra: "
                 "pip install 'commbox-yaml[postgres]'"
             ) from None
-        return PostgresLedger(url, namespace, display(url, namespace))
+        return PostgresLedger(url, namespace, parsed.display(namespace))
 
     def path(self, user_path: str) -> Path:
         """A path given on the command line: relative to -C DIR, as the other paths are."""
