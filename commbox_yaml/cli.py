@@ -264,11 +264,9 @@ def run_command(
         )
     except Exception as exc:  # the CLI edge: anything unexpected is an internal error
         if ctx.debug:
-            console.err(traceback.format_exc().rstrip())
-        console.err(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "this is a bug in commbox-yaml; run again with --debug for the traceback"
-        )
+            console.err_lines(traceback.format_exc().rstrip())
+        console.err(f"internal error: {type(exc).__name__}: {exc}")
+        console.err("this is a bug in commbox-yaml; run again with --debug for the traceback")
     return EXIT_ERROR
 
 

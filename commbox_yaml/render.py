@@ -44,6 +44,7 @@ _MISSING_ENV = re.compile(r"^'commbox_yaml\.render\.EnvVars object' has no attri
 # every error.
 Lookup = tuple[str, ...]
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LOOKUP = re.compile(rf"[ \t\n]*({_NAME}(?:\.{_NAME})*)[ \t\n]*")
 # Plain text outside `{{ }}` is left as written by Jinja, except line endings: no '\r'.
 _TEXT_PART = re.compile(r"\{\{([^{}]*)\}\}|[^{}\r]+")
@@ -225,12 +226,12 @@ class Renderer:
                     f"item {index} is {'a mapping' if isinstance(item, dict) else 'not a scalar'}; "
                     "add a 'key:' template that names each item, e.g. key: '{{ item.id }}'",
                 )
-            if not key or "[" in key or "]" in key or "\n" in key:
+            if not key or "[" in key or "]" in key or _CONTROL.search(key):
                 raise self._fail(
                     definition.where("key") if key_template else where,
                     "key",
                     f"item {index} has the key {key!r}; a key must be non-empty text "
-                    "without '[', ']' or line breaks",
+                    "without '[', ']', line breaks or other control characters",
                 )
             if key in seen:
                 item_path = index if mapping_key is None else mapping_key
@@ -273,6 +274,14 @@ class Renderer:
         key = str(ledger_id) if item_key is None else f"{ledger_id}[{item_key}]"
         if len(key) > MAX_KEY_LENGTH:
             raise self._key_too_long(definition, key, len(str(ledger_id)), item_key)
+        if _CONTROL.search(str(ledger_id)):  # a key is printed and kept on one line
+            raise self._fail(
+                definition.where("id"),
+                "id",
+                f"renders to {str(ledger_id)!r}; a ledger key must not hold line breaks or "
+                "other control characters",
+                item_key,
+            )
         if "when" in data and not self._when(definition, scope, item_key):
             return RenderedMessage(definition, address, key, item_key, {}, skipped=True)
         values: dict[str, Any] = {

@@ -147,3 +147,19 @@ def test_an_import_with_a_long_key_is_refused_whole(
     assert main(["-C", str(root), "ledger", "export"]) == 1  # still no namespace at all
     assert "no ledger" in capsys.readouterr().err
     assert not ledger_path(root).exists()
+
+
+def test_a_key_with_a_control_character_is_refused_at_its_id_or_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key is printed at the start of lines and kept in the ledger: no CR, LF or the like."""
+    root = _project(tmp_path, "n-1.0\r::warning::x", person="a\rb")
+    assert main(["-C", str(root), "validate"]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        "error: messages/main.yaml:5:5: id: renders to 'n-1.0\\r::warning::x'; a ledger key "
+        "must not hold line breaks or other control characters",
+        "error: messages/main.yaml:13:6: key: item 0 has the key 'a\\rb'; a key must be "
+        "non-empty text without '[', ']', line breaks or other control characters",
+        "validate: 2 errors in 1 file",
+    ]

@@ -235,7 +235,8 @@ def _finish(
         )
         return 1 if failed else 0
     if not results:
-        ctx.console.out("\nNo changes: nothing to send.")
+        ctx.console.out()
+        ctx.console.out("No changes: nothing to send.")
         return 0
     line = (
         f"Apply complete: {counts[Outcome.SENT]} sent, {counts[Outcome.FAILED]} failed, "

@@ -11,6 +11,7 @@ from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import LedgerStore
 from commbox_yaml.ledger.transfer import keys_of, read_export
+from commbox_yaml.output import safe_json
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -82,7 +83,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         )
     if args.action == "export":
         for line in ledger.lines():
-            console.out(line)
+            console.out(safe_json(line))  # the same events; \u escapes for what a log acts on
         return 0
     if args.action == "show":
         state = view.states.get(args.key)
