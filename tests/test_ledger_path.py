@@ -261,3 +261,22 @@ def test_gitlab_updates_its_own_note_not_one_that_quotes_the_marker(
     (theirs,) = [c for c in api.comments if c["id"] == 900]
     assert theirs["body"] == f"{MARKER}\nnot the bot's"
     assert [m for m, _, _ in api.calls if m != "GET"] == ["POST", "PUT"]
+
+
+def test_action_apply_summary_keeps_a_servers_backticks_inside_its_fence(
+    repo: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+    server: SandboxServer,
+) -> None:
+    """A description holding ``` cannot close the summary's code block and add Markdown."""
+    from commbox_yaml.sandbox import Fault
+
+    work, _ = repo
+    server.script(Fault(status=400, description="no ```` \n# Click [here](https://evil.example)"))
+    sending = {"COMMBOX_BASE_URL": server.url, "COMMBOX_API_TOKEN": "t0ken-for-the-sandbox"}
+    result, files = _run_action(work / "notices", tmp_path, "apply", **sending)
+    assert result.returncode == 1
+    lines = files["summary.md"].splitlines()
+    assert lines[1] == lines[-1] == "`````"
+    assert sum(line.startswith("```") for line in lines) == 2
+    assert not any(line.startswith("# Click") for line in lines)
