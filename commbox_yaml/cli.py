@@ -56,8 +56,11 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        from commbox_yaml.output import no_command, one_line  # quotes the words given: one line
+
         self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {_suggest(message, self._all_options())}\n")
+        text = one_line(_suggest(message, self._all_options()))
+        self.exit(EXIT_ERROR, no_command(f"{self.prog}: error: {text}") + "\n")
 
     def _all_options(self) -> list[str]:
         """This parser's option strings and its commands' (unknown flags reach the top)."""

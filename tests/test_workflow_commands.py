@@ -185,3 +185,12 @@ def test_an_internal_error_and_debug_traceback_stay_one_line_each(tmp_path: Path
         assert run_command(broken, ctx, type("Args", (), {"command": "x"})()) == 1  # type: ignore[arg-type]
         assert _commands(err.text) == []
         assert "internal error: RuntimeError: boom\\n::warning::from an exception" in err.text
+
+
+def test_a_usage_error_quotes_the_words_given_on_one_line(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    for argv in (["plan", "--x\n::warning::y"], ["bad\r::warning::y"]):
+        code, log = _run(root, *argv)
+        assert code == 1
+        assert "::warning::y" in log
+        assert _commands(log) == [], argv
