@@ -274,7 +274,9 @@ class Renderer:
         key = str(ledger_id) if item_key is None else f"{ledger_id}[{item_key}]"
         if len(key) > MAX_KEY_LENGTH:
             raise self._key_too_long(definition, key, len(str(ledger_id)), item_key)
-        if _CONTROL.search(str(ledger_id)):  # a key is printed and kept on one line
+        # A key is printed and kept on one line. (Without an `id`, the key is the name, which
+        # its own pattern checks.)
+        if "id" in data and _CONTROL.search(str(ledger_id)):
             raise self._fail(
                 definition.where("id"),
                 "id",
