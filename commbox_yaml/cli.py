@@ -56,8 +56,11 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        from commbox_yaml.output import no_command, one_line  # quotes the words given: one line
+
         self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {_suggest(message, self._all_options())}\n")
+        text = one_line(_suggest(message, self._all_options()))
+        self.exit(EXIT_ERROR, no_command(f"{self.prog}: error: {text}") + "\n")
 
     def _all_options(self) -> list[str]:
         """This parser's option strings and its commands' (unknown flags reach the top)."""
@@ -246,6 +249,7 @@ def run_command(
 
     console = ctx.console
     try:
+        ctx.check_directory()
         return command(ctx, args)
     except ValidationFailed as exc:
         console.problems(exc.problems, args.command)
@@ -263,11 +267,9 @@ def run_command(
         )
     except Exception as exc:  # the CLI edge: anything unexpected is an internal error
         if ctx.debug:
-            console.err(traceback.format_exc().rstrip())
-        console.err(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "this is a bug in commbox-yaml; run again with --debug for the traceback"
-        )
+            console.err_lines(traceback.format_exc().rstrip())
+        console.err(f"internal error: {type(exc).__name__}: {exc}")
+        console.err("this is a bug in commbox-yaml; run again with --debug for the traceback")
     return EXIT_ERROR
 
 

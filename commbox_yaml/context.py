@@ -11,7 +11,7 @@ from urllib.parse import quote
 from commbox_yaml.build import Build, build
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import FileLedger, LedgerStore
-from commbox_yaml.ledger.url import SCHEMES, display, password_in
+from commbox_yaml.ledger.url import SCHEMES, LedgerUrl, MalformedUrl, parse, password_in
 from commbox_yaml.output import MIN_SECRET_LENGTH, Console
 from commbox_yaml.project import SANDBOX_LEDGER, ApiSettings, Project, load_project
 from commbox_yaml.variables import Variables, load_variables, token_forms
@@ -30,6 +30,14 @@ class Context:
     def __post_init__(self) -> None:
         # Every command redacts the token from its first line on, not only apply.
         self.console.redactor.add(token_forms(os.environ.get(ApiSettings.token_env)))
+
+    def check_directory(self) -> None:
+        """-C names a folder that exists: a missing one must not fall back to a project
+        found above it (the enclosing project would be planned or applied instead)."""
+        if not self.directory.exists():
+            raise UserError(f"no such folder: {self.directory} (-C takes an existing folder)")
+        if not self.directory.is_dir():
+            raise UserError(f"-C {self.directory} is a file, not a folder; give its folder")
 
     def project(self) -> Project:
         if self._project is None:
@@ -65,6 +73,20 @@ class Context:
         self.variables()
         if project.ledger_url and not sandbox:
             return self._database_ledger(project.ledger_url, project.ledger_namespace)
+        path = self._ledger_file(project, sandbox)
+        return FileLedger(path, project.display(path))
+
+    def ledger_location(self, sandbox: bool = False) -> str:
+        """Where the ledger lives, for `ledger path`: the file's absolute path, or the
+        database as `postgresql://USER@HOST:PORT/DB (namespace N)`, never with its password.
+        Nothing is opened, and no variable is needed."""
+        project = self.project()
+        if project.ledger_url and not sandbox:
+            return self._check_database_url(project.ledger_url).display(project.ledger_namespace)
+        return str(self._ledger_file(project, sandbox))
+
+    @staticmethod
+    def _ledger_file(project: Project, sandbox: bool) -> Path:
         where = project.where("ledger", "path")
         path = project.resolve(project.ledger_path, where, "ledger path")
         if sandbox:
@@ -74,19 +96,28 @@ class Context:
                     f"{SANDBOX_LEDGER} is the real ledger {project.display(real)}: a rehearsal "
                     "would mark real sends; remove that link"
                 )
-        return FileLedger(path, project.display(path))
+        return path
 
-    def _database_ledger(self, url: str, namespace: str) -> LedgerStore:
+    def _check_database_url(self, url: str) -> LedgerUrl:
+        # The password may come from COMMBOX_LEDGER_URL or PGPASSWORD: never show it, also
+        # when the URL cannot be read (password_in then gives what it could be part of).
+        secret = password_in(url) or ""
+        self.console.redactor.add(
+            [secret, quote(secret, safe=""), os.environ.get("PGPASSWORD", "")]
+        )
         if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
             raise UserError(
                 "COMMBOX_LEDGER_URL must be a postgresql:// URL "
                 "(postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE)"
             )
-        # The password may come from COMMBOX_LEDGER_URL or PGPASSWORD: never show it.
-        secret = password_in(url) or ""
-        self.console.redactor.add(
-            [secret, quote(secret, safe=""), os.environ.get("PGPASSWORD", "")]
-        )
+        try:
+            return parse(url)
+        except MalformedUrl as exc:
+            source = "COMMBOX_LEDGER_URL" if os.environ.get("COMMBOX_LEDGER_URL") else "ledger.url"
+            raise UserError(exc.explain(source)) from None
+
+    def _database_ledger(self, url: str, namespace: str) -> LedgerStore:
+        parsed = self._check_database_url(url)
         try:
             from commbox_yaml.ledger.postgres import PostgresLedger
         except ImportError:
@@ -94,7 +125,7 @@ class Context:
                 "ledger.url puts the ledger in PostgreSQL, which needs the postgres extra: "
                 "pip install 'commbox-yaml[postgres]'"
             ) from None
-        return PostgresLedger(url, namespace, display(url, namespace))
+        return PostgresLedger(url, namespace, parsed.display(namespace))
 
     def path(self, user_path: str) -> Path:
         """A path given on the command line: relative to -C DIR, as the other paths are."""

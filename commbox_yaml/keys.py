@@ -14,6 +14,9 @@ from commbox_yaml.errors import UserError
 from commbox_yaml.hints import did_you_mean
 
 KeyMatcher = Callable[[str], bool]
+# One limit on both backends: PostgreSQL's btree index refuses a row over 2704 bytes, and
+# 512 characters stay under it even at 4 bytes a character.
+MAX_KEY_LENGTH = 512
 
 
 def is_glob(pattern: str) -> bool:

@@ -19,7 +19,50 @@ REDACTED = "(sensitive)"
 # Shorter secrets are masked only as whole words (and apply warns about them).
 MIN_SECRET_LENGTH = 4
 _ELLIPSIS = re.compile(r"\s?(?:\.\.\.|…)")
+# What must never reach the output as it is: control characters (a line break would let text
+# from a server, a message or a variable start a line, and so a CI workflow command such as
+# `::warning::`), and `##[`, the runner's older command prefix, which it reads anywhere in a line.
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]|##\[")
+# The same in JSON text, which already escapes what is below 0x20.
+_UNSAFE_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029]|##\[")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "##[": "##\\["}
+_SGR = re.compile(r"\x1b\[[0-9;]*m")  # the colours `Console.style` writes
 _COLORS = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
+
+
+def one_line(text: str) -> str:
+    """`text` as one line: control characters escaped as Python writes them (`\\n`, `\\x1b`,
+    `\\u2028`), and `##[` broken (`##\\[`)."""
+    return _UNSAFE_TEXT.sub(_escaped, text)
+
+
+def _escaped(found: re.Match[str]) -> str:
+    text = found.group()
+    named = _NAMED_ESCAPES.get(text)
+    if named is not None:
+        return named
+    code = ord(text)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_json(text: str) -> str:
+    """JSON text that reads back the same, with nothing a CI log would act on: the characters
+    JSON leaves raw that are controls or line separators, and `##[`, written as \\u escapes."""
+    return _UNSAFE_JSON.sub(_json_escaped, text)
+
+
+def _json_escaped(found: re.Match[str]) -> str:
+    text = found.group()
+    return "#\\u0023[" if text == "##[" else f"\\u{ord(text):04x}"
+
+
+def no_command(line: str) -> str:
+    """A line that cannot start a workflow command: a leading `::` (after spaces, which the
+    runner skips) gets a backslash before it. The tool writes its own annotations directly."""
+    stripped = line.lstrip()
+    if not stripped.startswith("::"):
+        return line
+    return f"{line[: len(line) - len(stripped)]}\\{stripped}"
 
 
 def human_size(n: float) -> str:
@@ -243,14 +286,39 @@ class Console:
         return f"\x1b[{codes}m{text}\x1b[0m"
 
     def out(self, text: str = "") -> None:
-        self.stdout.write(self.redactor.text(text) + "\n")
+        """One line: whatever `text` holds (a server's description, a subject, a variable) is
+        escaped onto it, so that it cannot start a line of its own."""
+        self.stdout.write(self.line(text) + "\n")
 
     def err(self, text: str) -> None:
-        self.stderr.write(self.redactor.text(text) + "\n")
+        """One line on stderr, as `out`."""
+        self.stderr.write(self.line(text) + "\n")
         self.stderr.flush()
 
+    def out_lines(self, text: str) -> None:
+        """Text the tool laid out in lines (a document, indented JSON): each line as `out`."""
+        for line in text.split("\n"):
+            self.out(line)
+
+    def err_lines(self, text: str) -> None:
+        for line in text.split("\n"):
+            self.err(line)
+
+    def line(self, text: str) -> str:
+        """`text` as it may be printed: redacted, then on one line (the colours `style` wrote
+        kept on a terminal), never starting a workflow command."""
+        text = self.redactor.text(text)
+        if self.color and "\x1b" in text:
+            plain = [one_line(part) for part in _SGR.split(text)]
+            colours = [*_SGR.findall(text), ""]
+            text = "".join(part + colour for part, colour in zip(plain, colours, strict=True))
+        else:
+            text = one_line(text)
+        return no_command(text)
+
     def json(self, value: Any) -> None:
-        self.stdout.write(json.dumps(self.redactor.data(value), indent=2, ensure_ascii=False))
+        text = json.dumps(self.redactor.data(value), indent=2, ensure_ascii=False)
+        self.stdout.write(safe_json(text))
         self.stdout.write("\n")
 
     def json_with_list(
@@ -264,7 +332,7 @@ class Console:
         each part redacted as `json` redacts the whole."""
         redact = self.redactor.data
         write_json_list(
-            self.stdout.write,
+            self._write_json,
             (redact(item) for item in items),
             redact(head),
             self.redactor.text(key),
@@ -273,7 +341,10 @@ class Console:
 
     def json_list(self, items: Iterable[Any]) -> None:
         """`[*items]` as JSON, an item per line, redacted."""
-        write_json_list(self.stdout.write, (self.redactor.data(item) for item in items))
+        write_json_list(self._write_json, (self.redactor.data(item) for item in items))
+
+    def _write_json(self, text: str) -> None:
+        self.stdout.write(safe_json(text))
 
     def problems(self, problems: list[Problem], command: str) -> None:
         """Each problem as one line (identical ones from many items folded), then a summary."""
@@ -337,6 +408,11 @@ def _escape(value: str, property_value: bool = False) -> str:
     if property_value:
         value = value.replace(":", "%3A").replace(",", "%2C")
     return value
+
+
+def annotation_text(text: str) -> str:
+    """A workflow command's message, escaped as the runner reads it back (one line)."""
+    return _escape(text)
 
 
 def annotation(problem: Problem, redactor: Redactor | None = None) -> str:

@@ -14,6 +14,7 @@ from typing import Any, overload
 from commbox_yaml.build import Build
 from commbox_yaml.compile import Request
 from commbox_yaml.errors import UserError
+from commbox_yaml.files import unreadable, write_whole
 from commbox_yaml.keys import expand
 from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
 from commbox_yaml.output import write_json_list
@@ -220,7 +221,7 @@ def changed_fields(before: Mapping[str, str], after: Mapping[str, str]) -> tuple
 # -- plan files --------------------------------------------------------------------------------
 
 
-def save_plan(plan: Plan, path: Path, destination: str) -> None:
+def save_plan(plan: Plan, path: Path, destination: str, display: str = "") -> None:
     """Write what `plan -out` saves: keys, actions, fingerprints and ledger digests; no content.
 
     `destination` (`sandbox` or the base URL) and the ledger say where the plan may be
@@ -246,14 +247,12 @@ def save_plan(plan: Plan, path: Path, destination: str) -> None:
         }
         for m in plan.messages
     )
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as out:
-            write_json_list(out.write, entries, head, "messages")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
+    write_whole(
+        path,
+        display or str(path),
+        "-out",
+        lambda out: write_json_list(out.write, entries, head, "messages"),
+    )
 
 
 @dataclass(frozen=True)
@@ -267,11 +266,12 @@ class SavedPlan:
 
 
 def load_plan(path: Path, display: str) -> SavedPlan:
+    why = unreadable(path)
+    if why is not None:
+        raise UserError(f"plan file {display} {why}")
     try:
         raw = path.read_bytes()
         data = json.loads(raw)
-    except FileNotFoundError:
-        raise UserError(f"plan file {display} not found") from None
     except (OSError, ValueError):
         raise UserError(f"{display} is not a commbox-yaml plan file (not JSON)") from None
     if not isinstance(data, dict) or data.get("kind") != PLAN_KIND:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from commbox_yaml.errors import Location, Problem, UserError, ValidationFailed
-from commbox_yaml.ledger.url import password_in
+from commbox_yaml.ledger.url import MalformedUrl, parse
 from commbox_yaml.source import Positions, load_single
 from commbox_yaml.streams import alias_ids
 from commbox_yaml.validate import schema_problems
@@ -111,15 +111,22 @@ def _check_ledger_url(ledger: dict[str, Any], positions: Positions) -> None:
     """commbox.yaml is committed: a password written into it would be published."""
     url = ledger.get("url")
     problems = []
-    if url is not None and password_in(url) is not None:
-        problems.append(
-            Problem(
-                positions.locate(("ledger", "url")) or Location(PROJECT_FILE),
-                "holds a password, and commbox.yaml is a committed file: remove it and give it "
-                "in COMMBOX_LEDGER_URL, PGPASSWORD or ~/.pgpass",
-                "ledger.url",
-            )
-        )
+    where = positions.locate(("ledger", "url")) or Location(PROJECT_FILE)
+    if url is not None:
+        try:
+            password = parse(url).password
+        except MalformedUrl as exc:
+            problems.append(Problem(where, exc.explain("the URL"), "ledger.url"))
+        else:
+            if password is not None:
+                problems.append(
+                    Problem(
+                        where,
+                        "holds a password, and commbox.yaml is a committed file: remove it and "
+                        "give it in COMMBOX_LEDGER_URL, PGPASSWORD or ~/.pgpass",
+                        "ledger.url",
+                    )
+                )
     if url is not None and "path" in ledger:
         problems.append(
             Problem(

@@ -24,6 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Location, Problem, UserError
 from commbox_yaml.hints import did_you_mean, missing_key
+from commbox_yaml.keys import MAX_KEY_LENGTH
 from commbox_yaml.project import LEDGER_SECRETS, Project
 from commbox_yaml.source import PathKey
 from commbox_yaml.validate import format_path
@@ -43,6 +44,7 @@ _MISSING_ENV = re.compile(r"^'commbox_yaml\.render\.EnvVars object' has no attri
 # every error.
 Lookup = tuple[str, ...]
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LOOKUP = re.compile(rf"[ \t\n]*({_NAME}(?:\.{_NAME})*)[ \t\n]*")
 # Plain text outside `{{ }}` is left as written by Jinja, except line endings: no '\r'.
 _TEXT_PART = re.compile(r"\{\{([^{}]*)\}\}|[^{}\r]+")
@@ -224,12 +226,12 @@ class Renderer:
                     f"item {index} is {'a mapping' if isinstance(item, dict) else 'not a scalar'}; "
                     "add a 'key:' template that names each item, e.g. key: '{{ item.id }}'",
                 )
-            if not key or "[" in key or "]" in key or "\n" in key:
+            if not key or "[" in key or "]" in key or _CONTROL.search(key):
                 raise self._fail(
                     definition.where("key") if key_template else where,
                     "key",
                     f"item {index} has the key {key!r}; a key must be non-empty text "
-                    "without '[', ']' or line breaks",
+                    "without '[', ']', line breaks or other control characters",
                 )
             if key in seen:
                 item_path = index if mapping_key is None else mapping_key
@@ -270,6 +272,18 @@ class Renderer:
                 definition.where("id"), "id", "must render to non-empty text", item_key
             )
         key = str(ledger_id) if item_key is None else f"{ledger_id}[{item_key}]"
+        if len(key) > MAX_KEY_LENGTH:
+            raise self._key_too_long(definition, key, len(str(ledger_id)), item_key)
+        # A key is printed and kept on one line. (Without an `id`, the key is the name, which
+        # its own pattern checks.)
+        if "id" in data and _CONTROL.search(str(ledger_id)):
+            raise self._fail(
+                definition.where("id"),
+                "id",
+                f"renders to {str(ledger_id)!r}; a ledger key must not hold line breaks or "
+                "other control characters",
+                item_key,
+            )
         if "when" in data and not self._when(definition, scope, item_key):
             return RenderedMessage(definition, address, key, item_key, {}, skipped=True)
         values: dict[str, Any] = {
@@ -299,6 +313,25 @@ class Renderer:
                 definition, values.pop("message_file"), scope, item_key
             )
         return RenderedMessage(definition, address, key, item_key, values)
+
+    def _key_too_long(
+        self, definition: Definition, key: str, id_length: int, item_key: str | None
+    ) -> TemplateProblem:
+        """At the `id` when it is the longer part, else at what names the item (`key:`, or
+        `for_each` whose items key themselves)."""
+        if item_key is None or id_length >= len(item_key):
+            where, path = definition.where("id"), "id"
+        elif "key" in definition.data:
+            where, path = definition.where("key"), "key"
+        else:
+            where, path = definition.where("for_each"), "for_each"
+        return self._fail(
+            where,
+            path,
+            f"makes a ledger key of {len(key)} characters ({key[:40]!r}...); a key is at most "
+            f"{MAX_KEY_LENGTH} characters: make the id or the item's key shorter",
+            item_key if item_key is None or len(item_key) <= 60 else f"{item_key[:60]}...",
+        )
 
     def _when(self, definition: Definition, scope: dict[str, Any], item_key: str | None) -> bool:
         raw = definition.data["when"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import numbers
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # jsonschema is imported only to word the errors of an invali
     from jsonschema.exceptions import ValidationError
 
 _EMAIL = re.compile(
-    r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+    r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z"
 )
 _FORMAT_CHECKS: dict[str, Callable[[object], bool]] = {}
 _DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -70,9 +70,23 @@ def _is_single_line(value: object) -> bool:
     return not isinstance(value, str) or not any(ch in value for ch in "\r\n\u2028\u2029")
 
 
+# Text that becomes a mail header (a subject, a display name): a line break in it would
+# start a header of its own (`Bcc:`), and other control characters have no place there.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@_checks("header-text")
+def _is_header_text(value: object) -> bool:
+    return not isinstance(value, str) or _CONTROL.search(value) is None
+
+
 _FORMAT_MESSAGES = {
     "email": "is not an email address",
     "single-line": "must be one line (it has a line break)",
+    "header-text": (
+        "holds a line break or another control character, which would become part of the "
+        "mail's headers; remove it (a rendered value: | replace('\\n', ' '))"
+    ),
 }
 # Formats whose message says what exactly is wrong with the value.
 _FORMAT_REASONS: dict[str, Callable[[str], str | None]] = {
@@ -100,7 +114,32 @@ def validator(name: str) -> jsonschema.protocols.Validator:
     spec = schema(name)
     cls = jsonschema.validators.validator_for(spec)
     cls.check_schema(spec)
-    return cls(spec, format_checker=format_checker())
+    strict = jsonschema.validators.extend(cls, {"pattern": _pattern_keyword})  # type: ignore[no-untyped-call]
+    built: jsonschema.protocols.Validator = strict(spec, format_checker=format_checker())
+    return built
+
+
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """A schema pattern with JSON Schema's meaning of a final `$`: the end of the text.
+    Python's `$` also matches before a final line break, so `'ann@example.org\\n'` or a
+    name `'notes\\n'` would pass `^...$`."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + "\\Z"
+    return _compiled(pattern)
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _pattern_keyword(
+    validator: Any, pattern: str, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -291,7 +330,7 @@ def _enum(members: Any) -> Check:
 
 
 def _pattern(pattern: Any) -> Check:
-    search = re.compile(pattern).search  # jsonschema uses re.search too
+    search = ecma_pattern(pattern).search  # as the validator's pattern keyword does
     return lambda value: not isinstance(value, str) or search(value) is not None
 
 

@@ -239,6 +239,10 @@ def _var_file(
 ) -> tuple[VarFile, list[tuple[str, Any, Location | None]]]:
     path = project.resolve(relative, where, "var file")
     display = project.display(path)
+    if path.is_dir():
+        raise UserError(
+            f"var file {relative!r} is a folder, not a file", where or Location(relative)
+        )
     if not path.is_file():
         raise UserError(f"var file {relative!r} not found", where or Location(relative))
     source = VarFile(path, display)

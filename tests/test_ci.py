@@ -113,14 +113,21 @@ def test_the_init_workflow_uses_the_action(tmp_path: Path) -> None:
 # -- a stand-in for the GitHub and GitLab comment APIs -------------------------------------------
 
 
+# Who each token is. GitHub's Actions token and GitLab's job token cannot read /user.
+USERS = {"github-token": "github-actions[bot]", "job-token": "ci-user", "project-token": "bot-42",
+         "personal-token": "octo-release"}  # fmt: skip
+READS_USER = {"project-token", "personal-token"}
+
+
 class NotesApi:
-    """Comments on one pull request (GitHub) or notes on one merge request (GitLab)."""
+    """Comments on one pull request (GitHub) or notes on one merge request (GitLab), each
+    with its author as the API gives it (`user.login` on GitHub, `author.username` on GitLab)."""
 
     def __init__(self, flavour: str, existing: int = 0) -> None:
         self.flavour = flavour
-        self.comments: list[dict[str, Any]] = [
-            {"id": 1000 + n, "body": f"someone else's comment {n}"} for n in range(existing)
-        ]
+        self.comments: list[dict[str, Any]] = []
+        for n in range(existing):
+            self.add(1000 + n, f"someone else's comment {n}", "someone")
         self.calls: list[tuple[str, str, dict[str, str]]] = []
         api = self
 
@@ -130,6 +137,13 @@ class NotesApi:
 
             def do_GET(self) -> None:
                 api.calls.append(("GET", self.path, dict(self.headers)))
+                if urlsplit(self.path).path.endswith("/user"):
+                    token = api.token(dict(self.headers))
+                    if token not in READS_USER:
+                        self._reply(403, {"message": "Resource not accessible by integration"})
+                    else:
+                        self._reply(200, {"login": USERS[token], "username": USERS[token]})
+                    return
                 query = parse_qs(urlsplit(self.path).query)
                 page, size = int(query["page"][0]), int(query["per_page"][0])
                 listed = api.comments[(page - 1) * size : page * size]
@@ -139,9 +153,8 @@ class NotesApi:
             def do_POST(self) -> None:
                 body = self._body()
                 api.calls.append(("POST", self.path, dict(self.headers)))
-                comment = {"id": 1 + len(api.comments) + 5000, "body": body["body"]}
-                api.comments.append(comment)
-                self._reply(201, comment)
+                author = USERS[api.token(dict(self.headers))]
+                self._reply(201, api.add(1 + len(api.comments) + 5000, body["body"], author))
 
             def do_PATCH(self) -> None:
                 self._update("PATCH")
@@ -176,6 +189,21 @@ class NotesApi:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def add(self, number: int, body: str, author: str) -> dict[str, Any]:
+        who = (
+            {"user": {"login": author}}
+            if self.flavour == "github"
+            else {"author": {"username": author}}
+        )
+        comment = {"id": number, "body": body, **who}
+        self.comments.append(comment)
+        return comment
+
+    def token(self, headers: dict[str, str]) -> str:
+        if self.flavour == "github":
+            return headers["Authorization"].removeprefix("Bearer ")
+        return headers.get("Private-Token") or headers["Job-Token"]
 
     def __enter__(self) -> NotesApi:
         self.thread.start()
@@ -250,7 +278,6 @@ def _run_action(
         "WORKDIR": "notices",
         "COMMENT": "true",
         "COMMIT_LEDGER": "false",
-        "LEDGER_PATH": ".commbox/ledger.jsonl",
         "LEDGER_BRANCH": "main",
         "PR_NUMBER": "",
         "GH_TOKEN": "github-token",
@@ -421,6 +448,7 @@ def test_gitlab_plan_posts_one_note_and_updates_it(repo: tuple[Path, Path], toke
             "CI_PROJECT_ID": "42",
             "CI_MERGE_REQUEST_IID": "9",
             "CI_JOB_TOKEN": "job-token",
+            "GITLAB_USER_LOGIN": "ci-user",
             "COMMBOX_GITLAB_TOKEN": token,
         }
         for _ in range(2):

@@ -236,7 +236,8 @@ def _finish(
         )
         return 1 if failed else 0
     if not results:
-        ctx.console.out("\n" + _nothing_to_send(plan))
+        ctx.console.out()
+        ctx.console.out(_nothing_to_send(plan))
         return 0
     line = (
         f"Apply complete: {counts[Outcome.SENT]} sent, {counts[Outcome.FAILED]} failed, "

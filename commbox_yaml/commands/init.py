@@ -64,7 +64,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     for path in written:
         console.out(f"  {console.style('+', 'green')} {path}")
     console.out()
-    console.out(_next_steps(shown))
+    console.out_lines(_next_steps(shown))
     return 0
 
 

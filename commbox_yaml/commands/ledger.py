@@ -1,4 +1,5 @@
-"""ledger list | show KEY | forget KEY | init | export | import FILE: read and edit the ledger."""
+"""ledger list | show KEY | forget KEY | init | export | import FILE | path: read and edit the
+ledger, or say where it lives."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import LedgerStore
 from commbox_yaml.ledger.transfer import keys_of, read_export
+from commbox_yaml.output import safe_json
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -17,7 +19,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "ledger",
         parents=parents,
         help="read and edit the send ledger",
-        description="List, show, forget keys of, create, export or import into the send ledger.\n"
+        description="List, show, forget keys of, create, export or import into the send ledger,\n"
+        "or print where it lives ('path': the file, or the database without its password).\n"
         "'forget KEY' makes the next plan treat KEY as never sent.",
         epilog=epilog(
             [
@@ -26,12 +29,15 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                 "commbox-yaml ledger init",
                 "commbox-yaml ledger export > ledger-backup.jsonl",
                 "commbox-yaml ledger import .commbox/ledger.jsonl",
+                'git add "$(commbox-yaml ledger path)"',
             ],
             ["COMMBOX_LEDGER_URL", "PGPASSWORD", "NO_COLOR"],
             [("0", "done"), USAGE_ERROR],
         ),
     )
-    parser.add_argument("action", choices=["list", "show", "forget", "init", "export", "import"])
+    parser.add_argument(
+        "action", choices=["list", "show", "forget", "init", "export", "import", "path"]
+    )
     parser.add_argument(
         "key",
         nargs="?",
@@ -43,8 +49,13 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    ledger = ctx.ledger(args.sandbox)
     console = ctx.console
+    if args.action == "path":  # opens nothing: CI asks it which file to commit back
+        if args.key:
+            raise UserError("ledger path takes no KEY or FILE: it prints where the ledger is")
+        console.out(ctx.ledger_location(args.sandbox))
+        return 0
+    ledger = ctx.ledger(args.sandbox)
     if args.action in ("show", "forget") and not args.key:
         raise UserError(f"ledger {args.action} needs a KEY; 'commbox-yaml ledger list' shows them")
     if args.action == "import":
@@ -72,7 +83,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         )
     if args.action == "export":
         for line in ledger.lines():
-            console.out(line)
+            console.out(safe_json(line))  # the same events; \u escapes for what a log acts on
         return 0
     if args.action == "show":
         state = view.states.get(args.key)

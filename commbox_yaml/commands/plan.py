@@ -111,11 +111,12 @@ def destination(ctx: Context, sandbox: bool) -> str:
 def run(ctx: Context, args: argparse.Namespace) -> int:
     plan = compute_plan(ctx, args, ctx.ledger(args.sandbox))
     if args.out:
-        save_plan(plan, ctx.path(args.out), destination(ctx, args.sandbox))
+        save_plan(plan, ctx.path(args.out), destination(ctx, args.sandbox), args.out)
     REPORTERS["json" if args.json else args.format or "text"](ctx.console, plan)
     if args.out and not args.json and args.format in (None, "text"):
+        ctx.console.out()
         ctx.console.out(
-            f"\nSaved the plan to {args.out}: 'commbox-yaml apply {args.out}' "
+            f"Saved the plan to {args.out}: 'commbox-yaml apply {args.out}' "
             "sends exactly these messages."
         )
     if args.detailed_exitcode and plan.send_count:

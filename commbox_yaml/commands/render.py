@@ -10,7 +10,7 @@ from commbox_yaml.commands._help import PROJECT_ENV, USAGE_ERROR, epilog
 from commbox_yaml.compile import Request
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
-from commbox_yaml.output import Console
+from commbox_yaml.output import Console, safe_json
 from commbox_yaml.report.data import message_object
 from commbox_yaml.report.describe import segments_text, sms_of
 from commbox_yaml.report.recipient import recipient_view
@@ -74,12 +74,16 @@ def show_request(console: Console, request: Request) -> None:
     console.out(f"Content-Type: {request.content_type}")
     console.out()
     if not request.multipart:
-        console.out(json.dumps(console.redactor.data(request.body), indent=2, ensure_ascii=False))
+        console.out_lines(safe_json(_indented(console.redactor.data(request.body))))
         return
     console.out('part "data" (the JSON text of the data object):')
-    console.out(json.dumps(console.redactor.data(request.data), indent=2, ensure_ascii=False))
+    console.out_lines(safe_json(_indented(console.redactor.data(request.data))))
     for attachment in request.files:
         console.out(
             f'part "file": {attachment.name} ({attachment.mime}, {attachment.size:,} bytes, '
             f"sha256 {attachment.sha256}) from {attachment.path}"
         )
+
+
+def _indented(value: object) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)

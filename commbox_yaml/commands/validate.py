@@ -8,6 +8,7 @@ from typing import Any
 from commbox_yaml.commands._help import PROJECT_ENV, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import Problem, UserError, ValidationFailed
+from commbox_yaml.output import annotation_text
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -45,8 +46,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             ctx.console.err(f"warning: {warning}")
             if ctx.console.github:  # shown on the run's summary page, as errors are
                 text = ctx.console.redactor.text(warning)  # before escaping hides a secret
-                text = text.replace("%", "%25").replace("\n", "%0A")
-                ctx.console.stdout.write(f"::warning::{text}\n")
+                ctx.console.stdout.write(f"::warning::{annotation_text(text)}\n")
     if problems:
         ctx.console.problems(sorted(problems, key=Problem.sort_key), "validate")
         return 1

@@ -37,6 +37,7 @@ from commbox_yaml.ledger import (
 )
 from commbox_yaml.ledger.pg_schema import LOCK_CLASS, migrate, schema_version
 from commbox_yaml.ledger.transfer import check_new_keys
+from commbox_yaml.ledger.url import LedgerUrl, MalformedUrl, parse
 
 CONNECT_TIMEOUT_S = 10
 
@@ -46,6 +47,11 @@ class PostgresLedger:
 
     def __init__(self, url: str, namespace: str, display: str) -> None:
         self.url = url
+        try:  # the driver gets the parts, never the URL: libpq quotes a URL in its errors
+            self._parts = parse(url)
+        except MalformedUrl as exc:
+            raise UserError(exc.explain("the ledger URL")) from None
+        self._params: dict[str, Any] = self._parts.params()
         self.namespace = namespace
         self.display = display
         self.warnings: list[str] = []
@@ -59,18 +65,19 @@ class PostgresLedger:
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(
-                self.url,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                application_name="commbox-yaml",
-            )
+            params = {
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "application_name": "commbox-yaml",
+                **self._params,
+            }
+            return psycopg.connect(autocommit=True, **params)
         except psycopg.Error as exc:
+            reason = connect_failure(exc, self._parts)
             raise Unreachable(
-                f"cannot connect to the ledger database {self.display}: {_first_line(exc)}; "
+                f"cannot connect to the ledger database {self.display}: {reason}; "
                 "check ledger.url (or COMMBOX_LEDGER_URL) and the password (in "
-                "COMMBOX_LEDGER_URL, PGPASSWORD or ~/.pgpass)",
-                _first_line(exc),
+                "COMMBOX_LEDGER_URL, PGPASSWORD or ~/.pgpass; it is not shown)",
+                reason,
             ) from None
 
     @contextmanager
@@ -376,6 +383,30 @@ def _start_session(conn: psycopg.Connection[Any], namespace: str) -> int:
     session = int(row[0])
     conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", (LOCK_CLASS, session))
     return session
+
+
+def connect_failure(exc: psycopg.Error, parts: LedgerUrl) -> str:
+    """Why a connection failed, worded from the URL's parts as they were read.
+
+    The driver's own words are used only for failures not recognised here: the driver gets
+    the parts, never the URL, so they cannot quote it (and output redacts the password)."""
+    text = str(exc)
+    host = ",".join(h or "the local socket" for h in parts.hosts) or "the local socket"
+    port = ",".join(p for p in parts.ports if p) or "5432"
+    user = repr(parts.user) if parts.user else "(the default user)"
+    if "failed to resolve host" in text or "could not translate host name" in text:
+        return f"the host {host} could not be found (DNS)"
+    if "Connection refused" in text:
+        return f"nothing accepts connections at {host}, port {port} (connection refused)"
+    if "timeout expired" in text or "timed out" in text:
+        return f"no answer from {host}, port {port} within {CONNECT_TIMEOUT_S} s"
+    if "password authentication failed" in text:
+        return f"password authentication failed for user {user}"
+    if "no password supplied" in text:
+        return f"the server wants a password for user {user}, and none was given"
+    if "does not exist" in text and parts.database and "database" in text:
+        return f"the database {parts.database!r} does not exist on {host}"
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

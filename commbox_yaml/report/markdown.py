@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from commbox_yaml.output import Console, Redactor
+from commbox_yaml.output import Console, Redactor, one_line
 from commbox_yaml.plan import Action, Plan, PlannedMessage
 from commbox_yaml.report.describe import (
     ACTIONABLE,
@@ -20,9 +20,10 @@ _ICONS = {Action.SEND: "+", Action.CHANGED: "~", Action.UNKNOWN: "?", Action.UNC
 
 
 def _cell(text: str, redactor: Redactor) -> str:
-    """Table-cell text, redacted before it is escaped (an escaped secret would not match)."""
-    text = redactor.text(text)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
+    """Table-cell text on one line, redacted before it is escaped (an escaped secret would not
+    match); control characters are written as escapes (`\\n`), as in every output."""
+    text = one_line(redactor.text(text))
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'")
 
 
 def _section(message: PlannedMessage, redactor: Redactor) -> str:
@@ -91,4 +92,4 @@ def render_markdown(plan: Plan, redactor: Redactor) -> str:
 
 
 def show_plan(console: Console, plan: Plan) -> None:
-    console.out(render_markdown(plan, console.redactor).rstrip("\n"))
+    console.out_lines(render_markdown(plan, console.redactor).rstrip("\n"))

@@ -41,4 +41,7 @@ def recipient_view(request: Request) -> list[str]:
     size = sms_of(request)
     if size is not None:
         head.append(("Segments", segments_text(size)))
-    return [f"{label}: {text}" for label, text in head] + ["", str(data.get("Message", ""))]
+    # The text's own lines are lines here (it is read as the recipient reads it); each one is
+    # still printed as one line, never starting a CI workflow command (Console.out).
+    body = str(data.get("Message", "")).splitlines() or [""]
+    return [f"{label}: {text}" for label, text in head] + ["", *body]

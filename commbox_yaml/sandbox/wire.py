@@ -16,6 +16,8 @@ from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import parse_qs
 
+from commbox_yaml.output import one_line
+
 FIRST_ID = 294159  # the id in the reference's 200 example: for tests that want fixed ids
 MAX_BODY_BYTES = 256 * 1024 * 1024  # far above any attachment limit; keeps a runaway client sane
 
@@ -449,4 +451,4 @@ def _snippet(message: Any, width: int = 60) -> str:
 
 def _printable(text: str) -> str:
     # Whatever a client sends must not drive the terminal (escape sequences, carriage returns).
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return one_line("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text))
