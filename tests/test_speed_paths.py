@@ -201,7 +201,7 @@ class _Checking:
 
     def write(self, text: str) -> int:
         for line in text.splitlines():
-            words = line.split()
+            words = re.sub(r"^\[\s*\d+/\d+\]", "", line).split()  # after its running count
             if words[:1] == ["sent"] and "object" in words:
                 object_id = words[-1]
                 self.shown.append(object_id)
