@@ -19,13 +19,14 @@ from typing import Any, NamedTuple
 
 import jinja2
 from jinja2.loaders import split_template_path
-from jinja2.sandbox import SandboxedEnvironment
 
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Location, Problem, UserError
 from commbox_yaml.hints import did_you_mean, missing_key
 from commbox_yaml.project import LEDGER_SECRETS, Project
 from commbox_yaml.source import PathKey
+from commbox_yaml.taint import DECIDED, REDACTED, TAINT, TaintingSandbox, shown_value
+from commbox_yaml.usage import field_names
 from commbox_yaml.validate import format_path
 from commbox_yaml.variables import Variables
 
@@ -60,6 +61,9 @@ TEMPLATE_BUDGET_S = 10.0
 
 # Keys that steer rendering instead of being rendered as values.
 STRUCTURAL = ("name", "channel", "for_each", "key", "when")
+# Keys that decide which messages there are, where they go, and which files they carry:
+# never from a sensitive variable, or the display rendering and the sent one would differ.
+SHAPING = ("when", "for_each", "key", "id", "stream", "reply_to", "attachments", "message_file")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class RenderedMessage:
     item_key: str | None
     values: dict[str, Any]
     skipped: bool = False
+    # The values rendered with the real sensitive values, when any template uses one (then
+    # `values`, rendered with them as `(sensitive)`, is what every output shows).
+    sent: dict[str, Any] | None = None
 
 
 class EnvVars(dict[str, str]):
@@ -107,7 +114,7 @@ class Renderer:
     def __init__(self, project: Project, variables: Variables) -> None:
         self.project = project
         self.variables = variables
-        self.env = SandboxedEnvironment(
+        self.env = TaintingSandbox(
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
@@ -121,6 +128,16 @@ class Renderer:
         self._kinds: dict[str, _Kind] = {}
         self._parsed_expressions: dict[str, tuple[str, Lookup | None]] = {}
         self._text_lookups: dict[str, tuple[str | Lookup, ...] | None] = {}
+        # The variables as every output sees them: each sensitive one is TAINT.
+        sensitive = variables.sensitive_names
+        self._secret_vars = frozenset(n for n in sensitive if n in variables.values)
+        self._secret_env = frozenset(n for n in sensitive if n in variables.env)
+        self._shown_values = {
+            k: TAINT if k in self._secret_vars else v for k, v in variables.values.items()
+        }
+        self._shown_env = EnvVars(
+            {k: TAINT if k in self._secret_env else v for k, v in variables.env.items()}
+        )
 
     # -- public -----------------------------------------------------------------------------
 
@@ -134,15 +151,13 @@ class Renderer:
         wrong is added to `problems`. Every item's key is checked before the first message is
         rendered (a definition with a bad key gives no message at all); then `expect` is
         told how many messages are coming."""
-        base = {
-            **self.variables.values,
-            "env": EnvVars(self.variables.env),
-            "definition": {
-                "name": definition.name,
-                "channel": definition.channel,
-                "file": definition.file,
-            },
-        }
+        shaping = self._secret_shaping(definition)
+        if shaping:
+            problems.extend(shaping)
+            return
+        base = self._scope(definition, shown=True)
+        secret_fields = self._secret_fields(definition)
+        sent_base = self._scope(definition, shown=False) if secret_fields else None
         with _TimeBudget() as budget:
             try:
                 with budget.running(TEMPLATE_BUDGET_S):
@@ -160,6 +175,8 @@ class Renderer:
                 try:
                     with budget.running(TEMPLATE_BUDGET_S):
                         message = self._render_one(definition, item_key, scope)
+                        if sent_base is not None and not message.skipped:
+                            message = self._with_sent(message, sent_base, item, secret_fields)
                 except TemplateProblem as exc:
                     problems.extend(exc.problems)
                     continue
@@ -167,6 +184,86 @@ class Renderer:
                     problems.append(self._too_slow(definition, "", item_key))
                     continue
                 yield message
+
+    def _scope(self, definition: Definition, shown: bool) -> dict[str, Any]:
+        values = self._shown_values if shown else self.variables.values
+        return {
+            **values,
+            "env": self._shown_env if shown else EnvVars(self.variables.env),
+            "definition": {
+                "name": definition.name,
+                "channel": definition.channel,
+                "file": definition.file,
+            },
+        }
+
+    def _secret_fields(self, definition: Definition) -> tuple[str, ...]:
+        """The keys whose templates may read a sensitive variable (when that cannot be
+        known, as with a computed include, they may): only these are rendered twice."""
+        if not self._secret_vars and not self._secret_env:
+            return ()
+        return tuple(
+            key
+            for key, value in definition.data.items()
+            if key not in STRUCTURAL and key != "id" and self._reads_secret(key, value)
+        )
+
+    def _reads_secret(self, key: str, value: Any) -> bool:
+        names = field_names(self.env, key, value, self._secret_env)
+        if names is None:
+            return True
+        return bool(names & self._secret_vars) or (bool(self._secret_env) and "env" in names)
+
+    def _secret_shaping(self, definition: Definition) -> list[Problem]:
+        """A problem for each shaping key (SHAPING) whose template reads a sensitive variable."""
+        if not self._secret_vars and not self._secret_env:
+            return []
+        problems = []
+        for key in SHAPING:
+            if key not in definition.data:
+                continue
+            value = definition.data[key]
+            used = field_names(self.env, key, value, self._secret_env, follow_file=False) or set()
+            secret = sorted(used & (self._secret_vars | {f"env.{n}" for n in self._secret_env}))
+            if secret:
+                problems.append(
+                    Problem(
+                        definition.where(key),
+                        f"the sensitive variable '{secret[0]}' may not decide the '{key}': "
+                        "which messages there are, their keys, streams and files are stored "
+                        "in the ledger and in plan files, where a secret cannot be redacted. "
+                        "Use a variable that is not sensitive",
+                        key,
+                    )
+                )
+        return problems
+
+    def _with_sent(
+        self, message: RenderedMessage, sent_base: dict[str, Any], item: Any, keys: Iterable[str]
+    ) -> RenderedMessage:
+        """The message with the values to send: the keys that read a secret rendered again
+        with the real values (the others are the same either way). Errors of this rendering
+        are not shown as they are: they could quote a secret."""
+        definition, item_key = message.definition, message.item_key
+        scope = sent_base if item_key is None else {**sent_base, "item": item, "key": item_key}
+        shown, sent = dict(message.values), dict(message.values)
+        problems: list[Problem] = []
+        for key in keys:
+            name = "message" if key == "message_file" else key
+            try:
+                value = self._value(definition.data[key], scope, definition, (key,), item_key)
+                if key == "message_file":
+                    value = self._message_file(definition, value, scope, item_key)
+            except TemplateProblem as exc:
+                problems.extend(_withheld(p) for p in exc.problems)
+                continue
+            sent[name] = value
+            shown[name] = shown_value(shown[name], value)
+        if problems:
+            raise TemplateProblem(*problems)
+        return RenderedMessage(
+            definition, message.address, message.key, item_key, shown, False, sent
+        )
 
     def _too_slow(self, definition: Definition, path: str, item_key: str | None) -> Problem:
         return Problem(
@@ -280,10 +377,13 @@ class Renderer:
         for name, raw in data.items():
             if name in STRUCTURAL:
                 continue
+            decided = DECIDED.count
             try:  # report every field that fails, not only the first
                 values[name] = self._value(raw, scope, definition, (name,), item_key)
             except TemplateProblem as exc:
                 problems.extend(exc.problems)
+            if DECIDED.count != decided:  # a sensitive value decided this field: shown whole
+                values[name] = REDACTED
         if problems:
             raise TemplateProblem(*problems)
         values["id"] = ledger_id
@@ -295,9 +395,12 @@ class Renderer:
                     "give either 'message' or 'message_file', not both",
                     item_key,
                 )
+            decided = DECIDED.count
             values["message"] = self._message_file(
                 definition, values.pop("message_file"), scope, item_key
             )
+            if DECIDED.count != decided:
+                values["message"] = REDACTED
         return RenderedMessage(definition, address, key, item_key, values)
 
     def _when(self, definition: Definition, scope: dict[str, Any], item_key: str | None) -> bool:
@@ -465,6 +568,18 @@ class Renderer:
         elif line and line > 1:
             message += f" (template line {line})"
         return TemplateProblem(Problem(where, message, path, item_key))
+
+
+def _withheld(problem: Problem) -> Problem:
+    """A problem of the rendering with the real sensitive values, without its wording."""
+    return Problem(
+        problem.location,
+        "the template fails with the real value of a sensitive variable, though not with "
+        "(sensitive) in its place (the error is not shown: it could quote the value); check "
+        "what the template does with it",
+        problem.path,
+        problem.item_key,
+    )
 
 
 class _RootLoader(jinja2.FileSystemLoader):

@@ -74,7 +74,8 @@ def show_request(console: Console, request: Request) -> None:
     console.out(f"Content-Type: {request.content_type}")
     console.out()
     if not request.multipart:
-        console.out(json.dumps(console.redactor.data(request.body), indent=2, ensure_ascii=False))
+        shown = console.redactor.data(request.shown_body)
+        console.out(json.dumps(shown, indent=2, ensure_ascii=False))
         return
     console.out('part "data" (the JSON text of the data object):')
     console.out(json.dumps(console.redactor.data(request.data), indent=2, ensure_ascii=False))
