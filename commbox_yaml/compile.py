@@ -17,8 +17,10 @@ from commbox_yaml.output import Redactor, human_size
 from commbox_yaml.phones import normalize_phone
 from commbox_yaml.project import Project
 from commbox_yaml.render import OfMessage, RenderedMessage
+from commbox_yaml.source import PathKey
 from commbox_yaml.streams import StreamIdError, path_segment, resolve
 from commbox_yaml.taint import REDACTED
+from commbox_yaml.written import Written, sent_otherwise, wrap
 
 # Definition key -> wire field, in the order the reference examples write them.
 # "Content" and "User" are built, not copied.
@@ -224,6 +226,8 @@ class Compiler:
                     key=True,
                 )
             data[key] = value
+        for path, text in _changed_literals(definition.positions.texts, definition.data):
+            problem(path, text)
 
         files = []
         for relative, path in parts.uploads:
@@ -271,6 +275,31 @@ class Compiler:
             cached = self._files[path] = (stat.st_size, digest.hexdigest())
         mime = _MIME.guess_type(path.name, strict=False)[0] or "application/octet-stream"
         return Attachment(relative, path.name, cached[0], cached[1], mime, path)
+
+
+def _changed_literals(
+    texts: Mapping[PathKey, str], data: dict[str, Any]
+) -> Iterator[tuple[PathKey, str]]:
+    """(path, error) for each value written in `raw` or `content` (sent as they are, as JSON)
+    that YAML reads as another: `1.10` would be sent as 1.1, `1_000` as 1000, `NO` as false."""
+    for path, written in texts.items():
+        if path[:1] not in (("raw",), ("content",)):
+            continue
+        value: Any = data
+        for part in path:
+            if isinstance(value, list) and isinstance(part, int):
+                value = value[part]
+            elif isinstance(value, dict):
+                value = value.get(part)
+        wrapped = wrap(value, written, None, "")
+        if isinstance(wrapped, Written) and sent_otherwise(wrapped):
+            yield (
+                path,
+                (
+                    f"{written} is read by YAML as {wrapped.read_as}; quote it: '{written}' (or "
+                    f"write {wrapped.read_as} if that is meant)"
+                ),
+            )
 
 
 def _user(user: dict[str, Any]) -> dict[str, Any]:

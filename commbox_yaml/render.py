@@ -29,6 +29,7 @@ from commbox_yaml.taint import DECIDED, REDACTED, TAINT, TaintingSandbox, shown_
 from commbox_yaml.usage import field_names
 from commbox_yaml.validate import format_path
 from commbox_yaml.variables import Variables
+from commbox_yaml.written import SEEN, Written, changed_text, first_written, unwrapped
 
 _SINGLE = re.compile(r"^\{\{-?(.*?)-?\}\}$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
@@ -313,7 +314,9 @@ class Renderer:
             elif mapping_key is not None:
                 key = str(mapping_key)
             elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                mark = len(SEEN)
                 key = str(item)
+                self._check_written(mark, definition, ("for_each",), None)
             else:
                 raise self._fail(
                     where,
@@ -435,7 +438,13 @@ class Renderer:
             if not kind.template:
                 return raw
             if kind.expression is not None:
-                return self._evaluate(kind.expression, scope, definition, path, item_key)
+                value = self._evaluate(kind.expression, scope, definition, path, item_key)
+                if value is not None and type(value) not in _PLAIN_SCALARS:
+                    written = first_written(value)  # a value YAML changed, sent as it is
+                    if written is not None:
+                        raise self._written_problem(written, definition, path, item_key, True)
+                    value = unwrapped(value)
+                return value
             return self._text(raw, scope, definition, path, item_key)
         if isinstance(raw, dict):
             return {
@@ -448,6 +457,19 @@ class Renderer:
         return raw
 
     def _text(
+        self,
+        source: str,
+        scope: dict[str, Any],
+        definition: Definition,
+        path: PathKey,
+        item_key: str | None = None,
+    ) -> str:
+        mark = len(SEEN)
+        text = self._text_of(source, scope, definition, path, item_key)
+        self._check_written(mark, definition, path, item_key)
+        return text
+
+    def _text_of(
         self,
         source: str,
         scope: dict[str, Any],
@@ -486,6 +508,19 @@ class Renderer:
         item_key: str | None = None,
     ) -> Any:
         """A Jinja expression's native value (`{{ ` and ` }}` around it are allowed)."""
+        mark = len(SEEN)
+        value = self._value_of(expression, scope, definition, path, item_key)
+        self._check_written(mark, definition, path, item_key)
+        return value
+
+    def _value_of(
+        self,
+        expression: str,
+        scope: dict[str, Any],
+        definition: Definition,
+        path: PathKey,
+        item_key: str | None = None,
+    ) -> Any:
         parsed = self._parsed_expressions.get(expression)
         if parsed is None:
             single = _SINGLE.match(expression.strip())
@@ -517,6 +552,14 @@ class Renderer:
     def _message_file(
         self, definition: Definition, relative: Any, scope: dict[str, Any], item_key: str | None
     ) -> str:
+        mark = len(SEEN)
+        text = self._message_file_text(definition, relative, scope, item_key)
+        self._check_written(mark, definition, ("message_file",), item_key)
+        return text
+
+    def _message_file_text(
+        self, definition: Definition, relative: Any, scope: dict[str, Any], item_key: str | None
+    ) -> str:
         where = definition.where("message_file")
         if not isinstance(relative, str):
             raise self._fail(where, "message_file", "must be a file path", item_key)
@@ -540,6 +583,29 @@ class Renderer:
             ) from None
 
     # -- errors -----------------------------------------------------------------------------
+
+    def _check_written(
+        self, mark: int, definition: Definition, path: PathKey, item_key: str | None
+    ) -> None:
+        """An error when rendering wrote a value of a var file as text other than its own
+        (what was added to SEEN since `mark`)."""
+        if len(SEEN) > mark:
+            value = SEEN[mark]
+            del SEEN[mark:]
+            raise self._written_problem(value, definition, path, item_key)
+
+    def _written_problem(
+        self,
+        value: Written,
+        definition: Definition,
+        path: PathKey,
+        item_key: str | None,
+        sent: bool = False,
+    ) -> TemplateProblem:
+        """At the value's own place in its var file; the message names where it was used."""
+        used = f"{format_path(path)} ({definition.where(*path)})"
+        message = changed_text(value, used, sent)
+        return TemplateProblem(Problem(value.where, message, value.var, item_key))
 
     def _fail(
         self, where: Location | None, path: str, message: str, item_key: str | None = None
@@ -793,7 +859,7 @@ def _plain(value: Any) -> Any:
     it is, not copied; nothing downstream changes a value in place."""
     if value is None or type(value) in _PLAIN_SCALARS:
         return value  # the common case, returned as the checks below would return it
-    if _is_plain(value):
+    if _is_plain(value) or isinstance(value, Written):  # a wrapper is checked by its user
         return value
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()

@@ -21,6 +21,8 @@ from typing import Any, SupportsIndex
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from commbox_yaml.written import noted_unwrapped, plain
+
 REDACTED = "(sensitive)"
 
 
@@ -106,6 +108,24 @@ def tainting(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def _json_of_written(function: Callable[..., Any]) -> Callable[..., Any]:
+    """tojson, given values of var files as YAML read them (see written.py)."""
+
+    @functools.wraps(function)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return function(*(noted_unwrapped(a) for a in args), **kwargs)
+
+    return wrapped
+
+
+def _unwrapping(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return function(*(plain(a) for a in args), **kwargs)
+
+    return wrapped
+
+
 class TaintingSandbox(SandboxedEnvironment):
     """Jinja's sandbox, in which an attribute, an item or a call that involves TAINT gives
     TAINT, before any of the sandbox's own checks could word an error with it."""
@@ -113,7 +133,9 @@ class TaintingSandbox(SandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.filters = {name: tainting(f) for name, f in self.filters.items()}
-        self.tests = {name: tainting(t) for name, t in self.tests.items()}  # type: ignore[arg-type]
+        self.filters["tojson"] = tainting(_json_of_written(self.filters["tojson"]))
+        # A test (`is none`, `is false`) sees what YAML read, not the wrapper (written.py).
+        self.tests = {name: tainting(_unwrapping(t)) for name, t in self.tests.items()}  # type: ignore[arg-type]
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is Tainted:
