@@ -109,6 +109,11 @@ class TemplateProblem(Exception):
         self.problems = [problem, *more]
 
 
+class WrittenProblem(TemplateProblem):
+    """A var file value written as other text than its own (written.py): worded without the
+    value when it is sensitive, so it is shown even from the rendering with real values."""
+
+
 class Renderer:
     """Renders definitions with one set of variables; compiled templates are cached."""
 
@@ -255,6 +260,9 @@ class Renderer:
                 value = self._value(definition.data[key], scope, definition, (key,), item_key)
                 if key == "message_file":
                     value = self._message_file(definition, value, scope, item_key)
+            except WrittenProblem as exc:
+                problems.extend(exc.problems)
+                continue
             except TemplateProblem as exc:
                 problems.extend(_withheld(p) for p in exc.problems)
                 continue
@@ -601,11 +609,16 @@ class Renderer:
         path: PathKey,
         item_key: str | None,
         sent: bool = False,
-    ) -> TemplateProblem:
+    ) -> WrittenProblem:
         """At the value's own place in its var file; the message names where it was used."""
         used = f"{format_path(path)} ({definition.where(*path)})"
         message = changed_text(value, used, sent)
-        return TemplateProblem(Problem(value.where, message, value.var, item_key))
+        if re.split(r"[.\[]", value.var)[0] in self._secret_vars:
+            message = (
+                f"this sensitive value is read by YAML as other than its text, so {used} "
+                "would not carry it as written; quote it"
+            )
+        return WrittenProblem(Problem(value.where, message, value.var, item_key))
 
     def _fail(
         self, where: Location | None, path: str, message: str, item_key: str | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,3 +213,20 @@ def test_apply_sends_the_text_as_written_once_quoted(
     assert (received.data or {})["Message"] == "Acme Ledger 1.10 is going out"
     assert "release-1.10" in (tmp_path / ".commbox/ledger.jsonl").read_text()
     capsys.readouterr()
+
+
+def test_a_sensitive_value_yaml_reads_otherwise_is_located_without_being_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], leak_guard: Any
+) -> None:
+    """`pin: 0417` is octal 271 to YAML: the error says where, and never the value."""
+    leak_guard.register("0417", "271")
+    message = SMS.replace("{{ version }}", "2").replace("going out", "out, PIN {{ pin }}")
+    project(tmp_path, message, "pin: 0417\n")
+    commbox = tmp_path / "commbox.yaml"
+    commbox.write_text(commbox.read_text() + "sensitive: [pin]\n")
+    assert run(tmp_path, "validate") == 1
+    (line,) = errors(capsys)
+    assert line == (
+        "error: vars/common.yaml:1:6: pin: this sensitive value is read by YAML as other than "
+        "its text, so message (messages/main.yaml:6:10) would not carry it as written; quote it"
+    )
