@@ -106,15 +106,18 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
             if message.skipped:
                 result.messages.add(message)
                 continue
-            for name in ENUM_FIELDS:
-                if name in message.values:
-                    message.values[name] = normalize_enum(name, message.values[name])
+            for values in (message.values, message.sent or {}):
+                for name in ENUM_FIELDS:
+                    if name in values:
+                        values[name] = normalize_enum(name, values[name])
+            # The values sent are checked; an error about one a secret made quotes the shown.
             schema = schema_problems(
-                message.values,
+                message.values if message.sent is None else message.sent,
                 definition.channel,
                 definition.positions,
                 message.item_key,
                 origin_finder(definition, variables),
+                None if message.sent is None else message.values,
             )
             if schema:
                 later.extend(schema)

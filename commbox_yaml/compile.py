@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import mimetypes
@@ -16,7 +17,10 @@ from commbox_yaml.output import Redactor, human_size
 from commbox_yaml.phones import normalize_phone
 from commbox_yaml.project import Project
 from commbox_yaml.render import OfMessage, RenderedMessage
+from commbox_yaml.source import PathKey
 from commbox_yaml.streams import StreamIdError, path_segment, resolve
+from commbox_yaml.taint import REDACTED
+from commbox_yaml.written import Written, sent_otherwise, wrap
 
 # Definition key -> wire field, in the order the reference examples write them.
 # "Content" and "User" are built, not copied.
@@ -86,6 +90,9 @@ class Request(OfMessage):
     files: tuple[Attachment, ...]
     fingerprint: str
     field_hashes: Mapping[str, str]
+    # The data to send, when a template used a sensitive variable: `data`, and everything
+    # shown, planned or fingerprinted, has `(sensitive)` in its place (see taint.py).
+    sent: dict[str, Any] | None = None
 
     method = "POST"
 
@@ -98,12 +105,27 @@ class Request(OfMessage):
         return f"/streams/{path_segment(self.stream)}/objects"
 
     @property
+    def sent_data(self) -> dict[str, Any]:
+        """The data object as sent: with the real sensitive values."""
+        return self.data if self.sent is None else self.sent
+
+    @property
     def body(self) -> dict[str, Any]:
-        return {"data": self.data}
+        """The JSON body as sent (for display: shown_body)."""
+        return {"data": self.sent_data}
 
     @property
     def data_field(self) -> str:
-        """The multipart `data` field: the JSON text of the data object, as in the reference."""
+        """The multipart `data` field as sent: the JSON text of the data object."""
+        return json.dumps(self.sent_data)
+
+    @property
+    def shown_body(self) -> dict[str, Any]:
+        """The body as every output shows it: `(sensitive)` for what came of a secret."""
+        return {"data": self.data}
+
+    @property
+    def shown_data_field(self) -> str:
         return json.dumps(self.data)
 
     @property
@@ -143,9 +165,20 @@ class Compiler:
         self._files: dict[Path, tuple[int, str]] = {}
 
     def compile(self, message: RenderedMessage) -> tuple[Request | None, list[Problem]]:
+        """The request; with the data to send beside it when a secret was rendered."""
+        request, problems = self._compile(message, message.values)
+        if request is None or message.sent is None:
+            return request, problems
+        sent, sent_problems = self._compile(message, message.sent)
+        if sent is None:  # the shown values compiled: only a secret's own shape can fail
+            return None, [_withheld(p) for p in sent_problems]
+        return dataclasses.replace(request, sent=sent.data), []
+
+    def _compile(
+        self, message: RenderedMessage, values: dict[str, Any]
+    ) -> tuple[Request | None, list[Problem]]:
         problems: list[Problem] = []
         definition = message.definition
-        values = message.values
         channel = CHANNELS[definition.channel]
 
         def problem(path: tuple[str | int, ...], text: str, key: bool = False) -> None:
@@ -178,7 +211,7 @@ class Compiler:
                 if "user" in values:
                     data[wire] = _user(values["user"])
             elif name in channel.phone_fields and name in values:
-                data[wire] = normalize_phone(str(values[name]))
+                data[wire] = _phone(values[name])
             elif name in values:
                 data[wire] = values[name]
             elif name in channel.presets:
@@ -193,6 +226,8 @@ class Compiler:
                     key=True,
                 )
             data[key] = value
+        for path, text in _changed_literals(definition.positions.texts, definition.data):
+            problem(path, text)
 
         files = []
         for relative, path in parts.uploads:
@@ -242,12 +277,54 @@ class Compiler:
         return Attachment(relative, path.name, cached[0], cached[1], mime, path)
 
 
+def _changed_literals(
+    texts: Mapping[PathKey, str], data: dict[str, Any]
+) -> Iterator[tuple[PathKey, str]]:
+    """(path, error) for each value written in `raw` or `content` (sent as they are, as JSON)
+    that YAML reads as another: `1.10` would be sent as 1.1, `1_000` as 1000, `NO` as false."""
+    for path, written in texts.items():
+        if path[:1] not in (("raw",), ("content",)):
+            continue
+        value: Any = data
+        for part in path:
+            if isinstance(value, list) and isinstance(part, int):
+                value = value[part]
+            elif isinstance(value, dict):
+                value = value.get(part)
+        wrapped = wrap(value, written, None, "")
+        if isinstance(wrapped, Written) and sent_otherwise(wrapped):
+            yield (
+                path,
+                (
+                    f"{written} is read by YAML as {wrapped.read_as}; quote it: '{written}' (or "
+                    f"write {wrapped.read_as} if that is meant)"
+                ),
+            )
+
+
 def _user(user: dict[str, Any]) -> dict[str, Any]:
     """The User object; Phone1 as the digits CommBox wants."""
     out = {wire: user[name] for name, wire in USER_FIELDS if name in user}
     if isinstance(out.get("Phone1"), str):
-        out["Phone1"] = normalize_phone(out["Phone1"])
+        out["Phone1"] = _phone(out["Phone1"])
     return out
+
+
+def _phone(value: Any) -> str:
+    """A phone number as the digits CommBox wants; the placeholder of a secret stays one."""
+    text = str(value)
+    return text if text == REDACTED else normalize_phone(text)
+
+
+def _withheld(problem: Problem) -> Problem:
+    """A problem met only with the real sensitive values: its wording could quote one."""
+    return Problem(
+        problem.location,
+        "the request cannot be built with the real value of a sensitive variable (the "
+        "reason is not shown: it could quote the value)",
+        problem.path,
+        problem.item_key,
+    )
 
 
 def file_ids_of(files: tuple[Attachment, ...] | list[Attachment]) -> list[dict[str, str]]:

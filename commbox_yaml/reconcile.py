@@ -144,13 +144,13 @@ class _Case:
 
     @property
     def customer(self) -> str:
-        return _customer(str(self.request.data.get("UserStreamProviderId", "")))
+        return _customer(str(self.request.sent_data.get("UserStreamProviderId", "")))
 
     def concerns(self, item: Item) -> bool:
         """Could be this customer's, of this type: loosely, since an object wrongly left out
         could make a send look absent. A missing field, a type by its name, a customer id
         holding this one (CommBox's own example reads `972505555555_by`) all count."""
-        kind = str(self.request.data.get("Type", ""))
+        kind = str(self.request.sent_data.get("Type", ""))
         other_type = item.type is not None and item.type.isdigit() and kind.isdigit()
         if other_type and item.type != kind:
             return False
@@ -159,10 +159,10 @@ class _Case:
 
     def matches(self, item: Item) -> bool:
         """This send's object: the customer (give or take a `_suffix`), the text, the time."""
-        ours = _exact_customer(str(self.request.data.get("UserStreamProviderId", "")))
+        ours = _exact_customer(str(self.request.sent_data.get("UserStreamProviderId", "")))
         theirs = _exact_customer(item.customer or "")
         same_customer = theirs == ours or theirs.startswith(ours + "_")
-        message = self.request.data.get("Message")
+        message = self.request.sent_data.get("Message")
         return (
             same_customer
             and self.concerns(item)

@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 
 import jinja2
 from jinja2.loaders import split_template_path
-from jinja2.sandbox import SandboxedEnvironment
 
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Location, Problem, UserError
@@ -27,8 +26,11 @@ from commbox_yaml.hints import did_you_mean, missing_key
 from commbox_yaml.keys import MAX_KEY_LENGTH
 from commbox_yaml.project import LEDGER_SECRETS, Project
 from commbox_yaml.source import PathKey
+from commbox_yaml.taint import DECIDED, REDACTED, TAINT, TaintingSandbox, shown_value
+from commbox_yaml.usage import field_names
 from commbox_yaml.validate import format_path
 from commbox_yaml.variables import Variables
+from commbox_yaml.written import SEEN, Written, changed_text, first_written, unwrapped
 
 _SINGLE = re.compile(r"^\{\{-?(.*?)-?\}\}$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
@@ -62,6 +64,9 @@ TEMPLATE_BUDGET_S = 10.0
 
 # Keys that steer rendering instead of being rendered as values.
 STRUCTURAL = ("name", "channel", "for_each", "key", "when")
+# Keys that decide which messages there are, where they go, and which files they carry:
+# never from a sensitive variable, or the display rendering and the sent one would differ.
+SHAPING = ("when", "for_each", "key", "id", "stream", "reply_to", "attachments", "message_file")
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,9 @@ class RenderedMessage:
     item_key: str | None
     values: dict[str, Any]
     skipped: bool = False
+    # The values rendered with the real sensitive values, when any template uses one (then
+    # `values`, rendered with them as `(sensitive)`, is what every output shows).
+    sent: dict[str, Any] | None = None
 
 
 class EnvVars(dict[str, str]):
@@ -103,13 +111,18 @@ class TemplateProblem(Exception):
         self.problems = [problem, *more]
 
 
+class WrittenProblem(TemplateProblem):
+    """A var file value written as other text than its own (written.py): worded without the
+    value when it is sensitive, so it is shown even from the rendering with real values."""
+
+
 class Renderer:
     """Renders definitions with one set of variables; compiled templates are cached."""
 
     def __init__(self, project: Project, variables: Variables) -> None:
         self.project = project
         self.variables = variables
-        self.env = SandboxedEnvironment(
+        self.env = TaintingSandbox(
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
@@ -123,6 +136,16 @@ class Renderer:
         self._kinds: dict[str, _Kind] = {}
         self._parsed_expressions: dict[str, tuple[str, Lookup | None]] = {}
         self._text_lookups: dict[str, tuple[str | Lookup, ...] | None] = {}
+        # The variables as every output sees them: each sensitive one is TAINT.
+        sensitive = variables.sensitive_names
+        self._secret_vars = frozenset(n for n in sensitive if n in variables.values)
+        self._secret_env = frozenset(n for n in sensitive if n in variables.env)
+        self._shown_values = {
+            k: TAINT if k in self._secret_vars else v for k, v in variables.values.items()
+        }
+        self._shown_env = EnvVars(
+            {k: TAINT if k in self._secret_env else v for k, v in variables.env.items()}
+        )
 
     # -- public -----------------------------------------------------------------------------
 
@@ -136,15 +159,13 @@ class Renderer:
         wrong is added to `problems`. Every item's key is checked before the first message is
         rendered (a definition with a bad key gives no message at all); then `expect` is
         told how many messages are coming."""
-        base = {
-            **self.variables.values,
-            "env": EnvVars(self.variables.env),
-            "definition": {
-                "name": definition.name,
-                "channel": definition.channel,
-                "file": definition.file,
-            },
-        }
+        shaping = self._secret_shaping(definition)
+        if shaping:
+            problems.extend(shaping)
+            return
+        base = self._scope(definition, shown=True)
+        secret_fields = self._secret_fields(definition)
+        sent_base = self._scope(definition, shown=False) if secret_fields else None
         with _TimeBudget() as budget:
             try:
                 with budget.running(TEMPLATE_BUDGET_S):
@@ -162,6 +183,8 @@ class Renderer:
                 try:
                     with budget.running(TEMPLATE_BUDGET_S):
                         message = self._render_one(definition, item_key, scope)
+                        if sent_base is not None and not message.skipped:
+                            message = self._with_sent(message, sent_base, item, secret_fields)
                 except TemplateProblem as exc:
                     problems.extend(exc.problems)
                     continue
@@ -169,6 +192,89 @@ class Renderer:
                     problems.append(self._too_slow(definition, "", item_key))
                     continue
                 yield message
+
+    def _scope(self, definition: Definition, shown: bool) -> dict[str, Any]:
+        values = self._shown_values if shown else self.variables.values
+        return {
+            **values,
+            "env": self._shown_env if shown else EnvVars(self.variables.env),
+            "definition": {
+                "name": definition.name,
+                "channel": definition.channel,
+                "file": definition.file,
+            },
+        }
+
+    def _secret_fields(self, definition: Definition) -> tuple[str, ...]:
+        """The keys whose templates may read a sensitive variable (when that cannot be
+        known, as with a computed include, they may): only these are rendered twice."""
+        if not self._secret_vars and not self._secret_env:
+            return ()
+        return tuple(
+            key
+            for key, value in definition.data.items()
+            if key not in STRUCTURAL and key != "id" and self._reads_secret(key, value)
+        )
+
+    def _reads_secret(self, key: str, value: Any) -> bool:
+        names = field_names(self.env, key, value, self._secret_env)
+        if names is None:
+            return True
+        return bool(names & self._secret_vars) or (bool(self._secret_env) and "env" in names)
+
+    def _secret_shaping(self, definition: Definition) -> list[Problem]:
+        """A problem for each shaping key (SHAPING) whose template reads a sensitive variable."""
+        if not self._secret_vars and not self._secret_env:
+            return []
+        problems = []
+        for key in SHAPING:
+            if key not in definition.data:
+                continue
+            value = definition.data[key]
+            used = field_names(self.env, key, value, self._secret_env, follow_file=False) or set()
+            secret = sorted(used & (self._secret_vars | {f"env.{n}" for n in self._secret_env}))
+            if secret:
+                problems.append(
+                    Problem(
+                        definition.where(key),
+                        f"the sensitive variable '{secret[0]}' may not decide the '{key}': "
+                        "which messages there are, their keys, streams and files are stored "
+                        "in the ledger and in plan files, where a secret cannot be redacted. "
+                        "Use a variable that is not sensitive",
+                        key,
+                    )
+                )
+        return problems
+
+    def _with_sent(
+        self, message: RenderedMessage, sent_base: dict[str, Any], item: Any, keys: Iterable[str]
+    ) -> RenderedMessage:
+        """The message with the values to send: the keys that read a secret rendered again
+        with the real values (the others are the same either way). Errors of this rendering
+        are not shown as they are: they could quote a secret."""
+        definition, item_key = message.definition, message.item_key
+        scope = sent_base if item_key is None else {**sent_base, "item": item, "key": item_key}
+        shown, sent = dict(message.values), dict(message.values)
+        problems: list[Problem] = []
+        for key in keys:
+            name = "message" if key == "message_file" else key
+            try:
+                value = self._value(definition.data[key], scope, definition, (key,), item_key)
+                if key == "message_file":
+                    value = self._message_file(definition, value, scope, item_key)
+            except WrittenProblem as exc:
+                problems.extend(exc.problems)
+                continue
+            except TemplateProblem as exc:
+                problems.extend(_withheld(p) for p in exc.problems)
+                continue
+            sent[name] = value
+            shown[name] = shown_value(shown[name], value)
+        if problems:
+            raise TemplateProblem(*problems)
+        return RenderedMessage(
+            definition, message.address, message.key, item_key, shown, False, sent
+        )
 
     def _too_slow(self, definition: Definition, path: str, item_key: str | None) -> Problem:
         return Problem(
@@ -218,7 +324,9 @@ class Renderer:
             elif mapping_key is not None:
                 key = str(mapping_key)
             elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                mark = len(SEEN)
                 key = str(item)
+                self._check_written(mark, definition, ("for_each",), None)
             else:
                 raise self._fail(
                     where,
@@ -294,10 +402,13 @@ class Renderer:
         for name, raw in data.items():
             if name in STRUCTURAL:
                 continue
+            decided = DECIDED.count
             try:  # report every field that fails, not only the first
                 values[name] = self._value(raw, scope, definition, (name,), item_key)
             except TemplateProblem as exc:
                 problems.extend(exc.problems)
+            if DECIDED.count != decided:  # a sensitive value decided this field: shown whole
+                values[name] = REDACTED
         if problems:
             raise TemplateProblem(*problems)
         values["id"] = ledger_id
@@ -309,9 +420,12 @@ class Renderer:
                     "give either 'message' or 'message_file', not both",
                     item_key,
                 )
+            decided = DECIDED.count
             values["message"] = self._message_file(
                 definition, values.pop("message_file"), scope, item_key
             )
+            if DECIDED.count != decided:
+                values["message"] = REDACTED
         return RenderedMessage(definition, address, key, item_key, values)
 
     def _key_too_long(
@@ -365,7 +479,13 @@ class Renderer:
             if not kind.template:
                 return raw
             if kind.expression is not None:
-                return self._evaluate(kind.expression, scope, definition, path, item_key)
+                value = self._evaluate(kind.expression, scope, definition, path, item_key)
+                if value is not None and type(value) not in _PLAIN_SCALARS:
+                    written = first_written(value)  # a value YAML changed, sent as it is
+                    if written is not None:
+                        raise self._written_problem(written, definition, path, item_key, True)
+                    value = unwrapped(value)
+                return value
             return self._text(raw, scope, definition, path, item_key)
         if isinstance(raw, dict):
             return {
@@ -378,6 +498,19 @@ class Renderer:
         return raw
 
     def _text(
+        self,
+        source: str,
+        scope: dict[str, Any],
+        definition: Definition,
+        path: PathKey,
+        item_key: str | None = None,
+    ) -> str:
+        mark = len(SEEN)
+        text = self._text_of(source, scope, definition, path, item_key)
+        self._check_written(mark, definition, path, item_key)
+        return text
+
+    def _text_of(
         self,
         source: str,
         scope: dict[str, Any],
@@ -416,6 +549,19 @@ class Renderer:
         item_key: str | None = None,
     ) -> Any:
         """A Jinja expression's native value (`{{ ` and ` }}` around it are allowed)."""
+        mark = len(SEEN)
+        value = self._value_of(expression, scope, definition, path, item_key)
+        self._check_written(mark, definition, path, item_key)
+        return value
+
+    def _value_of(
+        self,
+        expression: str,
+        scope: dict[str, Any],
+        definition: Definition,
+        path: PathKey,
+        item_key: str | None = None,
+    ) -> Any:
         parsed = self._parsed_expressions.get(expression)
         if parsed is None:
             single = _SINGLE.match(expression.strip())
@@ -447,6 +593,14 @@ class Renderer:
     def _message_file(
         self, definition: Definition, relative: Any, scope: dict[str, Any], item_key: str | None
     ) -> str:
+        mark = len(SEEN)
+        text = self._message_file_text(definition, relative, scope, item_key)
+        self._check_written(mark, definition, ("message_file",), item_key)
+        return text
+
+    def _message_file_text(
+        self, definition: Definition, relative: Any, scope: dict[str, Any], item_key: str | None
+    ) -> str:
         where = definition.where("message_file")
         if not isinstance(relative, str):
             raise self._fail(where, "message_file", "must be a file path", item_key)
@@ -470,6 +624,34 @@ class Renderer:
             ) from None
 
     # -- errors -----------------------------------------------------------------------------
+
+    def _check_written(
+        self, mark: int, definition: Definition, path: PathKey, item_key: str | None
+    ) -> None:
+        """An error when rendering wrote a value of a var file as text other than its own
+        (what was added to SEEN since `mark`)."""
+        if len(SEEN) > mark:
+            value = SEEN[mark]
+            del SEEN[mark:]
+            raise self._written_problem(value, definition, path, item_key)
+
+    def _written_problem(
+        self,
+        value: Written,
+        definition: Definition,
+        path: PathKey,
+        item_key: str | None,
+        sent: bool = False,
+    ) -> WrittenProblem:
+        """At the value's own place in its var file; the message names where it was used."""
+        used = f"{format_path(path)} ({definition.where(*path)})"
+        message = changed_text(value, used, sent)
+        if re.split(r"[.\[]", value.var)[0] in self._secret_vars:
+            message = (
+                f"this sensitive value is read by YAML as other than its text, so {used} "
+                "would not carry it as written; quote it"
+            )
+        return WrittenProblem(Problem(value.where, message, value.var, item_key))
 
     def _fail(
         self, where: Location | None, path: str, message: str, item_key: str | None = None
@@ -498,6 +680,18 @@ class Renderer:
         elif line and line > 1:
             message += f" (template line {line})"
         return TemplateProblem(Problem(where, message, path, item_key))
+
+
+def _withheld(problem: Problem) -> Problem:
+    """A problem of the rendering with the real sensitive values, without its wording."""
+    return Problem(
+        problem.location,
+        "the template fails with the real value of a sensitive variable, though not with "
+        "(sensitive) in its place (the error is not shown: it could quote the value); check "
+        "what the template does with it",
+        problem.path,
+        problem.item_key,
+    )
 
 
 class _RootLoader(jinja2.FileSystemLoader):
@@ -711,7 +905,7 @@ def _plain(value: Any) -> Any:
     it is, not copied; nothing downstream changes a value in place."""
     if value is None or type(value) in _PLAIN_SCALARS:
         return value  # the common case, returned as the checks below would return it
-    if _is_plain(value):
+    if _is_plain(value) or isinstance(value, Written):  # a wrapper is checked by its user
         return value
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from commbox_yaml.errors import Location, UserError
+from commbox_yaml.written import wrap
 
 PathKey = tuple[str | int, ...]
 
@@ -128,29 +129,37 @@ def decode_utf8(data: bytes, display: str) -> str:
     return text.removeprefix("\ufeff")
 
 
-def load_documents(path: Path, display: str, depth: int | None = None) -> list[Document]:
-    """Every non-empty document in a YAML file (`depth`: see iter_documents)."""
-    return list(iter_documents(read_text(path, display), display, depth))
+def load_documents(
+    path: Path, display: str, depth: int | None = None, written: bool = False
+) -> list[Document]:
+    """Every non-empty document in a YAML file (`depth`, `written`: see iter_documents)."""
+    return list(iter_documents(read_text(path, display), display, depth, written))
 
 
-def load_single(path: Path, display: str, depth: int | None = None) -> Document | None:
+def load_single(
+    path: Path, display: str, depth: int | None = None, written: bool = False
+) -> Document | None:
     """The one document of a file (None when empty); several documents are an error."""
-    docs = load_documents(path, display, depth)
+    docs = load_documents(path, display, depth, written)
     if len(docs) > 1:
         raise UserError("holds several YAML documents; only one is allowed here", docs[1].location)
     return docs[0] if docs else None
 
 
-def iter_documents(text: str, display: str, depth: int | None = None) -> Iterator[Document]:
+def iter_documents(
+    text: str, display: str, depth: int | None = None, written: bool = False
+) -> Iterator[Document]:
     """The documents of `text`. Positions are kept for paths of at most `depth` keys and
     indexes (all when None): a var file of 10,000 customers needs only its names located, and
-    a position per value costs more than the value itself."""
+    a position per value costs more than the value itself. With `written`, a number, true/false
+    or null whose text a template would not write back (`1.10`, `NO`, `~`) is kept wrapped
+    with that text and its position (see written.py)."""
     # Only an alias (`*name`) shares a node: without one, no document can expand.
     aliases = "*" in text
     loader = _Loader(text)
     try:
         if not any(mark in text for mark in _NODE_MARKS):
-            yield from _Streamed(loader, display, depth).documents()
+            yield from _Streamed(loader, display, depth, written).documents()
             return
         while loader.check_node():
             node = loader.get_node()
@@ -158,7 +167,7 @@ def iter_documents(text: str, display: str, depth: int | None = None) -> Iterato
                 continue
             if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
                 continue
-            yield _Builder(loader, display, depth, aliases).document(node)
+            yield _Builder(loader, display, depth, aliases, written).document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
@@ -183,11 +192,14 @@ class _Streamed:
     Only for documents without anchors, aliases and merge keys.
     """
 
-    def __init__(self, loader: yaml.SafeLoader, display: str, depth: int | None) -> None:
+    def __init__(
+        self, loader: yaml.SafeLoader, display: str, depth: int | None, written: bool
+    ) -> None:
         self.loader: Any = loader  # libyaml's event API is untyped
         self.display = display
         self.depth = depth
-        self.nodes = _Builder(loader, display, depth, False)  # scalars and tags, as there
+        self.written = written
+        self.nodes = _Builder(loader, display, depth, False, written)  # scalars, as there
         self.strings: dict[str, str] = {}
 
     def shared(self, text: str) -> str:
@@ -252,9 +264,11 @@ class _Streamed:
             node = self.scalar_node(event)
             value = builder.scalar(node)
             if type(value) is str:
-                value = self.shared(value)
-            if located and type(value) in (int, float) and str(value) != node.value:
+                return self.shared(value)
+            if located and _surprising(value, node.value):
                 builder.positions.texts.setdefault(path, node.value)
+            if self.written:
+                value = wrap(value, node.value, self.loc(event), _dotted(path))
             return value
         if isinstance(event, yaml.SequenceStartEvent):
             builder.check_tag(self.container(event), "tag:yaml.org,2002:seq")
@@ -306,12 +320,18 @@ class _Builder:
     """Turns a composed node graph into plain data plus positions."""
 
     def __init__(
-        self, loader: yaml.SafeLoader, display: str, depth: int | None, aliases: bool
+        self,
+        loader: yaml.SafeLoader,
+        display: str,
+        depth: int | None,
+        aliases: bool,
+        written: bool = False,
     ) -> None:
         self.loader = loader
         self.display = display
         self.depth = depth
         self.aliases = aliases
+        self.written = written
         self.positions = Positions()
         self.built: dict[int, Any] = {}
         self.sizes: dict[int, int] = {}
@@ -371,8 +391,10 @@ class _Builder:
             self.positions.values.setdefault(path, self.loc(node))
         if isinstance(node, yaml.ScalarNode):
             value = self.scalar(node)
-            if located and type(value) in (int, float) and str(value) != node.value:
+            if located and _surprising(value, node.value):
                 self.positions.texts.setdefault(path, node.value)
+            if self.written and type(value) is not str:
+                value = wrap(value, node.value, self.loc(node), _dotted(path))
         elif isinstance(node, yaml.SequenceNode):
             self.check_tag(node, "tag:yaml.org,2002:seq")
             value = []
@@ -456,3 +478,21 @@ class _Builder:
             value = self.build(source, path)
             result.update(value)
         return result
+
+
+def _surprising(value: Any, text: str) -> bool:
+    """A number, true/false or null whose text YAML reads as another (01234567, 1:30, NO, ~):
+    an error about it shows what was written."""
+    if isinstance(value, bool):
+        return text.lower() not in ("true", "false")
+    if value is None:
+        return text.lower() != "null"
+    return type(value) in (int, float) and str(value) != text
+
+
+def _dotted(path: PathKey) -> str:
+    """`customers[3].id`, as errors name a value."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

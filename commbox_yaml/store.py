@@ -131,6 +131,7 @@ class MessageStore:
             files,
             entry.fingerprint,
             redacted,
+            entry.sent,
         )
         data = marshal.dumps(record)
         try:
@@ -224,13 +225,15 @@ class MessageStore:
         return self._request(marshal.loads(chunk[start - offset : end - offset]))
 
     def _request(self, record: tuple[Any, ...]) -> Request:
-        number, address, key, item_key, values, stream, data, files, fingerprint, redacted = record
+        number, address, key, item_key, values, stream, data, files, fingerprint, redacted, sent = (
+            record
+        )
         message = RenderedMessage(self._definitions[number], address, key, item_key, values)
         attachments = tuple(self._attachments[n] for n in files)
         hashes = FieldHashes(
             stream, data, file_ids_of(attachments), self._secrets if redacted else None
         )
-        return Request(message, stream, data, attachments, fingerprint, hashes)
+        return Request(message, stream, data, attachments, fingerprint, hashes, sent)
 
     # -- checks -------------------------------------------------------------------------------
 

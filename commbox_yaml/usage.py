@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 
 from commbox_yaml.definitions import Definition
 
@@ -84,3 +84,48 @@ def _add_file(env: jinja2.Environment, name: str, names: set[str], files: set[st
     except jinja2.TemplateNotFound:
         return True  # rendering reports the missing file
     return _add_names(env, source, names, files)
+
+
+def field_names(
+    env: jinja2.Environment,
+    key: str,
+    value: Any,
+    env_names: Iterable[str] = (),
+    follow_file: bool = True,
+) -> set[str] | None:
+    """The names the templates of one key read (includes followed), or None when that cannot
+    be known; `env.NAME` too for each NAME of `env_names` the key reads. The file that
+    message_file names is followed too, unless `follow_file` is false (then the names its
+    path is made of count)."""
+    names: set[str] = set()
+    files: set[str] = set()
+    if key == "message_file" and follow_file:
+        if not isinstance(value, str) or any(marker in value for marker in _MARKERS):
+            return None  # which file is only known once rendered
+        if not _add_file(env, value, names, files):
+            return None
+        return names
+    for source in _strings(value) if key == "message_file" else _sources({key: value}):
+        if not _add_names(env, source, names, files):
+            return None
+        try:
+            parsed = env.parse(source)
+        except jinja2.TemplateSyntaxError:
+            continue  # rendering reports it
+        for node in parsed.find_all((nodes.Getattr, nodes.Getitem)):
+            name = _env_name(node)
+            if name is not None and name in env_names:
+                names.add(f"env.{name}")
+    return names
+
+
+def _env_name(node: nodes.Node) -> str | None:
+    """NAME of `env.NAME` or `env['NAME']`; None for any other attribute or item."""
+    if isinstance(node, nodes.Getattr):
+        base, name = node.node, node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        base, name = node.node, node.arg.value
+    else:
+        return None
+    is_env = isinstance(base, nodes.Name) and base.name == "env"
+    return name if is_env and isinstance(name, str) else None

@@ -158,9 +158,12 @@ def schema_problems(
     positions: Positions,
     item_key: str | None = None,
     origin: Callable[[PathKey, Any], str] | None = None,
+    shown: Any = None,
 ) -> list[Problem]:
     """Every way `instance` breaks the named schema, each located in the source; `origin`
-    says where a bad value came from when a template took it from elsewhere (a var file)."""
+    says where a bad value came from when a template took it from elsewhere (a var file).
+    `shown`: the instance as outputs show it, when a secret was rendered into it (taint.py);
+    an error about a value that differs there quotes the shown value, and no more of it."""
     quick = quick_check(schema_name)
     if quick is not None and quick(instance):  # the common case: nothing to explain
         return []
@@ -171,7 +174,7 @@ def schema_problems(
     for error in errors:
         if error.validator == "pattern" and tuple(error.absolute_path) in formatted:
             continue
-        problems.extend(_explain(error, positions, item_key, origin))
+        problems.extend(_explain(error, positions, item_key, origin, shown))
     return sorted(set(problems), key=Problem.sort_key)
 
 
@@ -448,6 +451,7 @@ def _explain(
     positions: Positions,
     item_key: str | None,
     origin: Callable[[PathKey, Any], str] | None = None,
+    shown: Any = None,
 ) -> list[Problem]:
     path: PathKey = tuple(error.absolute_path)
     where = positions.locate(path)
@@ -478,13 +482,51 @@ def _explain(
         fitting = [e for e in error.context if e.validator != "type"]
         if fitting:
             deepest = max(fitting, key=lambda e: len(e.absolute_path))
-            return _explain(deepest, positions, item_key, origin)
+            return _explain(deepest, positions, item_key, origin, shown)
     written = positions.texts.get(path)
-    message = _message(error, written)
     value = error.instance
+    if shown is not None:
+        seen = _at(shown, path)
+        if seen is not value and seen != value:  # a secret made it: quote what is shown
+            message = f"{_show(seen)} {_withheld(error)}"
+            return [Problem(where, message, format_path(path), item_key)]
+    message = _message(error, written)
     if origin is not None and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         message += origin(path, value)
     return [Problem(where, message, format_path(path), item_key)]
+
+
+_MISSING = object()
+
+
+def _at(data: Any, path: PathKey) -> Any:
+    for part in path:
+        if isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+            continue
+        if not (isinstance(data, dict) and part in data):
+            return _MISSING
+        data = data[part]
+    return data
+
+
+_FORMAT_NAMES = {
+    "phone": "a phone number",
+    "user-phone": "a phone number",
+    "email": "an email address",
+}
+
+
+def _withheld(error: ValidationError) -> str:
+    """What is wrong with a value a secret made, saying nothing more of the value."""
+    rule: Any = error.validator_value
+    if error.validator == "format":
+        what = _FORMAT_NAMES.get(str(rule), f"in the {rule} format")
+        return f"is not {what}"
+    if error.validator == "type":
+        names = [rule] if isinstance(rule, str) else list(rule)
+        return f"is not {' or '.join(_TYPE_NAMES.get(n, n) for n in names)}"
+    return f"breaks the rule '{error.validator}: {rule}' (the sensitive value is not shown)"
 
 
 def _message(error: ValidationError, written: str | None = None) -> str:

@@ -14,6 +14,7 @@ from commbox_yaml.hints import closest
 from commbox_yaml.output import Redactor
 from commbox_yaml.project import Project
 from commbox_yaml.source import PathKey, Positions, load_single
+from commbox_yaml.written import Written, plain
 
 ENV_PREFIX = "COMMBOX_VAR_"
 RESERVED = frozenset({"env", "item", "key", "definition"})
@@ -134,30 +135,29 @@ def _leaves(value: Any, out: set[str]) -> None:
     elif isinstance(value, list):
         for v in value:
             _leaves(v, out)
+    elif isinstance(value, Written):  # as written ("0417"), and as YAML read it (271)
+        out.update({value.written, repr(plain(value))})
     elif value is not None and not isinstance(value, bool):
         out.add(str(value))
 
 
-_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
-_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+)([eE][-+]?[0-9]+)?$")
+_INT = re.compile(r"^-?(0|[1-9][0-9]*)$")
+_FLOAT = re.compile(r"^-?[0-9]+\.[0-9]+$")
 
 
 def parse_scalar(text: str) -> Any:
-    """A --var or COMMBOX_VAR_ value as a YAML 1.2 core scalar: '3' is 3, 'true' is True.
+    """A --var or COMMBOX_VAR_ value: the text as typed, unless it is a number or true/false
+    that a template writes back exactly as typed ('3' is 3, '1.5' is 1.5, 'true' is True).
 
-    Unlike YAML 1.1, a number with a leading zero ('0417', a PIN), a time ('12:30') and
-    'yes'/'no' stay text, so a value from CI is never silently turned into another one.
+    So nothing typed is ever changed: '1.10', '1e3', '0417' (a PIN), '12:30', 'yes', 'null'
+    and '' stay the text they are.
     """
-    stripped = text.strip()
-    lowered = stripped.lower()
-    if lowered in ("", "~", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if _INT.match(stripped):
-        return int(stripped)
-    if _FLOAT.match(stripped) and not re.match(r"^[-+]?0[0-9]", stripped):
-        return float(stripped)
+    if text in ("true", "false"):
+        return text == "true"
+    if _INT.match(text) and str(int(text)) == text:
+        return int(text)
+    if _FLOAT.match(text) and repr(float(text)) == text:
+        return float(text)
     return text
 
 
@@ -246,7 +246,8 @@ def _var_file(
     if not path.is_file():
         raise UserError(f"var file {relative!r} not found", where or Location(relative))
     source = VarFile(path, display)
-    doc = load_single(path, display, depth=1)  # values are located only for an error
+    # Values are located only for an error; one YAML reads as other text is kept wrapped.
+    doc = load_single(path, display, depth=1, written=True)
     if doc is None:
         return source, []
     if not isinstance(doc.value, dict):

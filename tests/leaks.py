@@ -9,18 +9,22 @@ ledgers and plan files under its tmp_path are searched for every secret the test
 - the sensitive values of every project under tmp_path (its `sensitive:` names, looked up in
   its vars files and the environment);
 - whatever the test registers with `leak_guard.register(value)`.
-A secret of 8 characters or more leaks when any 8 of its characters in a row show; a shorter
-one when it shows as a whole word. The sandbox's record of the requests it received is not
+A secret of 8 characters or more leaks when any 8 of its characters in a row show, also of the
+forms a template easily makes of it (reversed, upper or lower case, URL- or HTML-encoded; a
+slice, a wordwrap or a replacement shows 8 characters in a row); a shorter one when it shows
+as a whole word. The sandbox's record of the requests it received is not
 output: a test may check there that a request carried a secret.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -113,8 +117,9 @@ class _Finder:
     """
 
     def __init__(self, secrets: set[str]) -> None:
+        forms = {form for s in secrets if len(s) >= PIECE for form in transformed(s)}
         self.pieces = {
-            s[i : i + PIECE] for s in secrets if len(s) >= PIECE for i in range(len(s) - PIECE + 1)
+            s[i : i + PIECE] for s in forms if len(s) >= PIECE for i in range(len(s) - PIECE + 1)
         }
         short = sorted((s for s in secrets if len(s) < PIECE), key=lambda s: (-len(s), s))
         words = "|".join(map(re.escape, short))
@@ -133,6 +138,13 @@ class _Finder:
             if text[start : start + PIECE] in self.pieces:
                 return start
         return None
+
+
+def transformed(secret: str) -> set[str]:
+    """A secret, and what a template easily makes of it (filters, methods, slices of these)."""
+    forms = {secret, secret[::-1], quote(secret, safe=""), html.escape(secret)}
+    forms |= {form.upper() for form in forms} | {form.lower() for form in forms}
+    return forms
 
 
 def _project_files(tmp_path: Path) -> list[Path]:

@@ -93,7 +93,8 @@ def test_sensitive_values_are_redacted_everywhere(
     assert "code (sensitive) now" in out
     # only the request itself carries the value
     assert (
-        build_project(tmp_path, targets=("note",)).requests[0].data["Message"] == "code 80417 now"
+        build_project(tmp_path, targets=("note",)).requests[0].sent_data["Message"]
+        == "code 80417 now"
     )
 
 

@@ -217,9 +217,15 @@ def test_message_file_error_points_into_the_template(tmp_path: Path) -> None:
         ("-3", -3),
         ("1.5", 1.5),
         ("true", True),
-        ("False", False),
-        ("", None),
-        ("null", None),
+        ("False", "False"),
+        ("", ""),
+        ("null", "null"),
+        ("~", "~"),
+        ("1.10", "1.10"),
+        ("1e3", "1e3"),
+        ("-0", "-0"),
+        ("+3", "+3"),
+        (" 3", " 3"),
         ("0417", "0417"),
         ("12:30", "12:30"),
         ("yes", "yes"),
@@ -227,7 +233,7 @@ def test_message_file_error_points_into_the_template(tmp_path: Path) -> None:
         ("v1.4.0", "v1.4.0"),
     ],
 )
-def test_cli_and_env_values_are_yaml_1_2_scalars(text: str, value: Any) -> None:
+def test_cli_and_env_values_are_text_as_typed_unless_they_read_back(text: str, value: Any) -> None:
     from commbox_yaml.variables import parse_scalar
 
     parsed = parse_scalar(text)

@@ -8,6 +8,7 @@ from typing import Any
 
 from commbox_yaml.phones import normalize_phone
 from commbox_yaml.source import PathKey
+from commbox_yaml.taint import REDACTED
 
 
 @dataclass
@@ -38,4 +39,6 @@ class Channel:
 def phones(values: Mapping[str, Any], parts: ContentParts) -> None:
     """`to:` as Content.to, a list of phone numbers as digits (SMS, WhatsApp)."""
     if "to" in values:
-        parts.put("to", [normalize_phone(str(v)) for v in values["to"]], "to")
+        # The placeholder of a sensitive number stays one in what is shown (taint.py).
+        numbers = [str(v) if str(v) == REDACTED else normalize_phone(str(v)) for v in values["to"]]
+        parts.put("to", numbers, "to")

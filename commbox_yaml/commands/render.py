@@ -74,7 +74,7 @@ def show_request(console: Console, request: Request) -> None:
     console.out(f"Content-Type: {request.content_type}")
     console.out()
     if not request.multipart:
-        console.out_lines(safe_json(_indented(console.redactor.data(request.body))))
+        console.out_lines(safe_json(_indented(console.redactor.data(request.shown_body))))
         return
     console.out('part "data" (the JSON text of the data object):')
     console.out_lines(safe_json(_indented(console.redactor.data(request.data))))

@@ -30,13 +30,14 @@ def message_object(
 
 
 def request_object(request: Request) -> dict[str, Any]:
-    """The request as sent: `body` is the data object either way; `parts` are the multipart
-    form's fields in order (the `data` field's JSON text, then one `file` part per upload)."""
+    """The request as sent, with `(sensitive)` for what a secret made: `body` is the data
+    object either way; `parts` are the multipart form's fields in order (the `data` field's
+    JSON text, then one `file` part per upload)."""
     return {
         "method": request.method,
         "path": request.path,
         "content_type": request.content_type,
-        "body": request.body,
+        "body": request.shown_body,
         "parts": _parts(request),
         "files": [attachment.describe() for attachment in request.files],
     }
@@ -45,7 +46,7 @@ def request_object(request: Request) -> dict[str, Any]:
 def _parts(request: Request) -> list[dict[str, Any]]:
     if not request.multipart:
         return []
-    parts: list[dict[str, Any]] = [{"name": "data", "value": request.data_field}]
+    parts: list[dict[str, Any]] = [{"name": "data", "value": request.shown_data_field}]
     for attachment in request.files:
         parts.append(
             {
