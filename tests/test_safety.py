@@ -401,6 +401,7 @@ DRILL_MESSAGES = 200
 DRILL_KILLS = 30
 
 
+@pytest.mark.slow
 def test_crash_drill_kill_9_at_30_random_moments_then_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
