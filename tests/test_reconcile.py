@@ -26,7 +26,8 @@ from commbox_yaml.client import client_for
 from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
 from commbox_yaml.project import load_project
 from commbox_yaml.readback import Item, Reader, parse_time
-from commbox_yaml.reconcile import Reconciler, Result, Window, _Case, key_glob
+from commbox_yaml.reconcile import Case as _Case
+from commbox_yaml.reconcile import Reconciler, Result, Window, key_glob
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.projects import build_project, write
 from tests.sending import apply, delivered, events, ledger_path, wait_until
