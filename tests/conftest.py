@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import urllib3
 
 from commbox_yaml.sandbox import SandboxServer
 from tests.leaks import LeakGuard, leak_report
@@ -18,6 +19,15 @@ def server() -> Iterator[SandboxServer]:
     """A sandbox on 127.0.0.1 for the test's duration."""
     with SandboxServer() as running:
         yield running
+
+
+@pytest.fixture
+def http() -> Iterator[urllib3.PoolManager]:
+    """A urllib3 pool for requests a test makes by hand to a server on 127.0.0.1."""
+    # retries=False: every attempt is the test's own, as with the tool's explicit retry policy.
+    pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=5))
+    yield pool
+    pool.clear()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.projects import write
+from tests.projects import fanout
 
 TOKEN = "tok-5b7c0e9a1d2f4e68"
 
@@ -16,31 +16,13 @@ vars: [vars/common.yaml]
 limits: {{max_sends: 100000}}
 """
 
-FANOUT = """\
-name: notice
-channel: sms
-stream: sms
-id: "notice-{{ version }}"
-for_each: people
-user_stream_provider_id: "972544444444"
-message: "notice {{ version }} for {{ item }}"
-"""
-
 
 def make(root: Path, count: int = 3, concurrency: int = 2, ledger: str = "") -> Path:
     """The project; `ledger` is the body of a `ledger:` mapping in commbox.yaml, if any."""
-    people = ", ".join(f"'p{n:04d}'" for n in range(count))
     commbox = COMMBOX.format(concurrency=concurrency)
     if ledger:
         commbox += f"ledger: {{{ledger}}}\n"
-    return write(
-        root,
-        {
-            "commbox.yaml": commbox,
-            "messages/notice.yaml": FANOUT,
-            "vars/common.yaml": f"version: 1\npeople: [{people}]\n",
-        },
-    )
+    return fanout(root, commbox, [f"p{n:04d}" for n in range(count)])
 
 
 def key(n: int) -> str:

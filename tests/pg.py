@@ -13,7 +13,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from tests.sending import free_port
 
 ADMIN, ADMIN_PASSWORD = "admin", "admin-7d1f0c2b9e"
 ROLE, ROLE_PASSWORD = "commbox", "pw-Qx81vTz0m2Lr"
@@ -45,12 +46,6 @@ def bindir() -> Path:
     if initdb:
         return Path(initdb).resolve().parent
     raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -132,7 +127,7 @@ def running_server() -> Iterator[PgServer]:
         programs / "initdb", "-D", data, "-U", ADMIN, "--pwfile", pwfile,
         "--auth", "scram-sha-256", "--encoding", "UTF8", "--no-sync",
     )  # fmt: skip
-    port = _free_port()
+    port = free_port()
     options = (
         f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"

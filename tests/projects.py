@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from commbox_yaml.build import Build, build
@@ -31,13 +32,50 @@ def write(root: Path, files: dict[str, str | bytes]) -> Path:
 
 
 def project(
-    root: Path, messages: str, variables: str = "{}\n", extra: dict[str, str | bytes] | None = None
+    root: Path,
+    messages: str,
+    variables: str = "{}\n",
+    extra: dict[str, str | bytes] | None = None,
+    commbox: str = COMMBOX_YAML,
 ) -> Path:
-    """A project with the standard commbox.yaml, one message file, one vars file, and `extra`."""
+    """A project with a commbox.yaml (the standard one by default), one message file
+    (messages/main.yaml), one vars file, and `extra`."""
     files: dict[str, str | bytes] = {
-        "commbox.yaml": COMMBOX_YAML,
+        "commbox.yaml": commbox,
         "messages/main.yaml": messages,
         "vars/common.yaml": variables,
+    }
+    files.update(extra or {})
+    return write(root, files)
+
+
+FANOUT = """\
+name: notice
+channel: sms
+stream: sms
+id: "notice-{{ version }}"
+for_each: people
+user_stream_provider_id: "972544444444"
+message: "notice {{ version }} for {{ item }}"
+"""
+
+
+def fanout(
+    root: Path,
+    commbox: str,
+    people: Sequence[str],
+    messages: str = FANOUT,
+    variables: str = "version: 1\n",
+    extra: Mapping[str, str | bytes] | None = None,
+) -> Path:
+    """A project of one message sent to each of `people`: the shape the apply, ledger and
+    reconcile tests share (messages/notice.yaml; vars/common.yaml is `variables` and the list
+    of people)."""
+    listed = ", ".join(f"'{person}'" for person in people)
+    files: dict[str, str | bytes] = {
+        "commbox.yaml": commbox,
+        "messages/notice.yaml": messages,
+        "vars/common.yaml": f"{variables}people: [{listed}]\n",
     }
     files.update(extra or {})
     return write(root, files)

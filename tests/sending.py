@@ -15,7 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from commbox_yaml.cli import main
+from commbox_yaml.ledger import KeyState, Ledger
 from commbox_yaml.sandbox import SandboxServer
 
 
@@ -26,6 +29,29 @@ def apply(root: Path, *args: str) -> int:
 
 def ledger_path(root: Path) -> Path:
     return root / ".commbox" / "ledger.jsonl"
+
+
+def file_ledger(root: Path) -> Ledger:
+    """The project's file ledger, shown as `.commbox/ledger.jsonl`."""
+    return Ledger(ledger_path(root), ".commbox/ledger.jsonl")
+
+
+def states(root: Path, name: str = "ledger.jsonl") -> dict[str, KeyState]:
+    """Every key's state in the ledger `.commbox/NAME`."""
+    return Ledger(root / ".commbox" / name, name).read().states
+
+
+def point_at(monkeypatch: pytest.MonkeyPatch, url: str, token: str) -> None:
+    """Send to `url` with `token`, as a CI job's environment does."""
+    monkeypatch.setenv("COMMBOX_BASE_URL", url)
+    monkeypatch.setenv("COMMBOX_API_TOKEN", token)
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for a server started in a child process)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def events(root: Path) -> list[dict[str, object]]:

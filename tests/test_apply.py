@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from commbox_yaml.cli import main
-from commbox_yaml.ledger import KeyStatus, Ledger
+from commbox_yaml.ledger import KeyStatus
 from commbox_yaml.sandbox import Fault, SandboxServer
-from tests.projects import write
-from tests.sending import apply, delivered, events, spawn, wait_until
+from tests.projects import fanout
+from tests.sending import apply, delivered, events, point_at, spawn, wait_until
+from tests.sending import states as key_states
 
 TOKEN = "tok-3f9a1c77e2b04d5e"
 
@@ -50,8 +51,7 @@ message: "notice {{ version }} for {{ item }} (pin {{ pin }})"
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, server: SandboxServer) -> None:
-    monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
-    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+    point_at(monkeypatch, server.url, TOKEN)
 
 
 def make(
@@ -63,19 +63,13 @@ def make(
     messages: str = FANOUT,
     extra: dict[str, str] | None = None,
 ) -> Path:
-    people = ", ".join(f"'p{n:03d}'" for n in range(count))
-    files: dict[str, str | bytes] = {
-        "commbox.yaml": COMMBOX.format(concurrency=concurrency, timeout=timeout, attempts=attempts),
-        "messages/notice.yaml": messages,
-        "vars/common.yaml": f"version: 1\npin: '80417'\npeople: [{people}]\n",
-    }
-    files.update(extra or {})
-    return write(root, files)
+    commbox = COMMBOX.format(concurrency=concurrency, timeout=timeout, attempts=attempts)
+    people = [f"p{n:03d}" for n in range(count)]
+    return fanout(root, commbox, people, messages, "version: 1\npin: '80417'\n", extra)
 
 
 def states(root: Path, name: str = "ledger.jsonl") -> dict[str, KeyStatus]:
-    view = Ledger(root / ".commbox" / name, name).read()
-    return {k: s.status for k, s in view.states.items()}
+    return {k: s.status for k, s in key_states(root, name).items()}
 
 
 # -- the outcomes of SPEC section 6 ------------------------------------------------------------

@@ -26,18 +26,20 @@ from pathlib import Path
 import pytest
 
 from commbox_yaml.cli import main
-from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
+from commbox_yaml.ledger import KeyStatus
 from commbox_yaml.sandbox import Fault, SandboxServer
-from tests.projects import write
+from tests.projects import FANOUT, fanout
 from tests.sending import (
     apply,
     delivered,
     events,
     ledger_path,
+    point_at,
     raw_server,
     read_request,
     self_signed,
     spawn,
+    states,
     wait_until,
 )
 
@@ -57,16 +59,6 @@ streams:
 vars: [vars/common.yaml]
 """
 
-FANOUT = """\
-name: notice
-channel: sms
-stream: sms
-id: "notice-{{ version }}"
-for_each: people
-user_stream_provider_id: "972544444444"
-message: "notice {{ version }} for {{ item }}"
-"""
-
 
 def make(
     root: Path,
@@ -79,16 +71,10 @@ def make(
     messages: str = FANOUT,
     extra: dict[str, str | bytes] | None = None,
 ) -> Path:
-    people = ", ".join(f"'p{n:03d}'" for n in range(count))
-    files: dict[str, str | bytes] = {
-        "commbox.yaml": COMMBOX.format(
-            concurrency=concurrency, rate=rate, timeout=timeout, attempts=attempts, cap=cap
-        ),
-        "messages/notice.yaml": messages,
-        "vars/common.yaml": f"version: 1\npeople: [{people}]\n",
-    }
-    files.update(extra or {})
-    return write(root, files)
+    commbox = COMMBOX.format(
+        concurrency=concurrency, rate=rate, timeout=timeout, attempts=attempts, cap=cap
+    )
+    return fanout(root, commbox, [f"p{n:03d}" for n in range(count)], messages, extra=extra)
 
 
 def key(n: int) -> str:
@@ -100,12 +86,7 @@ def text(n: int) -> str:
 
 
 def use(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
-    monkeypatch.setenv("COMMBOX_BASE_URL", url)
-    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
-
-
-def states(root: Path) -> dict[str, KeyState]:
-    return Ledger(ledger_path(root), "ledger.jsonl").read().states
+    point_at(monkeypatch, url, TOKEN)
 
 
 def object_ids(server: SandboxServer) -> dict[str, int]:

@@ -14,10 +14,7 @@ from commbox_yaml.cli import main
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import KeyStatus, Ledger
 from tests.projects import SMS, project
-
-
-def _ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / ".commbox" / "ledger.jsonl", ".commbox/ledger.jsonl")
+from tests.sending import file_ledger
 
 
 def _events(ledger: Ledger, *events: dict[str, object]) -> None:
@@ -27,7 +24,7 @@ def _events(ledger: Ledger, *events: dict[str, object]) -> None:
 
 
 def test_fold_states(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     fp = {"fingerprint": "sha256:a", "fields": {"Message": "1"}}
     _events(
         ledger,
@@ -65,7 +62,7 @@ def test_fold_states(tmp_path: Path) -> None:
 
 
 def test_a_replace_that_was_refused_keeps_the_earlier_send(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     _events(
         ledger,
         {"event": "pending", "key": "k", "fingerprint": "sha256:old"},
@@ -79,7 +76,7 @@ def test_a_replace_that_was_refused_keeps_the_earlier_send(tmp_path: Path) -> No
 
 
 def test_every_event_is_on_disk_when_append_returns(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     with ledger.locked():
         ledger.append({"event": "pending", "key": "a", "fingerprint": "sha256:x"})
         lines = ledger.path.read_text().splitlines()
@@ -88,7 +85,7 @@ def test_every_event_is_on_disk_when_append_returns(tmp_path: Path) -> None:
 
 
 def test_torn_last_line_is_ignored_with_a_warning_and_cut_before_appending(tmp_path: Path):
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     _events(
         ledger,
         {"event": "pending", "key": "a", "fingerprint": "f"},
@@ -108,7 +105,7 @@ def test_torn_last_line_is_ignored_with_a_warning_and_cut_before_appending(tmp_p
 
 
 def test_a_damaged_line_in_the_middle_is_an_error_not_silently_skipped(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     ledger.path.parent.mkdir()
     ledger.path.write_text('{"event":"sent","key":"a"}\nnot json\n{"event":"sent","key":"b"}\n')
     with pytest.raises(UserError, match="line 2 is not a valid ledger event"):
@@ -125,7 +122,7 @@ def _hold_lock(
 
 
 def test_a_second_holder_is_refused_at_once_naming_the_first(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     ctx = multiprocessing.get_context("spawn")
     ready, done = ctx.Event(), ctx.Event()
     holder = ctx.Process(target=_hold_lock, args=(str(ledger.path), ready, done))
@@ -151,7 +148,7 @@ def test_ledger_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["-C", str(tmp_path), "ledger", "init"]) == 0
     assert (tmp_path / ".commbox" / "ledger.jsonl").read_text() == ""
     _events(
-        _ledger(tmp_path),
+        file_ledger(tmp_path),
         {"event": "pending", "key": "note", "fingerprint": "f", "fields": {"Message": "x"}},
         {"event": "sent", "key": "note", "object_id": 99},
     )
@@ -165,7 +162,7 @@ def test_ledger_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert (shown["status"], shown["object_id"], shown["fields"]) == ("sent", 99, ["Message"])
     assert main(["-C", str(tmp_path), "ledger", "forget", "nope"]) == 1
     assert main(["-C", str(tmp_path), "ledger", "forget", "note"]) == 0
-    assert _ledger(tmp_path).read().state("note").status is KeyStatus.NONE
+    assert file_ledger(tmp_path).read().state("note").status is KeyStatus.NONE
     assert main(["-C", str(tmp_path), "ledger", "init"]) == 0
     assert "Already exists" in capsys.readouterr().out
 

@@ -60,6 +60,7 @@ def _taken(summary: str) -> int:
     return int(found.group(1)) if found else 0
 
 
+@pytest.mark.slow
 def test_four_checkouts_one_killed_then_all_again(
     tmp_path: Path, server: SandboxServer, postgres: PgServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,7 +22,7 @@ from commbox_yaml.ledger.postgres import PostgresLedger
 from commbox_yaml.sandbox import SandboxServer
 from tests.ledgers import TOKEN, key, make, text
 from tests.pg import ROLE_PASSWORD, PgServer
-from tests.sending import apply, delivered, ledger_path, spawn, wait_until
+from tests.sending import apply, delivered, ledger_path, point_at, spawn, wait_until
 
 
 @pytest.fixture
@@ -33,8 +33,7 @@ def db(postgres: PgServer) -> str:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, server: SandboxServer) -> None:
-    monkeypatch.setenv("COMMBOX_BASE_URL", server.url)
-    monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+    point_at(monkeypatch, server.url, TOKEN)
     monkeypatch.setenv("PGPASSWORD", ROLE_PASSWORD)
     monkeypatch.delenv("COMMBOX_LEDGER_URL", raising=False)
 

@@ -27,8 +27,9 @@ from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyStatus
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.leaks import LeakGuard
-from tests.sending import apply, ledger_path, read_request
-from tests.test_apply_faults import key, make, states, text, use
+from tests.sending import apply, ledger_path, read_request, states
+from tests.test_apply_faults import key, make, text, use
+
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, server: SandboxServer) -> None:

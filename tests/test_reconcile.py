@@ -26,10 +26,11 @@ from commbox_yaml.client import client_for
 from commbox_yaml.ledger import KeyState, KeyStatus, Ledger
 from commbox_yaml.project import load_project
 from commbox_yaml.readback import Item, Reader, parse_time
-from commbox_yaml.reconcile import Reconciler, Result, Window, _Case, key_glob
+from commbox_yaml.reconcile import Case as _Case
+from commbox_yaml.reconcile import Reconciler, Result, Window, key_glob
 from commbox_yaml.sandbox import Fault, SandboxServer
-from tests.projects import build_project, write
-from tests.sending import apply, delivered, events, ledger_path, wait_until
+from tests.projects import FANOUT, build_project, fanout, write
+from tests.sending import apply, delivered, events, ledger_path, point_at, states, wait_until
 
 TOKEN = "tok-5b1f0e83c2a9d7e4"
 NO_ID = b'{"status": "200", "description": "OK", "data": {}}'
@@ -59,16 +60,7 @@ user_stream_provider_id: "{{ item }}"
 message: "notice {{ version }} for {{ item }}"
 """
 
-# Every message to one customer: only the text tells them apart.
-ONE_CUSTOMER = """\
-name: notice
-channel: sms
-stream: sms
-id: "notice-{{ version }}"
-for_each: people
-user_stream_provider_id: "972544444444"
-message: "notice {{ version }} for {{ item }}"
-"""
+ONE_CUSTOMER = FANOUT  # every message to one customer: only the text tells them apart
 
 
 def person(n: int) -> str:
@@ -92,28 +84,17 @@ def make(
     messages: str = NOTICE,
     version: str = "1",
 ) -> Path:
-    people = ", ".join(f"'{person(n)}'" for n in range(count))
-    return write(
-        root,
-        {
-            "commbox.yaml": COMMBOX.format(concurrency=concurrency, timeout=timeout, after=after),
-            "messages/notice.yaml": messages,
-            "vars/common.yaml": f"version: {version}\npeople: [{people}]\n",
-        },
-    )
+    commbox = COMMBOX.format(concurrency=concurrency, timeout=timeout, after=after)
+    people = [person(n) for n in range(count)]
+    return fanout(root, commbox, people, messages, f"version: {version}\n")
 
 
 @pytest.fixture
 def use(monkeypatch: pytest.MonkeyPatch) -> Any:
     def point(url: str) -> None:
-        monkeypatch.setenv("COMMBOX_BASE_URL", url)
-        monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+        point_at(monkeypatch, url, TOKEN)
 
     return point
-
-
-def states(root: Path) -> dict[str, KeyState]:
-    return Ledger(ledger_path(root), "ledger.jsonl").read().states
 
 
 def reconcile(root: Path, *args: str) -> int:

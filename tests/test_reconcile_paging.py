@@ -27,7 +27,7 @@ from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyStatus, Ledger
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.projects import write
-from tests.sending import apply, delivered, ledger_path
+from tests.sending import apply, delivered, ledger_path, point_at
 
 TOKEN = "tok-paging-6c1d9e"
 STREAM = "5fd0c1"
@@ -68,17 +68,9 @@ CONVENTIONS = [
 
 
 @pytest.fixture
-def http() -> Iterator[urllib3.PoolManager]:
-    pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=5))
-    yield pool
-    pool.clear()
-
-
-@pytest.fixture
 def use(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     def point(url: str) -> None:
-        monkeypatch.setenv("COMMBOX_BASE_URL", url)
-        monkeypatch.setenv("COMMBOX_API_TOKEN", TOKEN)
+        point_at(monkeypatch, url, TOKEN)
 
     return point
 

@@ -22,8 +22,18 @@ from commbox_yaml.endpoint import check_base_url, proxy_for
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import KeyStatus
 from commbox_yaml.sandbox import Fault, SandboxServer
-from tests.sending import apply, delivered, events, ledger_path, read_request, spawn, wait_until
-from tests.test_apply_faults import TOKEN, key, make, raw_server, states, text, use
+from tests.sending import (
+    apply,
+    delivered,
+    events,
+    free_port,
+    ledger_path,
+    read_request,
+    spawn,
+    states,
+    wait_until,
+)
+from tests.test_apply_faults import TOKEN, key, make, raw_server, text, use
 
 # -- a rehearsal plan is never sent for real ----------------------------------------------------
 
@@ -307,7 +317,7 @@ def test_a_list_nested_500_deep_is_one_clear_error(
 
 
 def test_a_sandbox_token_comes_from_the_environment(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "COMMBOX_SANDBOX_TOKEN": "sandbox-secret-7f3a"}
     child = subprocess.Popen(
         [sys.executable, "-m", "commbox_yaml", "sandbox", "--port", str(port)],
@@ -331,12 +341,6 @@ def test_a_sandbox_token_comes_from_the_environment(tmp_path: Path) -> None:
     finally:
         child.terminate()
         child.communicate(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _listening(port: int) -> bool:
@@ -401,6 +405,7 @@ DRILL_MESSAGES = 200
 DRILL_KILLS = 30
 
 
+@pytest.mark.slow
 def test_crash_drill_kill_9_at_30_random_moments_then_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

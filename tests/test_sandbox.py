@@ -40,14 +40,6 @@ def server() -> Iterator[SandboxServer]:
         yield sandbox
 
 
-@pytest.fixture
-def http() -> Iterator[urllib3.PoolManager]:
-    # retries=False: every attempt is the test's own, as with the tool's explicit retry policy.
-    pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=5))
-    yield pool
-    pool.clear()
-
-
 def post(
     http: urllib3.PoolManager,
     server: SandboxServer,

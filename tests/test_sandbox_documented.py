@@ -10,7 +10,6 @@ every status it answers is one the endpoint documents; and reconcile reads every
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,13 +114,6 @@ def which_shape(item: dict[str, Any]) -> int:
 
 
 # -- over real sockets ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def http() -> Iterator[urllib3.PoolManager]:
-    pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=5))
-    yield pool
-    pool.clear()
 
 
 def objects_url(server: SandboxServer, stream: str, suffix: str = "") -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,6 @@ for_each: people
 user_stream_provider_id: "{{ item }}"
 message: "release {{ version }} for {{ item }}"
 """
-
-
-@pytest.fixture
-def http() -> Iterator[urllib3.PoolManager]:
-    pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=5))
-    yield pool
-    pool.clear()
 
 
 def post_ids(http: urllib3.PoolManager, server: SandboxServer, count: int) -> list[int]:

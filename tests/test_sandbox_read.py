@@ -21,13 +21,6 @@ TOKEN = "sandbox-read-token"
 STREAM = "hNyRN_fLUy7rrOrN9jLpipA=="
 
 
-@pytest.fixture
-def http() -> Iterator[urllib3.PoolManager]:
-    pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=5))
-    yield pool
-    pool.clear()
-
-
 def data(n: int, customer: str = "972544444444", **extra: Any) -> dict[str, Any]:
     return {
         "Type": 4,

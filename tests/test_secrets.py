@@ -24,7 +24,7 @@ from commbox_yaml.compile import canonical_json, fingerprint_of
 from commbox_yaml.output import REDACTED, Console, Redactor, secret_forms
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.leaks import LeakGuard, leak_report
-from tests.projects import build_project, write
+from tests.projects import build_project, project
 from tests.sending import events
 
 TOKEN = "tok-71c0e5b9a2d84f36"
@@ -56,15 +56,7 @@ def make(
     sensitive: str = "pin",
     extra: str = "",
 ) -> Path:
-    write(
-        root,
-        {
-            "commbox.yaml": COMMBOX.format(sensitive=sensitive) + extra,
-            "messages/main.yaml": messages,
-            "vars/common.yaml": variables,
-        },
-    )
-    return root
+    return project(root, messages, variables, commbox=COMMBOX.format(sensitive=sensitive) + extra)
 
 
 def run(root: Path, *args: str) -> int:

@@ -21,14 +21,10 @@ from commbox_yaml.client import Client, ClientSettings, ReplyLost
 from commbox_yaml.connections import TrackedHTTPConnection
 from commbox_yaml.ledger import Ledger
 from commbox_yaml.ledger.appender import Appender, AppendFailed
-from tests.sending import apply, events, ledger_path, read_request
+from tests.sending import apply, events, file_ledger, ledger_path, read_request
 from tests.test_apply_faults import key, make, text, use
 
 # -- the ledger ---------------------------------------------------------------------------------
-
-
-def _ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / ".commbox" / "ledger.jsonl", ".commbox/ledger.jsonl")
 
 
 def _keys(ledger: Ledger) -> list[str]:
@@ -38,7 +34,7 @@ def _keys(ledger: Ledger) -> list[str]:
 def test_an_outcome_queued_without_waiting_goes_to_disk_with_the_next_claim(
     tmp_path: Path,
 ) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     with ledger.locked():
         durable = ledger.append_later({"event": "sent", "key": "a", "object_id": 1})
         assert _keys(ledger) == [], "nothing waits for it: it waits for the next write"
@@ -48,7 +44,7 @@ def test_an_outcome_queued_without_waiting_goes_to_disk_with_the_next_claim(
 
 
 def test_waiting_for_a_queued_outcome_writes_it(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     with ledger.locked():
         durable = ledger.append_later({"event": "sent", "key": "a", "object_id": 1})
         durable()
@@ -56,7 +52,7 @@ def test_waiting_for_a_queued_outcome_writes_it(tmp_path: Path) -> None:
 
 
 def test_closing_the_ledger_writes_what_is_queued(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     with ledger.locked():
         ledger.append_later({"event": "sent", "key": "a", "object_id": 1})
     assert _keys(ledger) == ["a"]
@@ -67,7 +63,7 @@ def test_senders_claims_and_outcomes_keep_their_order_and_are_on_disk_when_retur
 ) -> None:
     """16 threads, each: the last reply's outcome queued, then the next claim written. A claim
     returns only with its line and the outcome before it on disk, whoever wrote them."""
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     problems: list[str] = []
 
     def sender(number: int) -> None:

@@ -16,22 +16,18 @@ import pytest
 from commbox_yaml import source
 from commbox_yaml.cli import main
 from commbox_yaml.errors import UserError
-from commbox_yaml.ledger import Ledger
 from commbox_yaml.source import iter_documents
+from tests.sending import file_ledger
 
 REPO = Path(__file__).parent.parent
 HEAVY = ("yaml", "jinja2", "jsonschema", "urllib3")
-
-
-def _ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / ".commbox" / "ledger.jsonl", ".commbox/ledger.jsonl")
 
 
 # -- the ledger ---------------------------------------------------------------------------------
 
 
 def test_reading_only_some_keys_gives_those_keys_the_same_states(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     fp = {"fingerprint": "sha256:a", "fields": {"Message": "1"}}
     with ledger.locked():
         for n in range(30):
@@ -49,7 +45,7 @@ def test_reading_only_some_keys_gives_those_keys_the_same_states(tmp_path: Path)
 
 
 def test_concurrent_appends_each_return_with_their_line_in_the_file(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     missing: list[str] = []
 
     def writer(number: int) -> None:
@@ -75,7 +71,7 @@ def test_concurrent_appends_each_return_with_their_line_in_the_file(tmp_path: Pa
 
 
 def test_a_torn_last_line_is_still_skipped_with_a_warning(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+    ledger = file_ledger(tmp_path)
     with ledger.locked():
         ledger.append({"event": "pending", "key": "a"})
     with ledger.path.open("ab") as handle:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -13,9 +12,11 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
 
-from commbox_yaml.client import Client, client_for
+from commbox_yaml.client import Client
 from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
-from commbox_yaml.commands.plan import add_selection_options, compute_plan, destination
+from commbox_yaml.commands.plan import add_selection_options, compute_plan
+from commbox_yaml.commands.reconcile import reconcile_first
+from commbox_yaml.commands.remote import api_token, destination, remote_client
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.output import Console
@@ -25,7 +26,6 @@ from commbox_yaml.report.progress import Progress
 from commbox_yaml.send import Outcome, Sender, SendResult
 
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-SANDBOX_TOKEN = "sandbox"
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -89,13 +89,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             "sent. Restore it (CI cache or artifact), or run 'commbox-yaml ledger init' for a "
             "first run"
         )
-    token = SANDBOX_TOKEN if args.sandbox else _token(ctx)
+    token = api_token(ctx, args.sandbox)
     with ledger.locked():
         for warning in ledger.warnings:
             ctx.console.err(f"warning: {warning}")
         if args.reconcile:
-            from commbox_yaml.commands.reconcile import reconcile_first
-
             reconcile_first(ctx, args, ledger, token)
         if saved is not None:
             args.target, args.replace = list(saved.targets), list(saved.replace)
@@ -124,30 +122,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             )
         if not args.planfile and not args.auto_approve:
             _confirm(ctx.console, len(sends), args.json)
-        with _sandbox_if(args.sandbox) as sandbox_url:
-            client = client_for(project.api, project.root, sandbox_url or target, token)
-            try:
-                return _send(ctx, args, plan, sends, ledger, client)
-            finally:
-                client.close()
-
-
-def _token(ctx: Context) -> str:
-    name = ctx.project().api.token_env
-    token = os.environ.get(name, "").strip()
-    if not token:
-        raise UserError(
-            f"no API token: set the environment variable {name} (api.token_env) to your "
-            "CommBox API key; nothing was sent. To rehearse without one: apply --sandbox"
-        )
-    ctx.console.redactor.add([token, os.environ[name]])
-    if not (token.isascii() and token.isprintable()):  # never echo it: HTTP libraries would
-        raise UserError(
-            f"the environment variable {name} (api.token_env) holds a line break, another "
-            "control character or a non-ASCII character, which an HTTP header cannot carry; "
-            "set it to the API key alone; nothing was sent"
-        )
-    return token
+        with remote_client(ctx, args.sandbox, target, token) as client:
+            return _send(ctx, args, plan, sends, ledger, client)
 
 
 def _confirm(console: Console, count: int, as_json: bool) -> None:
@@ -162,23 +138,6 @@ def _confirm(console: Console, count: int, as_json: bool) -> None:
     console.stdout.flush()
     if sys.stdin.readline().strip() != "yes":
         raise UserError("apply cancelled; nothing was sent")
-
-
-@contextlib.contextmanager
-def _sandbox_if(enabled: bool) -> Iterator[str | None]:
-    if not enabled:
-        yield None
-        return
-    from commbox_yaml.sandbox import SandboxServer
-
-    # One run's own sandbox: nothing reads its objects back (reconcile starts its own), so
-    # it keeps nothing, and a rehearsal of 100,000 messages holds no more than one of 10.
-    server = SandboxServer(record_requests=False, store_objects=False)
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 def _send(

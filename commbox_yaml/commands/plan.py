@@ -6,10 +6,11 @@ import argparse
 from typing import Any
 
 from commbox_yaml.commands._help import PROJECT_ENV, USAGE_ERROR, epilog
+from commbox_yaml.commands.remote import destination
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.ledger import LedgerStore
-from commbox_yaml.plan import SANDBOX, Plan, make_plan, save_plan
+from commbox_yaml.plan import Plan, make_plan, save_plan
 from commbox_yaml.report import REPORTERS
 
 
@@ -84,9 +85,6 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
 
 
-BASE_URL_SOURCE = "the base URL (api.base_url or COMMBOX_BASE_URL)"
-
-
 def compute_plan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore) -> Plan:
     result = ctx.build(args.target)
     if result.problems:
@@ -97,15 +95,6 @@ def compute_plan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore) ->
     for warning in view.warnings:
         ctx.console.err(f"warning: {warning}")
     return make_plan(result, view, ledger.display, args.replace, args.target)
-
-
-def destination(ctx: Context, sandbox: bool) -> str:
-    """Where a plan is for: the sandbox, or the API's base URL (checked, so never a secret)."""
-    if sandbox:
-        return SANDBOX
-    from commbox_yaml.endpoint import check_base_url  # urllib3 only for commands that need it
-
-    return check_base_url(ctx.project().api.base_url, BASE_URL_SOURCE)
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

@@ -7,10 +7,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from commbox_yaml.client import client_for
 from commbox_yaml.commands._help import PROJECT_ENV, epilog
-from commbox_yaml.commands.apply import SANDBOX_TOKEN, _sandbox_if, _token
-from commbox_yaml.commands.plan import destination
+from commbox_yaml.commands.remote import api_token, destination, remote_client
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
 from commbox_yaml.ledger import LedgerStore
@@ -76,7 +74,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     console = ctx.console
     show = None if args.json else TextReport(console, console.out)
     if ledger.exists():
-        token = SANDBOX_TOKEN if args.sandbox else _token(ctx)
+        token = api_token(ctx, args.sandbox)
         with ledger.locked():
             for warning in ledger.warnings:
                 console.err(f"warning: {warning}")
@@ -137,12 +135,11 @@ def reconcile_keys(
         raise ValidationFailed(result.problems)
     wanted = set(keys)  # only these are held: a fan-out of 100,000 is read, not kept
     requests = {r.key: r for r in result.requests if r.key in wanted}
-    project = ctx.project()
-    api = project.api
+    api = ctx.project().api
     target = destination(ctx, sandbox)
     findings: list[Finding] = []
-    with _sandbox_if(sandbox) as sandbox_url:
-        reader = Reader(client_for(api, project.root, sandbox_url or target, token))
+    with remote_client(ctx, sandbox, target, token) as client:
+        reader = Reader(client)
         reconciler = Reconciler(api, reader, ledger, uuid.uuid4().hex[:12])
 
         def found(finding: Finding) -> None:
@@ -157,8 +154,6 @@ def reconcile_keys(
                 f"{exc}: reconcile stopped; {len(findings)} of {len(keys)} keys were done. "
                 f"Check the API key in {api.token_env}"
             ) from None
-        finally:
-            reader.close()
     if show:
         show.end()
     return findings
