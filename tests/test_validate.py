@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commbox_yaml.resources import CHANNEL_NAMES
-from commbox_yaml.validate import compile_quick_check, quick_check, validator
+from commbox_yaml.schema_check import compile_quick_check, quick_check
+from commbox_yaml.validate import validator
 from tests.projects import build_project, project
 
 # One valid instance per schema, as build.py hands them over (after templating, enums named).
