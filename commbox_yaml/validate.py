@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # jsonschema is imported only to word the errors of an invali
     import jsonschema
     from jsonschema.exceptions import ValidationError
 
+
 def __getattr__(name: str) -> Any:
     if name == "FORMATS":  # the checker under its older name, for scripts that import it
         return format_checker()

@@ -9,8 +9,8 @@ from typing import Any
 from commbox_yaml.commands._help import USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
-from commbox_yaml.ledger import LedgerStore
-from commbox_yaml.ledger.transfer import keys_of, read_export
+from commbox_yaml.ledger import LedgerStore, keys_of
+from commbox_yaml.ledger.transfer import read_export
 from commbox_yaml.output import safe_json
 
 

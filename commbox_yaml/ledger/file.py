@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from commbox_yaml.errors import Location, UserError
-from commbox_yaml.ledger import (
+from commbox_yaml.ledger.appender import Appender, AppendFailed, deleted
+from commbox_yaml.ledger.model import (
     WRITE_FIXES,
     LedgerView,
     LedgerWriteError,
+    check_new_keys,
     fold,
     now,
     refused_write,
     stamp,
     write_failure,
 )
-from commbox_yaml.ledger.appender import Appender, AppendFailed, deleted
 
 # json.dumps(event, ensure_ascii=False, separators=(",", ":")), its encoder built once
 _LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -244,8 +245,6 @@ class FileLedger:
         return True
 
     def import_lines(self, lines: list[str]) -> int:
-        from commbox_yaml.ledger.transfer import check_new_keys
-
         check_new_keys(self.read(), lines, self.display)
         for line in lines:
             self._write((line + "\n").encode("utf-8"), json.loads(line))

@@ -29,14 +29,14 @@ from typing import Any
 import psycopg
 
 from commbox_yaml.errors import UserError
-from commbox_yaml.ledger import (
+from commbox_yaml.ledger.model import (
     LedgerView,
+    check_new_keys,
     fold,
     refused_write,
     stamp,
 )
 from commbox_yaml.ledger.pg_schema import LOCK_CLASS, migrate, schema_version
-from commbox_yaml.ledger.transfer import check_new_keys
 from commbox_yaml.ledger.url import LedgerUrl, MalformedUrl, parse
 
 CONNECT_TIMEOUT_S = 10

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from commbox_yaml.errors import UserError
 from commbox_yaml.files import unreadable
 from commbox_yaml.keys import MAX_KEY_LENGTH
-from commbox_yaml.ledger import LedgerView
 from commbox_yaml.ledger.file import FileLedger
+from commbox_yaml.ledger.model import keys_of
 
 
 def read_export(path: Path, display: str) -> tuple[list[str], list[str]]:
@@ -33,18 +32,3 @@ def _check_key_lengths(lines: list[str], display: str) -> None:
                 f"{display} holds a key of {len(key)} characters ({key[:40]!r}...); a key is "
                 f"at most {MAX_KEY_LENGTH} characters: nothing was imported"
             )
-
-
-def keys_of(lines: list[str]) -> list[str]:
-    return sorted({str(json.loads(line)["key"]) for line in lines})
-
-
-def check_new_keys(target: LedgerView, lines: list[str], display: str) -> None:
-    """Refuse an import whole when the target already holds any of its keys."""
-    clashes = [key for key in keys_of(lines) if key in target.states]
-    if clashes:
-        more = f" and {len(clashes) - 1} more" if len(clashes) > 1 else ""
-        raise UserError(
-            f"{display} already holds key {clashes[0]!r}{more}: nothing was imported. An "
-            "import only adds keys the ledger does not have (importing twice is harmless)"
-        )
