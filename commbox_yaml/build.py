@@ -16,7 +16,7 @@ from commbox_yaml.origins import origin_finder
 from commbox_yaml.output import Redactor
 from commbox_yaml.project import Project
 from commbox_yaml.render import RenderedMessage, Renderer
-from commbox_yaml.store import MessageStore, duplicate_key_problems
+from commbox_yaml.store import BuiltMessages, duplicate_key_problems
 from commbox_yaml.usage import used_names
 from commbox_yaml.validate import schema_problems
 from commbox_yaml.variables import Variables, unused_warnings
@@ -30,7 +30,7 @@ class Build:
 
     project: Project
     variables: Variables
-    messages: MessageStore = field(default_factory=MessageStore)
+    messages: BuiltMessages = field(default_factory=BuiltMessages)
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -51,7 +51,7 @@ class Build:
 class Requests(Sequence[Request]):
     """The requests of a build, in build order (read back from disk for a large fan-out)."""
 
-    def __init__(self, store: MessageStore) -> None:
+    def __init__(self, store: BuiltMessages) -> None:
         self._store = store
 
     def __len__(self) -> int:
@@ -83,7 +83,7 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
     renderer = Renderer(project, variables)
     secrets = variables.redactor()
     compiler = Compiler(project, secrets)
-    result = Build(project, variables, MessageStore(secrets), loaded.files, list(loaded.problems))
+    result = Build(project, variables, BuiltMessages(secrets), loaded.files, list(loaded.problems))
     matched: set[str] = set()
     addresses = {d.name for d in loaded.definitions}  # for "did you mean" on a target
     for definition in loaded.definitions:

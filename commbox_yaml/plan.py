@@ -19,7 +19,7 @@ from commbox_yaml.keys import expand
 from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
 from commbox_yaml.output import write_json_list
 from commbox_yaml.render import OfMessage
-from commbox_yaml.store import MessageStore
+from commbox_yaml.store import BuiltMessages
 
 PLAN_FORMAT = "1"
 PLAN_KIND = "commbox-yaml plan"
@@ -69,7 +69,7 @@ class _Decisions:
     """What a plan decided for each entry of a build's store: an action byte each, and the
     changed fields and --replace of the few that have them."""
 
-    store: MessageStore
+    store: BuiltMessages
     actions: bytearray
     extra: dict[int, tuple[tuple[str, ...], bool]]
     ledger: LedgerView
@@ -180,7 +180,7 @@ def make_plan(
     return Plan(messages, ledger, ledger_display, len(result.files), tuple(replace), tuple(targets))
 
 
-def _plan_order(store: MessageStore) -> list[int]:
+def _plan_order(store: BuiltMessages) -> list[int]:
     """Indexes of the store's entries sorted by file, line and address; requests before
     skipped messages, then build order, on a tie."""
 

@@ -37,7 +37,7 @@ _SKIPPED = 1
 Entry = Request | RenderedMessage  # a request, or a message skipped by `when`
 
 
-class MessageStore:
+class BuiltMessages:
     """Requests and skipped messages in the order the build made them."""
 
     def __init__(self, secrets: Redactor | None = None, spill_after: int | None = None) -> None:
@@ -273,7 +273,7 @@ class KeyFilter(Collection[str]):
     """`key in filter` for the keys of a store, by hash: a false match (one in 2**64) only
     keeps one more key's state when the ledger is read."""
 
-    def __init__(self, store: MessageStore) -> None:
+    def __init__(self, store: BuiltMessages) -> None:
         self._store = store
 
     def __contains__(self, key: object) -> bool:
@@ -291,7 +291,7 @@ class KeyFilter(Collection[str]):
                 yield key
 
 
-def duplicate_key_problems(store: MessageStore) -> list[Problem]:
+def duplicate_key_problems(store: BuiltMessages) -> list[Problem]:
     """Two messages under one ledger key would block each other: refuse, naming both."""
     problems = []
     for message, first in store.duplicate_keys():

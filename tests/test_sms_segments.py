@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from commbox_yaml.cli import main
-from commbox_yaml.sms import GSM7, GSM7_BASIC, GSM7_EXTENSION, UCS2, encoding_of, sms_size
+from commbox_yaml.segments import GSM7, GSM7_BASIC, GSM7_EXTENSION, UCS2, encoding_of, sms_size
 from tests.projects import project
 
 EXTENSION = "^{}\\[~]|€"

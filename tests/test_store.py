@@ -228,13 +228,13 @@ def test_a_fan_out_past_the_limit_is_spilled_before_its_first_message(
     root = make(tmp_path, count=100)
     monkeypatch.setattr(store, "SPILL_AFTER", 60)
     seen: list[int] = []
-    original = store.MessageStore.add
+    original = store.BuiltMessages.add
 
-    def add(self: store.MessageStore, entry: store.Entry) -> None:
+    def add(self: store.BuiltMessages, entry: store.Entry) -> None:
         seen.append(len(self._held) if self._held is not None else -1)
         original(self, entry)
 
-    monkeypatch.setattr(store.MessageStore, "add", add)
+    monkeypatch.setattr(store.BuiltMessages, "add", add)
     build_project(root)
     assert seen[0] == -1  # already on disk when the first message came
 

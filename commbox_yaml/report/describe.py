@@ -8,7 +8,7 @@ from typing import Any
 from commbox_yaml.compile import Request
 from commbox_yaml.output import Redactor, human_size
 from commbox_yaml.plan import Action, Plan, PlannedMessage
-from commbox_yaml.sms import SmsSize, sms_size
+from commbox_yaml.segments import SmsSize, sms_size
 
 
 def first_line(text: str, limit: int = 40) -> str:
