@@ -55,35 +55,58 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
+    given: Sequence[str] = ()  # the words typed, for a hint that rewrites them
+
     def error(self, message: str) -> NoReturn:
         from commbox_yaml.output import no_command, one_line  # quotes the words given: one line
 
         self.print_usage(sys.stderr)
-        text = one_line(_suggest(message, self._all_options()))
+        # Every command's options (the parser may hold only the one command typed): an
+        # error is the time to import them all.
+        owners = make_parser()._options_by_command() if self.given else {}
+        text = one_line(_suggest(message, owners or self._options_by_command(), self.given))
         self.exit(EXIT_ERROR, no_command(f"{self.prog}: error: {text}") + "\n")
 
-    def _all_options(self) -> list[str]:
-        """This parser's option strings and its commands' (unknown flags reach the top)."""
-        options: list[str] = []
+    def _options_by_command(self) -> dict[str, list[str]]:
+        """Each option string of this parser ("" as its command) and of its commands, with
+        the commands that take it (unknown flags reach the top parser)."""
+        owners: dict[str, list[str]] = {}
         for action in self._actions:
-            options += action.option_strings
+            for option in action.option_strings:
+                owners.setdefault(option, []).append("")
             if isinstance(action, argparse._SubParsersAction):
-                for sub in action.choices.values():
-                    options += [o for a in sub._actions for o in a.option_strings]
-        return options
+                for name, sub in action.choices.items():
+                    for option in (o for a in sub._actions for o in a.option_strings):
+                        owners.setdefault(option, []).append(name)
+        return owners
 
 
-def _suggest(message: str, options: list[str]) -> str:
+def _suggest(message: str, owners: dict[str, list[str]], given: Sequence[str] = ()) -> str:
     found = _INVALID_CHOICE.search(message)
     if found is not None:
         word, choices = found.group(1), [c.strip().strip("'") for c in found.group(2).split(",")]
     elif message.startswith("unrecognized arguments: "):
         word = message.split(": ", 1)[1].split()[0]
-        choices = [o for o in options if o.startswith("--")] if word.startswith("--") else []
+        if word in owners:  # a real option, in the wrong place: say where it goes
+            return message + "; " + _misplaced(word, owners[word], given)
+        choices = [o for o in owners if o.startswith("--")] if word.startswith("--") else []
     else:
         return message
     near = closest(word, choices)
     return message + (f"; did you mean '{near}'?" if near else "")
+
+
+def _misplaced(option: str, commands: list[str], given: Sequence[str]) -> str:
+    """An option of some commands, given before the command or to one that lacks it."""
+    takers = sorted(c for c in commands if c)
+    typed = _command_in(list(given))
+    if typed in takers:
+        words = [w for w in given if w != option]
+        at = words.index(typed)
+        end = next((i for i in range(at + 1, len(words)) if words[i].startswith("-")), len(words))
+        fixed = " ".join(["commbox-yaml", *words[:end], option, *words[end:]])
+        return f"{option} is an option of {typed}, so it goes after it: '{fixed}'"
+    return f"{option} is an option of {', '.join(takers)} only"
 
 
 def _global_options(prefix: str) -> argparse.ArgumentParser:
@@ -206,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     target = _command_in(argv)
     parser = make_parser(target)
+    Parser.given = argv
     if not argv:  # `commbox-yaml` alone: the help, as `--help` gives it
         parser.print_help()
         return EXIT_OK

@@ -144,8 +144,15 @@ def find_root(start: Path) -> Path:
     """The nearest folder at or above `start` holding commbox.yaml."""
     start = start.resolve()
     for folder in (start, *start.parents):
-        if (folder / PROJECT_FILE).is_file():
+        candidate = folder / PROJECT_FILE
+        if candidate.is_file():
             return folder
+        if candidate.is_dir():  # not a project file, and saying "none found" would mislead
+            raise UserError(
+                f"{candidate} is a folder, not a file: the project file is a YAML file named "
+                f"{PROJECT_FILE}; rename that folder, or run 'commbox-yaml init' for a new "
+                "project"
+            )
     raise UserError(
         f"no {PROJECT_FILE} found in {start} or any folder above it; "
         "run 'commbox-yaml init' or pass -C DIR"
