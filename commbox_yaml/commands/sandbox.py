@@ -57,47 +57,45 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="accept only this Bearer token (default: $COMMBOX_SANDBOX_TOKEN, else any "
         "non-empty one); prefer the environment variable: arguments show in 'ps'",
     )
-    parser.add_argument(
-        "--latency-ms", type=_count, default=0, metavar="N", help="wait N ms before each answer"
-    )
-    parser.add_argument(
-        "--throttle-every",
-        type=_count,
-        default=0,
-        metavar="N",
-        help="answer every Nth request 429 Too Many Requests",
-    )
+    _fault_options(parser)
+    _read_options(parser)
+
+
+# (option, what its N does): each is 0 (off) by default, and --help lists them in this order
+_EVERY_NTH = (
+    ("--latency-ms", "wait N ms before each answer"),
+    ("--throttle-every", "answer every Nth request 429 Too Many Requests"),
+    ("--fail-every", "answer every Nth request 5xx"),
+    ("--drop-every", "read every Nth request, then close the connection without a reply"),
+    (
+        "--store-then-fail-every",
+        "store every Nth message, then answer 500 (a send only reconcile can settle)",
+    ),
+)
+
+
+def _fault_options(parser: argparse.ArgumentParser) -> None:
+    """What the sandbox does wrong on purpose: latency, throttling, failures, drops."""
+    for option, does in _EVERY_NTH:
+        parser.add_argument(option, type=_count, default=0, metavar="N", help=does)
     parser.add_argument(
         "--retry-after",
         type=_count,
         default=1,
         metavar="S",
-        help="the Retry-After seconds sent with those 429s (default 1)",
-    )
-    parser.add_argument(
-        "--fail-every", type=_count, default=0, metavar="N", help="answer every Nth request 5xx"
+        help="the Retry-After seconds sent with the 429s of --throttle-every (default 1)",
     )
     parser.add_argument(
         "--fail-status",
         type=_server_error,
         default=500,
         metavar="CODE",
-        help="the status those failures get (default 500)",
+        help="the status the failures of --fail-every get (default 500)",
     )
-    parser.add_argument(
-        "--drop-every",
-        type=_count,
-        default=0,
-        metavar="N",
-        help="read every Nth request, then close the connection without a reply",
-    )
-    parser.add_argument(
-        "--store-then-fail-every",
-        type=_count,
-        default=0,
-        metavar="N",
-        help="store every Nth message, then answer 500 (a send only reconcile can settle)",
-    )
+
+
+def _read_options(parser: argparse.ArgumentParser) -> None:
+    """How the sandbox serves reads: refused, and how its listing pages."""
     parser.add_argument(
         "--refuse-reads",
         action="store_true",
