@@ -19,8 +19,16 @@ from commbox_yaml.commands.reconcile import reconcile_first
 from commbox_yaml.commands.remote import api_token, destination, remote_client
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
+from commbox_yaml.ledger import LedgerStore
 from commbox_yaml.output import Console
-from commbox_yaml.plan import Plan, PlannedMessage, check_destination, load_plan, stale_reasons
+from commbox_yaml.plan import (
+    Plan,
+    PlannedMessage,
+    SavedPlan,
+    check_destination,
+    load_plan,
+    stale_reasons,
+)
 from commbox_yaml.report import REPORTERS
 from commbox_yaml.report.progress import Progress
 from commbox_yaml.send import Outcome, Sender, SendResult
@@ -95,21 +103,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             ctx.console.err(f"warning: {warning}")
         if args.reconcile:
             reconcile_first(ctx, args, ledger, token)
-        if saved is not None:
-            args.target, args.replace = list(saved.targets), list(saved.replace)
-            plan = compute_plan(ctx, args, ledger)
-            reasons = stale_reasons(saved, plan)
-            saved = None  # its messages (one dict each) are not held while sending
-            if reasons:
-                listed = "; ".join(reasons[:3]) + (
-                    f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
-                )
-                raise UserError(
-                    f"the plan {args.planfile} is stale, nothing was sent: "
-                    f"{listed}. Run 'commbox-yaml plan' again"
-                )
-        else:
-            plan = compute_plan(ctx, args, ledger)
+        plan = (
+            compute_plan(ctx, args, ledger) if saved is None else _replan(ctx, args, ledger, saved)
+        )
+        saved = None  # a plan file's messages (one dict each) are not held while sending
         if not args.json:
             REPORTERS["text"](ctx.console, plan)
         sends = plan.sends
@@ -124,6 +121,22 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             _confirm(ctx.console, len(sends), args.json)
         with remote_client(ctx, args.sandbox, target, token) as client:
             return _send(ctx, args, plan, sends, ledger, client)
+
+
+def _replan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore, saved: SavedPlan) -> Plan:
+    """The plan a plan file approved, made again now; refused whole when anything changed."""
+    args.target, args.replace = list(saved.targets), list(saved.replace)
+    plan = compute_plan(ctx, args, ledger)
+    reasons = stale_reasons(saved, plan)
+    if reasons:
+        listed = "; ".join(reasons[:3]) + (
+            f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+        )
+        raise UserError(
+            f"the plan {args.planfile} is stale, nothing was sent: "
+            f"{listed}. Run 'commbox-yaml plan' again"
+        )
+    return plan
 
 
 def _confirm(console: Console, count: int, as_json: bool) -> None:
