@@ -6,12 +6,13 @@ import dataclasses
 import hashlib
 import json
 import mimetypes
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from commbox_yaml.channels import CHANNELS
+from commbox_yaml.channels.base import Channel, ContentParts
 from commbox_yaml.errors import Problem, UserError
 from commbox_yaml.output import Redactor, human_size
 from commbox_yaml.phones import normalize_phone
@@ -190,42 +191,7 @@ class Compiler:
             values["stream"], definition.positions.texts.get(("stream",)), problem
         )
         parts = channel.content(values)
-        content = dict(parts.content)
-        folded = {k.lower(): k for k in content}
-        for key, value in (values.get("content") or {}).items():
-            if str(key).lower() in folded:
-                source = parts.sources[folded[str(key).lower()]]
-                problem(
-                    ("content", key),
-                    f"Content key '{key}' is already set by '{source}'; set it in one place",
-                    key=True,
-                )
-            content[key] = value
-
-        data: dict[str, Any] = {}
-        for name, wire in WIRE_ORDER:
-            if name == "content":
-                if content:
-                    data[wire] = content
-            elif name == "user":
-                if "user" in values:
-                    data[wire] = _user(values["user"])
-            elif name in channel.phone_fields and name in values:
-                data[wire] = _phone(values[name])
-            elif name in values:
-                data[wire] = values[name]
-            elif name in channel.presets:
-                data[wire] = channel.presets[name]
-        wire_names = {k.lower() for k in data}
-        for key, value in (values.get("raw") or {}).items():
-            if str(key).lower() in wire_names:
-                problem(
-                    ("raw", key),
-                    f"data key '{key}' is already set from the definition; "
-                    "use the definition's own key instead of raw",
-                    key=True,
-                )
-            data[key] = value
+        data = _wire_data(values, channel, _content(values, parts, problem), problem)
         for path, text in _changed_literals(definition.positions.texts, definition.data):
             problem(path, text)
 
@@ -412,3 +378,56 @@ class FieldHashes(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return repr(self._computed())
+
+
+def _content(
+    values: dict[str, Any], parts: ContentParts, problem: Callable[..., None]
+) -> dict[str, Any]:
+    """`Content`: the channel's shorthands, then `content:`'s own keys (a clash is a problem)."""
+    content = dict(parts.content)
+    folded = {k.lower(): k for k in content}
+    for key, value in (values.get("content") or {}).items():
+        if str(key).lower() in folded:
+            source = parts.sources[folded[str(key).lower()]]
+            problem(
+                ("content", key),
+                f"Content key '{key}' is already set by '{source}'; set it in one place",
+                key=True,
+            )
+        content[key] = value
+    return content
+
+
+def _wire_data(
+    values: dict[str, Any],
+    channel: Channel,
+    content: dict[str, Any],
+    problem: Callable[..., None],
+) -> dict[str, Any]:
+    """The `data` object in wire order: definition keys, presets, then `raw:` (a clash with
+    a key the definition already set is a problem)."""
+    data: dict[str, Any] = {}
+    for name, wire in WIRE_ORDER:
+        if name == "content":
+            if content:
+                data[wire] = content
+        elif name == "user":
+            if "user" in values:
+                data[wire] = _user(values["user"])
+        elif name in channel.phone_fields and name in values:
+            data[wire] = _phone(values[name])
+        elif name in values:
+            data[wire] = values[name]
+        elif name in channel.presets:
+            data[wire] = channel.presets[name]
+    wire_names = {k.lower() for k in data}
+    for key, value in (values.get("raw") or {}).items():
+        if str(key).lower() in wire_names:
+            problem(
+                ("raw", key),
+                f"data key '{key}' is already set from the definition; "
+                "use the definition's own key instead of raw",
+                key=True,
+            )
+        data[key] = value
+    return data
