@@ -106,23 +106,7 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
             if message.skipped:
                 result.messages.add(message)
                 continue
-            for values in (message.values, message.sent or {}):
-                for name in ENUM_FIELDS:
-                    if name in values:
-                        values[name] = normalize_enum(name, values[name])
-            # The values sent are checked; an error about one a secret made quotes the shown.
-            schema = schema_problems(
-                message.values if message.sent is None else message.sent,
-                definition.channel,
-                definition.positions,
-                message.item_key,
-                origin_finder(definition, variables),
-                None if message.sent is None else message.values,
-            )
-            if schema:
-                later.extend(schema)
-                continue
-            request, problems = compiler.compile(message)
+            request, problems = _checked(message, variables, compiler)
             later.extend(problems)
             if request is not None:
                 result.messages.add(request)
@@ -132,14 +116,42 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
     if variables.given:  # only then is it worth parsing the templates for their names
         used = used_names(renderer.env, loaded.definitions)
         result.warnings.extend(unused_warnings(variables, used))
+    if not result.problems:
+        _check_targets(targets, matched, addresses)
+    result.problems.sort(key=Problem.sort_key)
+    return result
+
+
+def _checked(
+    message: RenderedMessage, variables: Variables, compiler: Compiler
+) -> tuple[Request | None, list[Problem]]:
+    """A rendered message checked against its channel's schema, then made into its request."""
+    definition = message.definition
+    for values in (message.values, message.sent or {}):
+        for name in ENUM_FIELDS:
+            if name in values:
+                values[name] = normalize_enum(name, values[name])
+    # The values sent are checked; an error about one a secret made quotes the shown.
+    schema = schema_problems(
+        message.values if message.sent is None else message.sent,
+        definition.channel,
+        definition.positions,
+        message.item_key,
+        origin_finder(definition, variables),
+        None if message.sent is None else message.values,
+    )
+    if schema:
+        return None, schema
+    return compiler.compile(message)
+
+
+def _check_targets(targets: Sequence[str], matched: set[str], addresses: set[str]) -> None:
     for target in targets:
-        if target not in matched and not result.problems:
+        if target not in matched:
             raise UserError(
                 f"no message matches the address {target!r}"
                 f"{did_you_mean(target, addresses)}; 'commbox-yaml plan' lists every address"
             )
-    result.problems.sort(key=Problem.sort_key)
-    return result
 
 
 def _secret_in_key(message: RenderedMessage, secrets: Redactor, project: Project) -> Problem | None:
