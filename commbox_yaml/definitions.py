@@ -111,46 +111,49 @@ def _check_identity(
 ) -> tuple[str, str] | None:
     """The definition's name and channel, or None (with problems noted) when unusable."""
     name, channel = data.get("name"), data.get("channel")
-    ok = True
-    if name is None:
-        problems.append(Problem(where, "missing required key 'name'"))
-        ok = False
-    elif not isinstance(name, str) or not NAME_PATTERN.match(name):
-        problems.append(
-            Problem(
-                positions.locate(("name",)),
-                f"{name!r} must be lower case letters, digits, '-' and '_', "
-                "not starting with '-' or '_'",
-                "name",
-            )
-        )
-        ok = False
-    elif name in first_seen:
-        first = first_seen[name]
-        problems.append(
-            Problem(
-                positions.locate(("name",)),
-                f"name '{name}' is already used by the definition at {first}; names must be unique",
-                "name",
-            )
-        )
-        ok = False
-    else:
+    found = [
+        _name_problem(name, positions, where, first_seen),
+        _channel_problem(channel, positions, where),
+    ]
+    problems.extend(p for p in found if p is not None)
+    if found[0] is None:  # a good name is taken, whatever the channel
         first_seen[name] = positions.locate(("name",)) or where
-    if channel is None:
-        problems.append(Problem(where, "missing required key 'channel'"))
-        ok = False
-    elif channel not in CHANNEL_NAMES:
-        problems.append(
-            Problem(
-                positions.locate(("channel",)),
-                f"unknown channel {channel!r}; use one of: {', '.join(CHANNEL_NAMES)}",
-                "channel",
-            )
-        )
-        ok = False
-    if not ok:
+    if any(found):
         return None
     assert isinstance(name, str)
     assert isinstance(channel, str)
     return name, channel
+
+
+def _name_problem(
+    name: Any, positions: Positions, where: Location, first_seen: dict[str, Location]
+) -> Problem | None:
+    if name is None:
+        return Problem(where, "missing required key 'name'")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        return Problem(
+            positions.locate(("name",)),
+            f"{name!r} must be lower case letters, digits, '-' and '_', "
+            "not starting with '-' or '_'",
+            "name",
+        )
+    if name in first_seen:
+        return Problem(
+            positions.locate(("name",)),
+            f"name '{name}' is already used by the definition at {first_seen[name]}; names "
+            "must be unique",
+            "name",
+        )
+    return None
+
+
+def _channel_problem(channel: Any, positions: Positions, where: Location) -> Problem | None:
+    if channel is None:
+        return Problem(where, "missing required key 'channel'")
+    if channel not in CHANNEL_NAMES:
+        return Problem(
+            positions.locate(("channel",)),
+            f"unknown channel {channel!r}; use one of: {', '.join(CHANNEL_NAMES)}",
+            "channel",
+        )
+    return None
