@@ -116,7 +116,7 @@ def _check_identity(
         _channel_problem(channel, positions, where),
     ]
     problems.extend(p for p in found if p is not None)
-    if found[0] is None:  # a good name is taken, whatever the channel
+    if found[0] is None and isinstance(name, str):  # a good name is taken, whatever the channel
         first_seen[name] = positions.locate(("name",)) or where
     if any(found):
         return None
