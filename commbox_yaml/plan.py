@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from commbox_yaml.build import Build
 from commbox_yaml.compile import Request
@@ -20,6 +20,9 @@ from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
 from commbox_yaml.output import write_json_list
 from commbox_yaml.render import OfMessage
 from commbox_yaml.store import BuiltMessages
+
+if TYPE_CHECKING:  # preview builds projects: imported only where it is used
+    from commbox_yaml.preview.against import Against
 
 PLAN_FORMAT = "1"
 PLAN_KIND = "commbox-yaml plan"
@@ -130,6 +133,7 @@ class Plan:
     files: int
     replace: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    against: Against | None = None  # the project as of a git ref (plan --against)
 
     @property
     def sends(self) -> PlannedMessages:

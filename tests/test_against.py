@@ -3,6 +3,7 @@ under tmp_path, and the old -> new text of each changed field, words marked."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from commbox_yaml.cli import main
 from commbox_yaml.errors import UserError
 from commbox_yaml.preview.against import requests_at
 from commbox_yaml.preview.diff import changed_fields, field_texts, marked, word_diff
@@ -125,3 +127,49 @@ def test_outside_a_git_repository_is_one_clear_error(tmp_path: Path) -> None:
     root = project(tmp_path / "plain", NOTICE, "version: '1.4'\nnews: n\n")
     with pytest.raises(UserError, match="is not in a git repository"):
         requests_at("main", load_project(root), [], [])
+
+
+# -- plan --against ------------------------------------------------------------------------------
+
+EXTRA = """\
+name: extra
+channel: sms
+stream: sms
+user_stream_provider_id: "972544444444"
+message: "an extra one"
+"""
+
+
+def test_plan_json_says_for_each_message_what_changed_since_the_ref(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = repository(tmp_path)
+    (root / "messages" / "extra.yaml").write_text(EXTRA)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "an extra message")
+    (root / "vars" / "common.yaml").write_text("version: '1.4'\nnews: faster, safer sends\n")
+    (root / "messages" / "extra.yaml").unlink()
+    (root / "messages" / "later.yaml").write_text(EXTRA.replace("extra", "later"))
+    capsys.readouterr()
+    assert main(["-C", str(root), "plan", "--json", "--against", "HEAD"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    by_key = {m["key"]: m["against"] for m in plan["messages"]}
+    assert by_key["notice-1.4"]["status"] == "changed"
+    assert by_key["notice-1.4"]["changed_fields"] == ["data.Message"]
+    previous = by_key["notice-1.4"]["previous_request"]["body"]["data"]["Message"]
+    assert previous == "Acme 1.4 is out: faster sends"
+    assert by_key["later"] == {
+        "ref": "HEAD",
+        "status": "new",
+        "changed_fields": [],
+        "previous_request": None,
+    }
+    assert [r["key"] for r in plan["against"]["removed"]] == ["extra"]
+    assert plan["against"]["commit"] == git(root, "rev-parse", "HEAD")
+    # Committed: nothing differs any more.
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "1.4 news")
+    assert main(["-C", str(root), "plan", "--json", "--against", "HEAD"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert {m["against"]["status"] for m in plan["messages"]} == {"same"}
+    assert plan["against"]["removed"] == []

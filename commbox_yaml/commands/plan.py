@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from commbox_yaml.commands._help import PROJECT_ENV, USAGE_ERROR, epilog
@@ -70,6 +71,12 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="save the plan for 'apply FILE' (keys and fingerprints, no content)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="also render the project as of git REF (a branch, tag or commit) and show, for "
+        "each message whose request differs, the old and new text of every changed field",
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the plan as JSON")
     output.add_argument(
@@ -99,6 +106,11 @@ def compute_plan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore) ->
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     plan = compute_plan(ctx, args, ctx.ledger(args.sandbox))
+    if args.against:
+        from commbox_yaml.preview.against import requests_at
+
+        against = requests_at(args.against, ctx.project(), ctx.var_files, ctx.var_assignments)
+        plan = dataclasses.replace(plan, against=against)
     if args.out:
         save_plan(plan, ctx.path(args.out), destination(ctx, args.sandbox), args.out)
     REPORTERS["json" if args.json else args.format or "text"](ctx.console, plan)

@@ -7,6 +7,8 @@ from typing import Any
 from commbox_yaml.compile import Request
 from commbox_yaml.output import Console
 from commbox_yaml.plan import PLAN_FORMAT, Plan, PlannedMessage
+from commbox_yaml.preview.against import Against
+from commbox_yaml.report.against import against_object, removed
 from commbox_yaml.report.describe import sms_of
 
 
@@ -59,7 +61,7 @@ def _parts(request: Request) -> list[dict[str, Any]]:
     return parts
 
 
-def planned_object(message: PlannedMessage) -> dict[str, Any]:
+def planned_object(message: PlannedMessage, against: Against | None = None) -> dict[str, Any]:
     if message.request is not None:
         out = message_object(message.request, message.action.value, message.changed_fields)
     else:
@@ -82,6 +84,8 @@ def planned_object(message: PlannedMessage) -> dict[str, Any]:
         "last_at": state.last_at,
         "last_status": state.last_status,
     }
+    if against is not None:
+        out["against"] = against_object(message, against)
     return out
 
 
@@ -97,4 +101,16 @@ def show_plan(console: Console, plan: Plan) -> None:
     """plan_object(plan) as JSON, written one message at a time (one per line): a fan-out
     to 100,000 never holds the whole document, as a dict or as text."""
     head = {"format_version": PLAN_FORMAT, "summary": plan.summary()}
-    console.json_with_list(head, "messages", (planned_object(m) for m in plan.messages))
+    against = plan.against
+    tail: dict[str, Any] = {}
+    if against is not None:
+        keys = {m.key for m in plan.messages}
+        tail["against"] = {
+            "ref": against.ref,
+            "commit": against.commit,
+            "existed": against.existed,
+            "removed": removed(against, keys),
+        }
+    console.json_with_list(
+        head, "messages", (planned_object(m, against) for m in plan.messages), tail
+    )
