@@ -31,6 +31,7 @@ COMMANDS = (
     "apply",
     "reconcile",
     "ledger",
+    "preview",
     "schema",
     "sandbox",
 )

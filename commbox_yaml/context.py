@@ -39,6 +39,11 @@ class Context:
         if not self.directory.is_dir():
             raise UserError(f"-C {self.directory} is a file, not a folder; give its folder")
 
+    def reset(self) -> None:
+        """Forget the project and variables read so far: the next use reads them again."""
+        self._project = None
+        self._variables = None
+
     def project(self) -> Project:
         if self._project is None:
             self._project = load_project(self.directory)

@@ -1,0 +1,235 @@
+"""The plan as a static site: an index of every message and a page for each, as its recipient
+will see it (SPEC section 10). Nothing is loaded from the network: CSS and the few lines of
+script are inline, and an email's own HTML is shown only inside a sandboxed `srcdoc` iframe
+whose Content-Security-Policy blocks remote images and styles (unless `allow_remote`).
+
+The site's pages are Jinja templates with autoescape on: a message's text is always data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from commbox_yaml.output import Redactor
+from commbox_yaml.plan import Action, Plan, PlannedMessage
+from commbox_yaml.preview.against import Against
+from commbox_yaml.report.against import changes, status
+from commbox_yaml.report.describe import segments_text, sms_of
+from commbox_yaml.resources import templates
+
+_PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "img-src data:{remote}; connect-src 'self'; base-uri 'none'; form-action 'none'"
+)
+_EMAIL_CSP = "default-src 'none'; style-src 'unsafe-inline'{remote}; img-src data:{remote}"
+_REMOTE = re.compile(
+    r"""(?:src|href|background)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//""", re.I
+)
+_HTML = re.compile(r"<\s*(?:html|body|p|div|table|br|a|img|h[1-6]|span|ul|ol|li)\b", re.I)
+# Placeholders for what the policy blocks: a broken image keeps its box and its alt text.
+_EMAIL_STYLE = "<style>img{outline:1px dashed #8c959f;min-width:24px;min-height:16px}</style>"
+
+
+@dataclass(frozen=True)
+class SiteOptions:
+    project: str  # how to name the project in the pages
+    allow_remote: bool = False
+    live: bool = False  # served by --serve: the pages poll for a new version
+
+
+def write_site(
+    plan: Plan,
+    out: Path,
+    options: SiteOptions,
+    redactor: Redactor,
+    wanted: Iterable[str] | None = None,
+) -> int:
+    """Write index.html and messages/*.html under `out` (replacing what a previous run wrote);
+    the number of message pages. `wanted`: only messages whose address one of these globs
+    matches."""
+    env = _environment()
+    remote = " http: https:" if options.allow_remote else ""
+    common = {
+        "csp": _PAGE_CSP.format(remote=remote),
+        "project": options.project,
+        "live": options.live,
+        "against": plan.against.ref if plan.against else None,
+    }
+    pages = out / "messages"
+    if pages.exists():
+        shutil.rmtree(pages)
+    pages.mkdir(parents=True)
+    message_page = env.get_template("message.html.j2")
+    rows = []
+    for message in _selected(plan, wanted):
+        view = _message_view(message, plan.against, redactor, options)
+        name = _page_name(message.address)
+        (pages / name).write_text(message_page.render(common, root="../", m=view), encoding="utf-8")
+        rows.append(_row(view, f"messages/{name}"))
+    index = env.get_template("index.html.j2").render(
+        common,
+        root="",
+        rows=rows,
+        summary=_summary(plan),
+        actions=sorted({r["action"] for r in rows}),
+        channels=sorted({r["channel"] for r in rows}),
+    )
+    (out / "index.html").write_text(index, encoding="utf-8")
+    return len(rows)
+
+
+def _environment() -> jinja2.Environment:
+    folder = templates() / "preview"
+
+    def load(name: str) -> str:
+        return (folder / name).read_text("utf-8")
+
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(load),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def _selected(plan: Plan, wanted: Iterable[str] | None) -> Iterator[PlannedMessage]:
+    patterns = [_address_glob(w) for w in wanted or ()]
+    for message in plan.messages:
+        if message.request is None:
+            continue  # skipped by `when`: nothing would be seen
+        if patterns and not any(p.fullmatch(message.address) for p in patterns):
+            continue
+        yield message
+
+
+def _address_glob(text: str) -> re.Pattern[str]:
+    """`*` any run of characters, `?` one; `[` and `]` are literal (they are in addresses)."""
+    return re.compile(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
+    )
+
+
+def _page_name(address: str) -> str:
+    """A file name for an address: readable, and never two addresses on one file."""
+    readable = re.sub(r"[^a-z0-9_-]+", "-", address.lower()).strip("-")[:60]
+    return f"{readable}-{hashlib.sha256(address.encode()).hexdigest()[:8]}.html"
+
+
+def _summary(plan: Plan) -> str:
+    counts = plan.summary()
+    return ", ".join(f"{n} {action}" for action, n in counts.items() if n)
+
+
+def _row(view: dict[str, Any], href: str) -> dict[str, Any]:
+    return {k: view[k] for k in ("address", "channel", "action", "symbol", "key")} | {
+        "href": href,
+        "recipients": view["recipients"],
+        "against": view["against_status"] or "",
+    }
+
+
+def _message_view(
+    message: PlannedMessage, against: Against | None, redactor: Redactor, options: SiteOptions
+) -> dict[str, Any]:
+    request = message.request
+    assert request is not None
+    data = redactor.data(request.data)
+    content = data.get("Content") if isinstance(data.get("Content"), dict) else {}
+    assert isinstance(content, dict)
+    text = str(data.get("Message", ""))
+    view: dict[str, Any] = {
+        "address": message.address,
+        "key": message.key,
+        "channel": request.channel,
+        "stream": request.stream,
+        "action": message.action.value,
+        "symbol": message.action.symbol.strip() or "·",
+        "note": _note(message),
+        "text": text,
+        "head": _head(request, data, content, redactor),
+        "recipients": _recipients(data, content),
+        "header": None,
+        "html": False,
+        "srcdoc": "",
+        "blocked": 0,
+        "changes": [],
+        "against_status": None,
+    }
+    if request.channel == "email" and _HTML.search(text):
+        remote = " http: https:" if options.allow_remote else ""
+        view["html"] = True
+        view["blocked"] = 0 if options.allow_remote else len(_REMOTE.findall(text))
+        csp = _EMAIL_CSP.format(remote=remote)
+        view["srcdoc"] = (
+            f'<meta http-equiv="Content-Security-Policy" content="{csp}">{_EMAIL_STYLE}{text}'
+        )
+    if against is not None:
+        view["against_status"] = status(message, against)
+        view["changes"] = [
+            {"path": c.path, "pieces": [redactor.data(p.__dict__) for p in c.pieces()]}
+            for c in changes(message, against)
+        ]
+    return view
+
+
+def _note(message: PlannedMessage) -> str:
+    notes = {
+        Action.CHANGED: "held: already sent with other content",
+        Action.UNKNOWN: "held: the last try's outcome is unknown",
+        Action.UNCHANGED: "already sent with this content",
+    }
+    return notes.get(message.action, "")
+
+
+def _recipients(data: dict[str, Any], content: dict[str, Any]) -> str:
+    listed = content.get("to") or [data.get("UserStreamProviderId", "")]
+    return ", ".join(_address(r) for r in listed)
+
+
+def _address(value: Any) -> str:
+    if isinstance(value, dict):
+        address = str(value.get("address", ""))
+        return f"{value['name']} <{address}>" if value.get("name") else address
+    return str(value)
+
+
+def _head(
+    request: Any, data: dict[str, Any], content: dict[str, Any], redactor: Redactor
+) -> list[tuple[str, str]]:
+    """What the recipient sees around the text, per channel."""
+    rows: list[tuple[str, str]] = []
+    if request.channel == "email":
+        rows.append(("Subject", str(content.get("subject", ""))))
+        rows.append(("From (stream)", str(request.stream)))
+        for label in ("to", "cc", "bcc"):
+            if content.get(label):
+                rows.append((label.capitalize(), ", ".join(_address(r) for r in content[label])))
+        files = [f"{redactor.text(f.name)} ({f.size:,} bytes)" for f in request.files]
+        files += [
+            f"{a.get('name') or a.get('path')} (link)"
+            for a in content.get("attachments", [])
+            if isinstance(a, dict)
+        ]
+        if files:
+            rows.append(("Attachments", ", ".join(files)))
+    else:
+        rows.append(("To", _recipients(data, content)))
+    size = sms_of(request)
+    if size is not None:
+        rows.append(("Characters", f"{len(str(data.get('Message', '')))}"))
+        rows.append(("Segments", segments_text(size)))
+    if "whatsapp_hsm_name" in content:
+        rows.append(("Template", str(content["whatsapp_hsm_name"])))
+        rows.append(("Language", str(content.get("whatsapp_language_code", "(not set)"))))
+        params = content.get("whatsapp_localizable_params") or []
+        for number, param in enumerate(params, 1):
+            rows.append((f"{{{{{number}}}}}", str(param)))
+    return rows
