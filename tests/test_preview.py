@@ -1,0 +1,248 @@
+"""preview: the plan as a static site, checked as files and in a real browser.
+
+The browser is Debian's chromium, headless, driven by Playwright with `executable_path` set to
+it (no browser download). The site is written by the CLI, as a user runs it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from commbox_yaml.cli import main
+from tests.projects import project
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SECRET = "sk_live_51HxQ2bC3vT8mLrWq9ZkFd7N"
+
+COMMBOX = """\
+version: 1
+streams:
+  email: b9910a75a46c492c9cf46a910cdba0012
+  sms: 5fd0c1
+  wa: 5fd0c2
+  chat: 5fd0c3
+vars: [vars/common.yaml]
+sensitive: [api_key]
+"""
+
+MESSAGES = """\
+name: html-email
+channel: email
+stream: email
+user_stream_provider_id: releases@acme.example
+subject: "Acme {{ version }} is out"
+to: [{address: ops@acme.example, name: Ops}]
+message: >-
+  <html><body><h1 id="title">Acme {{ version }}</h1>
+  <p>Your key ends in {{ api_key[-4:] }}.</p>
+  <img src="https://tracker.example/pixel.gif" alt="tracking pixel">
+  <script>document.title = "SCRIPT RAN"; parent.document.title = "SCRIPT RAN";</script>
+  </body></html>
+---
+name: oncall-sms
+channel: sms
+stream: sms
+user_stream_provider_id: "972544444444"
+for_each: people
+message: "Release {{ version }} for {{ item }}: deploy at 10:00"
+---
+name: customer-wa
+channel: whatsapp
+stream: wa
+user_stream_provider_id: "972544444444"
+to: ["972544444444"]
+template: {name: release_notice, language: en_US, params: ["{{ version }}", "Acme"]}
+message: "Acme {{ version }} is out"
+---
+name: team-chat
+channel: chat
+stream: chat
+user_stream_provider_id: "972544444444"
+message: "Shipping {{ version }} now"
+"""
+
+
+def make(root: Path) -> Path:
+    return project(
+        root,
+        MESSAGES,
+        f"version: '1.4'\napi_key: {SECRET}\npeople: [ann, bob]\n",
+        commbox=COMMBOX,
+    )
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    root = make(tmp_path / "p")
+    assert main(["-C", str(root), "preview"]) == 0
+    return root / ".commbox" / "preview"
+
+
+# -- the files ------------------------------------------------------------------------------------
+
+
+def test_every_planned_address_is_listed_with_a_page(site: Path) -> None:
+    index = (site / "index.html").read_text()
+    addresses = ["html-email", "oncall-sms[ann]", "oncall-sms[bob]", "customer-wa", "team-chat"]
+    for address in addresses:
+        assert f">{address}</a>" in index
+    pages = list((site / "messages").glob("*.html"))
+    assert len(pages) == len(addresses)
+    for href in re.findall(r'href="(messages/[^"]+)"', index):
+        assert (site / href).is_file()
+
+
+def test_nothing_is_loaded_from_the_network(site: Path) -> None:
+    for page in [site / "index.html", *(site / "messages").glob("*.html")]:
+        text = page.read_text()
+        # The email's own pixel is inside the sandboxed srcdoc (escaped), never the page's own.
+        outside = re.sub(r'srcdoc="[^"]*"', "", text)
+        assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", outside), page
+        assert "url(http" not in outside
+        assert "default-src 'none'" in html.unescape(text)
+
+
+def test_a_sensitive_value_never_shows(site: Path) -> None:
+    for page in [site / "index.html", *(site / "messages").glob("*.html")]:
+        text = page.read_text()
+        assert SECRET not in text
+        assert SECRET[-4:] not in text.replace("(sensitive)", "")
+    email = next((site / "messages").glob("html-email-*.html")).read_text()
+    assert "(sensitive)" in email
+
+
+def test_sms_and_whatsapp_pages_show_segments_and_parameters(site: Path) -> None:
+    sms = next((site / "messages").glob("oncall-sms-ann-*.html")).read_text()
+    assert "Segments" in sms
+    assert "GSM-7" in sms
+    wa = next((site / "messages").glob("customer-wa-*.html")).read_text()
+    assert "release_notice" in wa
+    assert "en_US" in wa
+    assert re.search(r"<dt>\{\{1\}\}</dt><dd>1.4</dd>", wa)
+
+
+def test_a_glob_selects_messages_and_one_matching_nothing_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make(tmp_path / "p")
+    assert main(["-C", str(root), "preview", "oncall-sms[*]", "--out", "site"]) == 0
+    assert len(list((root / "site" / "messages").glob("*.html"))) == 2
+    capsys.readouterr()
+    assert main(["-C", str(root), "preview", "nothing-*"]) == 1
+    assert "no planned message matches nothing-*" in capsys.readouterr().err
+
+
+# -- in a real browser ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    if CHROMIUM is None:  # never skipped: a page untested in a browser is untested
+        pytest.fail("Debian's chromium is not installed: apt-get install chromium (.ci/run does)")
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def _open(browser: object, url: str) -> tuple[object, list[str]]:
+    """The page at `url`, and what went wrong in it: console errors, script errors, and any
+    request that left this machine."""
+    page = browser.new_page()  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "request",
+        lambda r: (
+            errors.append(f"network: {r.url}")
+            if r.url.startswith(("http://", "https://")) and "127.0.0.1" not in r.url
+            else None
+        ),
+    )
+    page.goto(url)
+    return page, errors
+
+
+def test_the_index_and_each_channel_load_without_console_errors(
+    site: Path, browser: object
+) -> None:
+    page, errors = _open(browser, (site / "index.html").as_uri())
+    assert page.locator("#messages tbody tr").count() == 5  # type: ignore[attr-defined]
+    page.select_option("#filter-channel", "sms")  # type: ignore[attr-defined]
+    assert page.locator("#messages tbody tr:visible").count() == 2  # type: ignore[attr-defined]
+    for name in ("oncall-sms-ann", "customer-wa", "team-chat"):
+        other, more = _open(browser, next((site / "messages").glob(f"{name}-*.html")).as_uri())
+        assert more == [], (name, more)
+        other.close()  # type: ignore[attr-defined]
+    assert errors == []
+
+
+def test_an_email_page_runs_no_script_toggles_its_width_and_is_photographed(
+    site: Path, browser: object, tmp_path: Path
+) -> None:
+    url = next((site / "messages").glob("html-email-*.html")).as_uri()
+    page, errors = _open(browser, url)
+    frame = page.frame_locator("#email-html")  # type: ignore[attr-defined]
+    assert frame.locator("#title").inner_text() == "Acme 1.4"
+    assert page.title() != "SCRIPT RAN"  # type: ignore[attr-defined]
+    assert frame.locator("title").count() == 0 or "SCRIPT" not in page.title()  # type: ignore[attr-defined]
+    width = page.locator("#email-html").evaluate("e => e.getBoundingClientRect().width")  # type: ignore[attr-defined]
+    page.click("text=Phone (375 px)")  # type: ignore[attr-defined]
+    narrow = page.locator("#email-html").evaluate("e => e.getBoundingClientRect().width")  # type: ignore[attr-defined]
+    assert narrow == 375
+    assert width > narrow
+    # The remote pixel was blocked (the frame's policy says so on the console), never fetched.
+    assert not [e for e in errors if e.startswith("network:")], errors
+    shot = tmp_path / "email.png"
+    page.screenshot(path=str(shot), full_page=True)  # type: ignore[attr-defined]
+    assert shot.stat().st_size > 10_000
+
+
+def test_serve_reloads_the_page_after_a_vars_file_is_edited(
+    tmp_path: Path, browser: object
+) -> None:
+    root = make(tmp_path / "p")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "commbox_yaml", "-C", str(root), "preview", "--serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        url = ""
+        while not url:
+            line = child.stdout.readline()
+            assert line, child.stderr.read() if child.stderr else "preview --serve ended"
+            found = re.search(r"Serving (http://127\.0\.0\.1:\d+/)", line)
+            url = found.group(1) if found else ""
+        page, errors = _open(browser, url + "index.html")
+        page.click("text=team-chat")  # type: ignore[attr-defined]
+        assert "Shipping 1.4 now" in page.content()  # type: ignore[attr-defined]
+        (root / "vars" / "common.yaml").write_text(
+            f"version: '1.5'\napi_key: {SECRET}\npeople: [ann, bob]\n"
+        )
+        deadline = time.monotonic() + 20
+        while "Shipping 1.5 now" not in page.content():  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "the page did not reload"
+            time.sleep(0.1)
+        version = urllib.request.urlopen(url + "__version").read().decode()
+        assert int(version) >= 2
+        assert errors == []
+    finally:
+        child.terminate()
+        child.communicate(timeout=10)
