@@ -17,6 +17,7 @@ Rows (each side in a fresh process, sides alternating round by round, medians co
   rounds (at least 9).
 - pace: `apply` of 400 messages at `rate_per_s: 50`: the span of their arrival at the sandbox
   against (n - 1) / rate, and the most requests that arrived within any one second.
+- preview: `preview` of the 10,000-item fan-out against `plan --json` of the same project.
 - version: `commbox-yaml --version` against a process importing pyyaml, jinja2, jsonschema and
   urllib3.
 - ledger: plan over 1,000 messages with a 1,000,000-event ledger, minus the same plan without
@@ -53,7 +54,7 @@ import bench_validate  # noqa: E402
 WORK = HERE / ".work"
 PYTHON = sys.executable
 CLI = str(Path(PYTHON).with_name("commbox-yaml"))
-ROWS = ("plan", "scale", "apply8", "apply32", "pace", "version", "ledger")
+ROWS = ("plan", "scale", "apply8", "apply32", "pace", "preview", "version", "ledger")
 LEDGER_EVENTS = 1_000_000
 
 
@@ -174,6 +175,29 @@ def row_plan(rounds: int, notes: dict[str, list[Run]]) -> list[Row]:
             "≤ 100 MB",
             rss <= 100,
         ),
+    ]
+
+
+def row_preview(rounds: int, notes: dict[str, list[Run]]) -> list[Row]:
+    """`preview` of the 10k fan-out against `plan --json` of the same project."""
+    root = fan_project(10_000)
+    site = WORK / "preview-10k"
+    runs = alternate(
+        rounds,
+        {
+            "preview": lambda: timed([CLI, "-C", str(root), "preview", "--out", str(site)]),
+            "plan": lambda: timed([CLI, "-C", str(root), "plan", "--json"]),
+        },
+    )
+    ours, floor = median(runs["preview"]), median(runs["plan"])
+    pages = len(list((site / "messages").glob("*.html")))
+    return [
+        Row(
+            "`preview`, 10,000 items, vs `plan --json` of the same project",
+            f"{ours / floor:.2f}x ({ours:.2f} s vs {floor:.2f} s; {pages:,} pages)",
+            "≤ 2x",
+            ours / floor <= 2,
+        )
     ]
 
 
@@ -412,6 +436,7 @@ RUNNERS: dict[str, Callable[[int, dict[str, list[Run]]], list[Row]]] = {
     "apply8": row_apply8,
     "apply32": row_apply32,
     "pace": row_pace,
+    "preview": row_preview,
     "version": row_version,
     "ledger": row_ledger,
 }
