@@ -71,7 +71,10 @@ def test_ledger_import_of_a_folder_is_named_as_such(
             ["--sandbox", "plan", "--json"],
             " plan --sandbox --json'",
         ),
-        (["validate", "--sandbox"], "--sandbox is an option of apply, ledger, plan, reconcile"),
+        (
+            ["validate", "--sandbox"],
+            "--sandbox is an option of apply, ledger, plan, preview, reconcile only",
+        ),
         (["plan", "--detailled-exitcode"], "did you mean '--detailed-exitcode'?"),
     ],
 )
