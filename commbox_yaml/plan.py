@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -134,6 +134,7 @@ class Plan:
     replace: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     against: Against | None = None  # the project as of a git ref (plan --against)
+    destination: str = ""  # where it would send (`sandbox` or the base URL), for its digest
 
     @property
     def sends(self) -> PlannedMessages:
@@ -145,6 +146,38 @@ class Plan:
 
     def summary(self) -> dict[str, int]:
         return {action.value: self.messages.count(action) for action in Action}
+
+    @property
+    def digest(self) -> str:
+        """What a reviewer approves (SPEC section 11): see `plan_digest`."""
+        return plan_digest(
+            self.destination,
+            self.replace,
+            (
+                (m.key, m.action.value, m.request.fingerprint if m.request else None)
+                for m in self.messages
+            ),
+        )
+
+
+def plan_digest(
+    destination: str,
+    replace: Sequence[str],
+    messages: Iterable[tuple[str, str, str | None]],
+) -> str:
+    """`sha256:...` of where a plan sends, its --replace list, and each message's key, action
+    and fingerprint, in order: a plan file edited by hand (an action turned to send, the
+    replace list widened) cannot keep it. A line of canonical JSON per part, hashed as it
+    comes: a plan of 100,000 messages is never held whole for it."""
+    hashed = hashlib.sha256()
+    hashed.update(_canonical({"destination": destination, "replace": list(replace)}))
+    for key, action, fingerprint in messages:
+        hashed.update(_canonical([key, action, fingerprint]))
+    return "sha256:" + hashed.hexdigest()
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
 def make_plan(
@@ -266,7 +299,7 @@ class SavedPlan:
     targets: tuple[str, ...]
     replace: tuple[str, ...]
     messages: tuple[dict[str, Any], ...]
-    digest: str
+    digest: str  # plan_digest of what the file says: what `--expect-digest` compares
 
 
 def load_plan(path: Path, display: str) -> SavedPlan:
@@ -294,13 +327,14 @@ def load_plan(path: Path, display: str) -> SavedPlan:
             f"{display} does not say where it was planned for (destination, ledger); "
             "make the plan again with this version"
         )
-    return SavedPlan(
+    replace = tuple(data.get("replace") or ())
+    digest = plan_digest(
         destination,
-        ledger,
-        tuple(data.get("targets") or ()),
-        tuple(data.get("replace") or ()),
-        tuple(messages),
-        hashlib.sha256(raw).hexdigest(),
+        replace,
+        ((str(m.get("key")), str(m.get("action")), m.get("fingerprint")) for m in messages),
+    )
+    return SavedPlan(
+        destination, ledger, tuple(data.get("targets") or ()), replace, tuple(messages), digest
     )
 
 
@@ -316,6 +350,16 @@ def check_destination(saved: SavedPlan, display: str, destination: str, ledger: 
     raise UserError(
         f"the plan {display} was made for {_where(saved.destination, saved.ledger)}, not "
         f"{_where(destination, ledger)}; nothing was sent: {hint}"
+    )
+
+
+def check_digest(saved: SavedPlan, display: str, expected: str | None) -> None:
+    """With `--expect-digest`: the plan file is exactly the plan that was approved."""
+    if expected is None or saved.digest == expected.strip():
+        return
+    raise UserError(
+        f"the plan {display} has digest {saved.digest}, not the approved {expected.strip()}: "
+        "it was changed after it was approved (or another plan was given); nothing was sent"
     )
 
 

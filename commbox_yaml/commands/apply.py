@@ -26,6 +26,7 @@ from commbox_yaml.plan import (
     PlannedMessage,
     SavedPlan,
     check_destination,
+    check_digest,
     load_plan,
     stale_reasons,
 )
@@ -73,6 +74,12 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
+        "--expect-digest",
+        metavar="DIGEST",
+        help="with PLANFILE: send nothing unless the plan file's digest is DIGEST (the one "
+        "'plan' printed, and a reviewer approved)",
+    )
+    parser.add_argument(
         "--reconcile",
         action="store_true",
         help="first read CommBox back for keys held as unknown (see 'reconcile')",
@@ -85,12 +92,18 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         raise UserError(
             "a plan file already fixes --target and --replace; make a new plan to change them"
         )
+    if args.expect_digest and not args.planfile:
+        raise UserError(
+            "--expect-digest checks a plan file: 'commbox-yaml plan -out FILE', then "
+            "'commbox-yaml apply FILE --expect-digest sha256:...'"
+        )
     # A URL that does not parse, or would send the token astray, stops everything up front.
     target = destination(ctx, args.sandbox)
     ledger = ctx.ledger(args.sandbox)
     saved = load_plan(ctx.path(args.planfile), args.planfile) if args.planfile else None
     if saved is not None:  # refused whole, before the ledger is touched
         check_destination(saved, args.planfile, target, ledger.display)
+        check_digest(saved, args.planfile, args.expect_digest)
     if project.ledger_must_exist and not args.sandbox and not ledger.exists():
         raise UserError(
             f"the ledger {ledger.display} is missing and ledger.must_exist is true: nothing was "

@@ -106,13 +106,14 @@ def compute_plan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore) ->
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     plan = compute_plan(ctx, args, ctx.ledger(args.sandbox))
+    plan = dataclasses.replace(plan, destination=destination(ctx, args.sandbox))
     if args.against:
         from commbox_yaml.preview.against import requests_at
 
         against = requests_at(args.against, ctx.project(), ctx.var_files, ctx.var_assignments)
         plan = dataclasses.replace(plan, against=against)
     if args.out:
-        save_plan(plan, ctx.path(args.out), destination(ctx, args.sandbox), args.out)
+        save_plan(plan, ctx.path(args.out), plan.destination, args.out)
     REPORTERS["json" if args.json else args.format or "text"](ctx.console, plan)
     if args.out and not args.json and args.format in (None, "text"):
         ctx.console.out()

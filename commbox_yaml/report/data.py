@@ -100,7 +100,9 @@ def plan_object(plan: Plan) -> dict[str, Any]:
 def show_plan(console: Console, plan: Plan) -> None:
     """plan_object(plan) as JSON, written one message at a time (one per line): a fan-out
     to 100,000 never holds the whole document, as a dict or as text."""
-    head = {"format_version": PLAN_FORMAT, "summary": plan.summary()}
+    head: dict[str, Any] = {"format_version": PLAN_FORMAT, "summary": plan.summary()}
+    if plan.destination:
+        head["digest"] = plan.digest
     against = plan.against
     tail: dict[str, Any] = {}
     if against is not None:
