@@ -26,7 +26,7 @@ from typing import IO, Any
 from commbox_yaml.compile import Attachment, FieldHashes, Request, file_ids_of
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Problem, UserError
-from commbox_yaml.output import Redactor
+from commbox_yaml.redact import Redactor
 from commbox_yaml.render import RenderedMessage
 
 SPILL_AFTER = 20_000  # messages kept as objects (about 60 MB); past it, records on disk

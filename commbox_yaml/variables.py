@@ -11,8 +11,8 @@ from typing import Any
 
 from commbox_yaml.errors import Location, Problem, UserError, ValidationFailed
 from commbox_yaml.hints import closest
-from commbox_yaml.output import Redactor
 from commbox_yaml.project import Project
+from commbox_yaml.redact import Redactor
 from commbox_yaml.source import PathKey, Positions, load_single
 from commbox_yaml.written import Written, plain
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from commbox_yaml.cli import main
 from commbox_yaml.compile import canonical_json, fingerprint_of
-from commbox_yaml.output import REDACTED, Console, Redactor, secret_forms
+from commbox_yaml.output import Console
+from commbox_yaml.redact import REDACTED, Redactor, secret_forms
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.leaks import LeakGuard, leak_report
 from tests.projects import build_project, write

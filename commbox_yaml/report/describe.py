@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from commbox_yaml.compile import Request
-from commbox_yaml.output import Redactor, human_size
+from commbox_yaml.files import human_size
 from commbox_yaml.plan import Action, Plan, PlannedMessage
+from commbox_yaml.redact import Redactor
 from commbox_yaml.sms import SmsSize, sms_size
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from commbox_yaml.output import Console, Redactor, one_line
+from commbox_yaml.output import Console, one_line
 from commbox_yaml.plan import Action, Plan, PlannedMessage
+from commbox_yaml.redact import Redactor
 from commbox_yaml.report.describe import (
     ACTIONABLE,
     changed_rows,
