@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ast
-import io
 import importlib.util
+import io
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,8 @@ PIPELINE = [
 
 def _imported(module: str) -> set[str]:
     spec = importlib.util.find_spec(module)
-    assert spec is not None and spec.origin is not None
+    assert spec is not None
+    assert spec.origin is not None
     tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
     names: set[str] = set()
     for node in ast.walk(tree):
