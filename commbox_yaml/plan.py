@@ -13,6 +13,7 @@ from typing import Any, overload
 
 from commbox_yaml.build import Build
 from commbox_yaml.compile import Request
+from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import UserError
 from commbox_yaml.files import unreadable, write_whole
 from commbox_yaml.keys import expand
@@ -62,6 +63,20 @@ class PlannedMessage(OfMessage):
 
 _ACTIONS = tuple(Action)
 _CODES = {action: code for code, action in enumerate(_ACTIONS)}
+# Held for a person's look: a compact plan still shows each of these in full.
+HELD = (Action.CHANGED, Action.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class DefinitionCounts:
+    """One definition's messages in a plan, counted by action."""
+
+    definition: Definition
+    counts: dict[Action, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,49 @@ class PlannedMessages(Sequence[PlannedMessage]):
         if len(self._indexes) == len(actions):  # the whole plan
             return actions.count(code)
         return sum(1 for i in self._indexes if actions[i] == code)
+
+    def of_channel(self, channel: str) -> PlannedMessages:
+        """Those of one channel, in plan order; the others are not read."""
+        store = self._decisions.store
+        return PlannedMessages(
+            self._decisions,
+            array("q", (i for i in self._indexes if store.definition(i).channel == channel)),
+        )
+
+    def by_definition(self) -> list[DefinitionCounts]:
+        """Each definition, in plan order, with its messages counted by action; no message is
+        read back, so this costs the same for a fan-out on disk."""
+        store, actions = self._decisions.store, self._decisions.actions
+        counts: dict[int, list[int]] = {}
+        definitions: dict[int, Definition] = {}
+        for index in self._indexes:
+            definition = store.definition(index)
+            mine = counts.get(id(definition))
+            if mine is None:
+                mine = counts[id(definition)] = [0] * len(_ACTIONS)
+                definitions[id(definition)] = definition
+            mine[actions[index]] += 1
+        return [
+            DefinitionCounts(
+                definitions[ident], {a: n for a, n in zip(_ACTIONS, mine, strict=True) if n}
+            )
+            for ident, mine in counts.items()
+        ]
+
+    def for_a_look(self) -> PlannedMessages:
+        """Those a person should look at, in plan order: the held ones (changed, unknown) and
+        those --replace sends again."""
+        held = {_CODES[action] for action in HELD}
+        actions, extra = self._decisions.actions, self._decisions.extra
+        return PlannedMessages(
+            self._decisions,
+            array("q", (i for i in self._indexes if actions[i] in held or _replacing(extra, i))),
+        )
+
+
+def _replacing(extra: dict[int, tuple[tuple[str, ...], bool]], index: int) -> bool:
+    found = extra.get(index)
+    return found is not None and found[1]
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class MessageStore:
         self._flags = bytearray()
         self._definitions: list[Definition] = []
         self._definition_index: dict[int, int] = {}
+        self._definition_of = array("q")  # each entry's definition, as its number
         self._attachments: list[Attachment] = []
         self._attachment_index: dict[Attachment, int] = {}
         self._key_hashes: set[int] = set()
@@ -84,6 +85,7 @@ class MessageStore:
         else:
             self._key_hashes.add(digest)
         self._hashes.append(digest)
+        self._definition_of.append(self._number_definition(definition))
         if isinstance(entry, Request):
             self.request_count += 1
             self._flags.append(0)
@@ -180,6 +182,10 @@ class MessageStore:
 
     def key_hash(self, index: int) -> int:
         return self._hashes[index]
+
+    def definition(self, index: int) -> Definition:
+        """The definition an entry was made from, without reading the entry back."""
+        return self._definitions[self._definition_of[index]]
 
     def requests(self) -> Iterator[Request]:
         for index in range(len(self._flags)):

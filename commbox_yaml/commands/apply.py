@@ -15,7 +15,12 @@ from typing import Any
 
 from commbox_yaml.client import Client, client_for
 from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
-from commbox_yaml.commands.plan import add_selection_options, compute_plan, destination
+from commbox_yaml.commands.plan import (
+    add_detail_option,
+    add_selection_options,
+    compute_plan,
+    destination,
+)
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.output import Console
@@ -64,6 +69,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--allow-bulk", action="store_true", help="allow more sends than limits.max_sends"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_detail_option(parser)
     parser.add_argument(
         "--reconcile",
         action="store_true",
@@ -113,7 +119,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         else:
             plan = compute_plan(ctx, args, ledger)
         if not args.json:
-            REPORTERS["text"](ctx.console, plan)
+            REPORTERS["text"](ctx.console, plan, args.detail)
         sends = plan.sends
         if not sends:
             return _finish(ctx, args, plan, [], None)
