@@ -16,11 +16,11 @@ from commbox_yaml.compile import Request
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import UserError
 from commbox_yaml.files import unreadable, write_whole
-from commbox_yaml.keys import expand
+from commbox_yaml.keys import expand, natural_key
 from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
 from commbox_yaml.output import write_json_list
 from commbox_yaml.render import OfMessage
-from commbox_yaml.store import MessageStore
+from commbox_yaml.store import MessageStore, PlanOrder, plan_order
 
 PLAN_FORMAT = "1"
 PLAN_KIND = "commbox-yaml plan"
@@ -239,20 +239,13 @@ def make_plan(
 
 
 def _plan_order(store: MessageStore) -> list[int]:
-    """Indexes of the store's entries sorted by file, line and address; requests before
-    skipped messages, then build order, on a tie."""
+    """Indexes of the store's entries sorted by file, line and address (in natural order:
+    `c2` before `c10`); requests before skipped messages, then build order, on a tie."""
 
-    def order(index: int) -> tuple[str, int, str, bool, int]:
+    def order(index: int) -> tuple[PlanOrder, bool, int]:
         entry = store[index]
         message = entry.message if isinstance(entry, Request) else entry
-        definition = message.definition
-        return (
-            definition.file,
-            definition.location.line,
-            message.address,
-            store.is_skipped(index),
-            index,
-        )
+        return plan_order(message), store.is_skipped(index), index
 
     return [key[-1] for key in sorted(order(i) for i in range(len(store)))]
 
@@ -405,7 +398,7 @@ def stale_reasons(saved: SavedPlan, current: Plan) -> list[str]:
             reasons.append(f"{entry.get('address')}: no longer in the project")
         elif position in changed:
             reasons.append(changed[position])
-    reasons += [f"{new[key]}: new since the plan was made" for key in sorted(new)]
+    reasons += [f"{new[key]}: new since the plan was made" for key in sorted(new, key=natural_key)]
     return reasons
 
 

@@ -26,6 +26,7 @@ from typing import IO, Any
 from commbox_yaml.compile import Attachment, FieldHashes, Request, file_ids_of
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Problem, UserError
+from commbox_yaml.keys import NaturalKey, natural_key
 from commbox_yaml.redact import Redactor
 from commbox_yaml.render import RenderedMessage
 
@@ -35,6 +36,13 @@ _WRITE_BUFFER = _READ_AHEAD = 1 << 20
 _SKIPPED = 1
 
 Entry = Request | RenderedMessage  # a request, or a message skipped by `when`
+PlanOrder = tuple[str, int, NaturalKey]
+
+
+def plan_order(message: RenderedMessage) -> PlanOrder:
+    """Where a message stands in a plan: by file, line, then address in natural order."""
+    definition = message.definition
+    return definition.file, definition.location.line, natural_key(message.address)
 
 
 class MessageStore:
@@ -58,8 +66,8 @@ class MessageStore:
         self._attachment_index: dict[Attachment, int] = {}
         self._key_hashes: set[int] = set()
         self._repeated: set[int] = set()  # key hashes seen twice: a duplicate key, or a collision
-        self._last: tuple[str, int, str] | None = None
-        self.in_order = True  # entries came sorted by (file, line, address), as plans list them
+        self._last: PlanOrder | None = None
+        self.in_order = True  # entries came sorted by plan_order, as plans list them
         self.request_count = 0
         self._request_indexes = array("q")  # made when a request is asked for by its number
 
@@ -74,7 +82,7 @@ class MessageStore:
     def add(self, entry: Entry) -> None:
         message = entry.message if isinstance(entry, Request) else entry
         definition = message.definition
-        order = (definition.file, definition.location.line, message.address)
+        order = plan_order(message)
         if self._last is not None and order <= self._last:  # a tie: sorted exactly later
             self.in_order = False
         self._last = order

@@ -9,6 +9,7 @@ from typing import Any
 from commbox_yaml.commands._help import USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
+from commbox_yaml.keys import natural_key
 from commbox_yaml.ledger import LedgerStore
 from commbox_yaml.ledger.transfer import keys_of, read_export
 from commbox_yaml.output import safe_json
@@ -105,7 +106,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                     shown = ", ".join(value) if isinstance(value, list) else value
                     console.out(f"{label:<14} {shown}")
         return 0
-    states = sorted(view.states.values(), key=lambda s: s.key)
+    states = sorted(view.states.values(), key=lambda s: natural_key(s.key))
     if args.json:
         console.json_list(
             {
