@@ -73,7 +73,7 @@ class Console:
         self.stderr = stderr or sys.stderr
         self.redactor = redactor or Redactor()
         if color is None:
-            color = is_terminal(self.stdout) and "NO_COLOR" not in os.environ
+            color = is_terminal(self.stdout) and not no_color_asked()
         self.color = color
         self.github = os.environ.get("GITHUB_ACTIONS") == "true"
 
@@ -224,6 +224,12 @@ def annotation(problem: Problem, redactor: Redactor | None = None) -> str:
     if loc.line:
         props += f",line={loc.line},col={loc.col}"
     return f"::error {props}::{annotation_escape(text)}"
+
+
+def no_color_asked() -> bool:
+    """Whether NO_COLOR asks for no colours: as no-color.org defines it, when it is present
+    and not an empty string (`NO_COLOR=` leaves colours on)."""
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def is_terminal(stream: TextIO) -> bool:
