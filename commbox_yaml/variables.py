@@ -237,7 +237,7 @@ def _check_sensitive_names(project: Project, values: dict[str, Any]) -> None:
 def _var_file(
     project: Project, relative: str, where: Location | None
 ) -> tuple[VarFile, list[tuple[str, Any, Location | None]]]:
-    path = project.resolve(relative, where, "var file")
+    path = project.resolve(relative, where or Location(relative), "var file")
     display = project.display(path)
     if path.is_dir():
         raise UserError(
