@@ -763,8 +763,8 @@ def test_many_secrets_cost_little(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     make(tmp_path, messages, json.dumps({"tokens": tokens}) + "\n", "tokens")
     started = time.monotonic()
-    assert run(tmp_path, "plan") == 0
-    assert run(tmp_path, "plan", "--format", "markdown") == 0
+    assert run(tmp_path, "plan", "--detail") == 0  # every message, each with its PIN
+    assert run(tmp_path, "plan", "--format", "markdown", "--detail") == 0
     elapsed = time.monotonic() - started
     out = capsys.readouterr().out
     assert out.count("Your PIN is (sensitive)") == 200
