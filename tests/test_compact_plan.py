@@ -64,11 +64,10 @@ def test_sixty_messages_show_a_line_per_definition_and_the_held_in_full(
     _held(_fan(tmp_path, 60))
     out = _out(tmp_path, capsys, "plan")
     lines = out.splitlines()
-    assert lines[2].split() == [
-        "fan", "sms", "59", "56", "to", "send,", "1", "unchanged,", "1", "changed", "(held),",
-        "1", "unknown", "(held)",
-    ]  # fmt: skip
-    assert lines[3].split() == ["note", "sms", "1", "1", "to", "send"]
+    assert lines[2:4] == [
+        "  fan   sms  59 messages: 56 to send, 1 unchanged, 1 changed (held), 1 unknown (held)",
+        "  note  sms   1 message:  1 to send",
+    ]
     assert "  ~ fan[i07]" in out
     assert 'new Message "hello i07"' in out
     assert "held: not sent again unless --replace fan[i07]" in out
@@ -158,7 +157,7 @@ def test_apply_shows_the_compact_plan_and_detail_the_full_one(
     monkeypatch.delenv("COMMBOX_API_TOKEN", raising=False)
     _fan(tmp_path, 60)
     out = _out(tmp_path, capsys, "apply", "--sandbox", "--auto-approve")
-    assert "  fan " in out
+    assert "  fan   sms  59 messages: 59 to send" in out
     assert "  + fan[" not in out
     assert "Apply complete: 60 sent" in out
     (tmp_path / "messages" / "main.yaml").write_text(
