@@ -57,6 +57,9 @@ class Project:
     ledger_url: str | None = None  # a PostgreSQL ledger, from commbox.yaml or COMMBOX_LEDGER_URL
     ledger_namespace: str = "default"
     positions: Positions = field(default_factory=Positions)
+    # The nearest existing path to each missing one named in this run: a message_file
+    # misspelt in a fan-out is missing for every item, and the folder is read once.
+    _near: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def file(self) -> str:
@@ -72,10 +75,10 @@ class Project:
         path = resolve_inside(self.root, relative, location, what)
         noun = FILES_TO_READ.get(what)
         if noun is not None and not path.exists():
-            hint = (
-                did_you_mean_path(self.root, relative)
-                or " (paths are relative to the project root)"
-            )
+            hint = self._near.get(relative)
+            if hint is None:
+                hint = did_you_mean_path(self.root, relative) or _RELATIVE
+                self._near[relative] = hint
             raise UserError(f"{noun} {relative!r} not found{hint}", location)
         return path
 
@@ -89,6 +92,7 @@ class Project:
 
 # The `what` of Project.resolve for a file read as soon as it is named, and the word its
 # not-found message uses (render.py resolves message_file through Project.resolve too).
+_RELATIVE = " (paths are relative to the project root)"
 FILES_TO_READ = {"var file": "var file", "attachment": "attachment", "message_file": "file"}
 
 
