@@ -14,7 +14,7 @@ from typing import Any
 
 from commbox_yaml.client import Client
 from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
-from commbox_yaml.commands.plan import add_selection_options, compute_plan
+from commbox_yaml.commands.plan import add_detail_option, add_selection_options, compute_plan
 from commbox_yaml.commands.reconcile import reconcile_first
 from commbox_yaml.commands.remote import api_token, destination, remote_client
 from commbox_yaml.context import Context
@@ -72,6 +72,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--allow-bulk", action="store_true", help="allow more sends than limits.max_sends"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_detail_option(parser)
     parser.add_argument(
         "--reconcile",
         action="store_true",
@@ -108,7 +109,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         )
         saved = None  # a plan file's messages (one dict each) are not held while sending
         if not args.json:
-            REPORTERS["text"](ctx.console, plan)
+            REPORTERS["text"](ctx.console, plan, args.detail)
         sends = plan.sends
         if not sends:
             return _finish(ctx, args, plan, [], None)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from commbox_yaml.output import Redactor
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.preview.against import Against
 from commbox_yaml.preview.diff import FieldChange, changed_fields, marked
+from commbox_yaml.redact import Redactor
 
 
 def status(message: PlannedMessage, against: Against) -> str:
