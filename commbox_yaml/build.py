@@ -13,8 +13,8 @@ from commbox_yaml.enums import ENUM_FIELDS, normalize_enum
 from commbox_yaml.errors import Problem, UserError
 from commbox_yaml.hints import did_you_mean
 from commbox_yaml.origins import origin_finder
-from commbox_yaml.output import Redactor
 from commbox_yaml.project import Project
+from commbox_yaml.redact import Redactor
 from commbox_yaml.render import RenderedMessage, Renderer
 from commbox_yaml.store import BuiltMessages, duplicate_key_problems
 from commbox_yaml.usage import used_names

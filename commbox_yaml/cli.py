@@ -130,7 +130,7 @@ def _global_options(prefix: str) -> argparse.ArgumentParser:
         dest=f"{prefix}_no_color",
         action="store_true",
         default=default,
-        help="no colours (also: NO_COLOR set)",
+        help="no colours (also: NO_COLOR set to anything but empty text)",
     )
     group.add_argument(
         "--debug",
@@ -243,9 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     from commbox_yaml.context import Context
-    from commbox_yaml.output import Console
+    from commbox_yaml.output import Console, no_color_asked
 
-    no_color = args.no_color or "NO_COLOR" in os.environ
+    no_color = args.no_color or no_color_asked()
     console = Console(color=False if no_color else None)
     ctx = Context(
         directory=Path(args.directory),

@@ -14,13 +14,13 @@ from typing import Any
 from commbox_yaml.channels import CHANNELS
 from commbox_yaml.channels.base import Channel, ContentParts
 from commbox_yaml.errors import Problem, UserError
-from commbox_yaml.output import Redactor, human_size
+from commbox_yaml.files import human_size
 from commbox_yaml.phones import normalize_phone
 from commbox_yaml.project import Project
+from commbox_yaml.redact import REDACTED, Redactor
 from commbox_yaml.render import OfMessage, RenderedMessage
 from commbox_yaml.source import PathKey
 from commbox_yaml.streams import StreamIdError, path_segment, resolve
-from commbox_yaml.taint import REDACTED
 from commbox_yaml.written import Written, sent_otherwise, wrap
 
 # Definition key -> wire field, in the order the reference examples write them.

@@ -12,8 +12,9 @@ from commbox_yaml.build import Build, build
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import FileLedger, LedgerStore
 from commbox_yaml.ledger.url import SCHEMES, LedgerUrl, MalformedUrl, parse, password_in
-from commbox_yaml.output import MIN_SECRET_LENGTH, Console
+from commbox_yaml.output import Console
 from commbox_yaml.project import SANDBOX_LEDGER, ApiSettings, Project, load_project
+from commbox_yaml.redact import MIN_SECRET_LENGTH
 from commbox_yaml.variables import Variables, load_variables, token_forms
 
 

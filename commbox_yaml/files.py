@@ -65,3 +65,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def human_size(n: float) -> str:
+    """A byte count for people: 512 B, 182 KiB, 3.4 MiB."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.0f} KiB"
+    return f"{n / 1048576:.1f} MiB"

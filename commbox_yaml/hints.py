@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 _MAX_KEYS_SHOWN = 12
@@ -26,6 +28,36 @@ def did_you_mean(word: str, candidates: Iterable[str], prefix: str = "") -> str:
         return ""
     shown = f"{prefix}{near}" if prefix else f"'{near}'"
     return f" (did you mean {shown}?)"
+
+
+def did_you_mean_path(root: Path, relative: str) -> str:
+    """ " (did you mean 'vars/common.yaml'?)" for a path under `root` that does not exist:
+    the nearest file under the deepest folder of it that does, or ""."""
+    wanted = Path(os.path.normpath(root / relative))
+    folder = wanted.parent
+    while folder != root and folder.is_relative_to(root) and not folder.is_dir():
+        folder = folder.parent
+    if not folder.is_relative_to(root) or not folder.is_dir():
+        return ""
+    shown = wanted.relative_to(root).as_posix() if wanted.is_relative_to(root) else relative
+    return did_you_mean(shown, _files_near(root, folder))
+
+
+_PATH_DEPTH = 3  # how deep under that folder files are offered
+_PATHS_READ = 5000  # a folder of more files is not read whole for a hint
+
+
+def _files_near(root: Path, folder: Path) -> Iterator[str]:
+    """Files under `folder` (a few levels down, hidden ones left out), relative to `root`."""
+    count = 0
+    for current, folders, files in os.walk(folder):
+        depth = len(Path(current).relative_to(folder).parts)
+        folders[:] = [] if depth >= _PATH_DEPTH else [f for f in folders if f[0] != "."]
+        for name in files:
+            count += 1
+            if count > _PATHS_READ:
+                return
+            yield (Path(current) / name).relative_to(root).as_posix()
 
 
 def missing_key(attribute: str, source: str | None, scope: Mapping[str, Any]) -> str | None:

@@ -19,6 +19,18 @@ KeyMatcher = Callable[[str], bool]
 MAX_KEY_LENGTH = 512
 
 
+_NUMBERS = re.compile(r"([0-9]+)")
+NaturalKey = tuple[tuple[str | int, ...], str]
+
+
+def natural_key(text: str) -> NaturalKey:
+    """A sort key that orders the numbers in text by value: `c2` before `c10`, as a person
+    reads a fan-out's addresses. Text and numbers alternate in the same places in every key,
+    so they are always compared like with like; the text itself breaks a tie (`c01`, `c1`)."""
+    parts = _NUMBERS.split(text)
+    return tuple(int(p) if n % 2 else p for n, p in enumerate(parts)), text
+
+
 def is_glob(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
 

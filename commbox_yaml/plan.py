@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, overload
 
 from commbox_yaml.build import Build
 from commbox_yaml.compile import Request
+from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import UserError
 from commbox_yaml.files import unreadable, write_whole
-from commbox_yaml.keys import expand
+from commbox_yaml.keys import expand, natural_key
 from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
 from commbox_yaml.output import write_json_list
 from commbox_yaml.render import OfMessage
-from commbox_yaml.store import BuiltMessages
+from commbox_yaml.store import BuiltMessages, PlanOrder, plan_order
 
 if TYPE_CHECKING:  # preview builds projects: imported only where it is used
     from commbox_yaml.preview.against import Against
@@ -65,6 +66,20 @@ class PlannedMessage(OfMessage):
 
 _ACTIONS = tuple(Action)
 _CODES = {action: code for code, action in enumerate(_ACTIONS)}
+# Held for a person's look: a compact plan still shows each of these in full.
+HELD = (Action.CHANGED, Action.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class DefinitionCounts:
+    """One definition's messages in a plan, counted by action."""
+
+    definition: Definition
+    counts: dict[Action, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,49 @@ class PlannedMessages(Sequence[PlannedMessage]):
         if len(self._indexes) == len(actions):  # the whole plan
             return actions.count(code)
         return sum(1 for i in self._indexes if actions[i] == code)
+
+    def of_channel(self, channel: str) -> PlannedMessages:
+        """Those of one channel, in plan order; the others are not read."""
+        store = self._decisions.store
+        return PlannedMessages(
+            self._decisions,
+            array("q", (i for i in self._indexes if store.definition(i).channel == channel)),
+        )
+
+    def by_definition(self) -> list[DefinitionCounts]:
+        """Each definition, in plan order, with its messages counted by action; no message is
+        read back, so this costs the same for a fan-out on disk."""
+        store, actions = self._decisions.store, self._decisions.actions
+        counts: dict[int, list[int]] = {}
+        definitions: dict[int, Definition] = {}
+        for index in self._indexes:
+            definition = store.definition(index)
+            mine = counts.get(id(definition))
+            if mine is None:
+                mine = counts[id(definition)] = [0] * len(_ACTIONS)
+                definitions[id(definition)] = definition
+            mine[actions[index]] += 1
+        return [
+            DefinitionCounts(
+                definitions[ident], {a: n for a, n in zip(_ACTIONS, mine, strict=True) if n}
+            )
+            for ident, mine in counts.items()
+        ]
+
+    def for_a_look(self) -> PlannedMessages:
+        """Those a person should look at, in plan order: the held ones (changed, unknown) and
+        those --replace sends again."""
+        held = {_CODES[action] for action in HELD}
+        actions, extra = self._decisions.actions, self._decisions.extra
+        return PlannedMessages(
+            self._decisions,
+            array("q", (i for i in self._indexes if actions[i] in held or _replacing(extra, i))),
+        )
+
+
+def _replacing(extra: dict[int, tuple[tuple[str, ...], bool]], index: int) -> bool:
+    found = extra.get(index)
+    return found is not None and found[1]
 
 
 @dataclass(frozen=True)
@@ -218,20 +276,13 @@ def make_plan(
 
 
 def _plan_order(store: BuiltMessages) -> list[int]:
-    """Indexes of the store's entries sorted by file, line and address; requests before
-    skipped messages, then build order, on a tie."""
+    """Indexes of the store's entries sorted by file, line and address (in natural order:
+    `c2` before `c10`); requests before skipped messages, then build order, on a tie."""
 
-    def order(index: int) -> tuple[str, int, str, bool, int]:
+    def order(index: int) -> tuple[PlanOrder, bool, int]:
         entry = store[index]
         message = entry.message if isinstance(entry, Request) else entry
-        definition = message.definition
-        return (
-            definition.file,
-            definition.location.line,
-            message.address,
-            store.is_skipped(index),
-            index,
-        )
+        return plan_order(message), store.is_skipped(index), index
 
     return [key[-1] for key in sorted(order(i) for i in range(len(store)))]
 
@@ -395,7 +446,7 @@ def stale_reasons(saved: SavedPlan, current: Plan) -> list[str]:
             reasons.append(f"{entry.get('address')}: no longer in the project")
         elif position in changed:
             reasons.append(changed[position])
-    reasons += [f"{new[key]}: new since the plan was made" for key in sorted(new)]
+    reasons += [f"{new[key]}: new since the plan was made" for key in sorted(new, key=natural_key)]
     return reasons
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from commbox_yaml.errors import Location, Problem, UserError, ValidationFailed
+from commbox_yaml.hints import did_you_mean_path
 from commbox_yaml.ledger.url import MalformedUrl, parse
 from commbox_yaml.source import Positions, load_single
 from commbox_yaml.streams import alias_ids
@@ -56,6 +57,9 @@ class Project:
     ledger_url: str | None = None  # a PostgreSQL ledger, from commbox.yaml or COMMBOX_LEDGER_URL
     ledger_namespace: str = "default"
     positions: Positions = field(default_factory=Positions)
+    # The nearest existing path to each missing one named in this run: a message_file
+    # misspelt in a fan-out is missing for every item, and the folder is read once.
+    _near: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def file(self) -> str:
@@ -65,7 +69,18 @@ class Project:
         return self.positions.locate(path) or Location(PROJECT_FILE)
 
     def resolve(self, relative: str, location: Location | None, what: str = "path") -> Path:
-        return resolve_inside(self.root, relative, location, what)
+        """`relative` under the root (see resolve_inside). A file that is read as soon as it
+        is named (FILES_TO_READ) must exist: a missing one is refused with the nearest path
+        that does exist, as a misspelt name mostly is."""
+        path = resolve_inside(self.root, relative, location, what)
+        noun = FILES_TO_READ.get(what)
+        if noun is not None and not path.exists():
+            hint = self._near.get(relative)
+            if hint is None:
+                hint = did_you_mean_path(self.root, relative) or _RELATIVE
+                self._near[relative] = hint
+            raise UserError(f"{noun} {relative!r} not found{hint}", location)
+        return path
 
     def display(self, path: Path) -> str:
         """A path as the user would write it: relative to the project root, with '/'."""
@@ -73,6 +88,12 @@ class Project:
             return path.resolve().relative_to(self.root).as_posix()
         except ValueError:
             return str(path)
+
+
+# The `what` of Project.resolve for a file read as soon as it is named, and the word its
+# not-found message uses (render.py resolves message_file through Project.resolve too).
+_RELATIVE = " (paths are relative to the project root)"
+FILES_TO_READ = {"var file": "var file", "attachment": "attachment", "message_file": "file"}
 
 
 def resolve_inside(root: Path, relative: str, location: Location | None, what: str) -> Path:

@@ -26,7 +26,8 @@ from typing import IO, Any
 from commbox_yaml.compile import Attachment, FieldHashes, Request, file_ids_of
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Problem, UserError
-from commbox_yaml.output import Redactor
+from commbox_yaml.keys import NaturalKey, natural_key
+from commbox_yaml.redact import Redactor
 from commbox_yaml.render import RenderedMessage
 
 SPILL_AFTER = 20_000  # messages kept as objects (about 60 MB); past it, records on disk
@@ -35,6 +36,13 @@ _WRITE_BUFFER = _READ_AHEAD = 1 << 20
 _SKIPPED = 1
 
 Entry = Request | RenderedMessage  # a request, or a message skipped by `when`
+PlanOrder = tuple[str, int, NaturalKey]
+
+
+def plan_order(message: RenderedMessage) -> PlanOrder:
+    """Where a message stands in a plan: by file, line, then address in natural order."""
+    definition = message.definition
+    return definition.file, definition.location.line, natural_key(message.address)
 
 
 class BuiltMessages:
@@ -53,12 +61,13 @@ class BuiltMessages:
         self._flags = bytearray()
         self._definitions: list[Definition] = []
         self._definition_index: dict[int, int] = {}
+        self._definition_of = array("q")  # each entry's definition, as its number
         self._attachments: list[Attachment] = []
         self._attachment_index: dict[Attachment, int] = {}
         self._key_hashes: set[int] = set()
         self._repeated: set[int] = set()  # key hashes seen twice: a duplicate key, or a collision
-        self._last: tuple[str, int, str] | None = None
-        self.in_order = True  # entries came sorted by (file, line, address), as plans list them
+        self._last: PlanOrder | None = None
+        self.in_order = True  # entries came sorted by plan_order, as plans list them
         self.request_count = 0
         self._request_indexes = array("q")  # made when a request is asked for by its number
 
@@ -73,7 +82,7 @@ class BuiltMessages:
     def add(self, entry: Entry) -> None:
         message = entry.message if isinstance(entry, Request) else entry
         definition = message.definition
-        order = (definition.file, definition.location.line, message.address)
+        order = plan_order(message)
         if self._last is not None and order <= self._last:  # a tie: sorted exactly later
             self.in_order = False
         self._last = order
@@ -84,6 +93,7 @@ class BuiltMessages:
         else:
             self._key_hashes.add(digest)
         self._hashes.append(digest)
+        self._definition_of.append(self._number_definition(definition))
         if isinstance(entry, Request):
             self.request_count += 1
             self._flags.append(0)
@@ -180,6 +190,10 @@ class BuiltMessages:
 
     def key_hash(self, index: int) -> int:
         return self._hashes[index]
+
+    def definition(self, index: int) -> Definition:
+        """The definition an entry was made from, without reading the entry back."""
+        return self._definitions[self._definition_of[index]]
 
     def requests(self) -> Iterator[Request]:
         for index in range(len(self._flags)):

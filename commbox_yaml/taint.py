@@ -21,9 +21,8 @@ from typing import Any, SupportsIndex
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from commbox_yaml.redact import REDACTED as REDACTED  # render.py takes it from here
 from commbox_yaml.written import noted_unwrapped, plain
-
-REDACTED = "(sensitive)"
 
 
 class _Decided:

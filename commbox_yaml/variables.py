@@ -11,8 +11,8 @@ from typing import Any
 
 from commbox_yaml.errors import Location, Problem, UserError, ValidationFailed
 from commbox_yaml.hints import closest
-from commbox_yaml.output import Redactor
 from commbox_yaml.project import Project
+from commbox_yaml.redact import Redactor
 from commbox_yaml.source import PathKey, Positions, load_single
 from commbox_yaml.written import Written, plain
 
@@ -237,7 +237,7 @@ def _check_sensitive_names(project: Project, values: dict[str, Any]) -> None:
 def _var_file(
     project: Project, relative: str, where: Location | None
 ) -> tuple[VarFile, list[tuple[str, Any, Location | None]]]:
-    path = project.resolve(relative, where, "var file")
+    path = project.resolve(relative, where or Location(relative), "var file")
     display = project.display(path)
     if path.is_dir():
         raise UserError(

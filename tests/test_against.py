@@ -173,3 +173,20 @@ def test_plan_json_says_for_each_message_what_changed_since_the_ref(
     plan = json.loads(capsys.readouterr().out)
     assert {m["against"]["status"] for m in plan["messages"]} == {"same"}
     assert plan["against"]["removed"] == []
+
+
+def test_the_text_and_markdown_plans_show_old_and_new_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = repository(tmp_path)
+    (root / "vars" / "common.yaml").write_text("version: '1.4'\nnews: faster, safer sends\n")
+    capsys.readouterr()
+    assert main(["-C", str(root), "plan", "--against", "main"]) == 0
+    text = capsys.readouterr().out
+    assert "Changed since main" in text
+    assert "data.Message: Acme 1.4 is out: faster{+, safer+} sends" in text
+    assert main(["-C", str(root), "plan", "--format", "markdown", "--against", "main"]) == 0
+    markdown = capsys.readouterr().out
+    assert "#### Changed since `main`" in markdown
+    assert "<details><summary><code>notice</code></summary>" in markdown
+    assert "faster<ins>, safer</ins> sends" in markdown

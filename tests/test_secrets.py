@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from commbox_yaml.cli import main
 from commbox_yaml.compile import canonical_json, fingerprint_of
-from commbox_yaml.output import REDACTED, Console, Redactor, secret_forms
+from commbox_yaml.output import Console
+from commbox_yaml.redact import REDACTED, Redactor, secret_forms
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.leaks import LeakGuard, leak_report
 from tests.projects import build_project, project
@@ -754,8 +755,8 @@ def test_many_secrets_cost_little(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     make(tmp_path, messages, json.dumps({"tokens": tokens}) + "\n", "tokens")
     started = time.monotonic()
-    assert run(tmp_path, "plan") == 0
-    assert run(tmp_path, "plan", "--format", "markdown") == 0
+    assert run(tmp_path, "plan", "--detail") == 0  # every message, each with its PIN
+    assert run(tmp_path, "plan", "--format", "markdown", "--detail") == 0
     elapsed = time.monotonic() - started
     out = capsys.readouterr().out
     assert out.count("Your PIN is (sensitive)") == 200

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from commbox_yaml.phones import normalize_phone
+from commbox_yaml.redact import REDACTED
 from commbox_yaml.source import PathKey
-from commbox_yaml.taint import REDACTED
 
 
 @dataclass

@@ -19,7 +19,7 @@ ENVIRONMENT: dict[str, str] = {
     "HTTPS_PROXY": "a proxy for the API's requests (also HTTP_PROXY; NO_PROXY exempts hosts)",
     "SSL_CERT_FILE": "CAs to trust when api.ca_bundle is unset (also REQUESTS_CA_BUNDLE)",
     "GITHUB_ACTIONS": "'true': errors are also printed as GitHub annotations",
-    "NO_COLOR": "set: no colours (as --no-color)",
+    "NO_COLOR": "set and not empty: no colours (as --no-color)",
 }
 
 # Every command that reads the project: its templates see these, its errors are annotations.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -14,7 +15,7 @@ from typing import Any
 
 from commbox_yaml.client import Client
 from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
-from commbox_yaml.commands.plan import add_selection_options, compute_plan
+from commbox_yaml.commands.plan import add_detail_option, add_selection_options, compute_plan
 from commbox_yaml.commands.reconcile import reconcile_first
 from commbox_yaml.commands.remote import api_token, destination, remote_client
 from commbox_yaml.context import Context
@@ -73,6 +74,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--allow-bulk", action="store_true", help="allow more sends than limits.max_sends"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_detail_option(parser)
     parser.add_argument(
         "--expect-digest",
         metavar="DIGEST",
@@ -119,9 +121,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         plan = (
             compute_plan(ctx, args, ledger) if saved is None else _replan(ctx, args, ledger, saved)
         )
+        plan = dataclasses.replace(plan, destination=target)  # for the digest it shows
         saved = None  # a plan file's messages (one dict each) are not held while sending
         if not args.json:
-            REPORTERS["text"](ctx.console, plan)
+            REPORTERS["text"](ctx.console, plan, args.detail)
         sends = plan.sends
         if not sends:
             return _finish(ctx, args, plan, [], None)

@@ -4,11 +4,14 @@ ledger, or say where it lives."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from typing import Any
 
 from commbox_yaml.commands._help import USAGE_ERROR, epilog
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
+from commbox_yaml.hints import did_you_mean
+from commbox_yaml.keys import natural_key
 from commbox_yaml.ledger import LedgerStore, keys_of
 from commbox_yaml.ledger.transfer import read_export
 from commbox_yaml.output import safe_json
@@ -68,9 +71,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if not ledger.exists():  # never create one here: it would satisfy must_exist
             raise UserError(f"no ledger at {ledger.display}; there is nothing to forget")
         with ledger.locked():
-            state = ledger.read().states.get(args.key)
-            if state is None:
-                raise UserError(f"the ledger has no key {args.key!r}")
+            known = ledger.read().states
+            if args.key not in known:
+                raise _no_key(args.key, known)
             ledger.append({"event": "forget", "key": args.key})
         console.out(f"Forgot {args.key}: the next plan treats it as never sent.")
         return 0
@@ -88,7 +91,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if args.action == "show":
         state = view.states.get(args.key)
         if state is None:
-            raise UserError(f"the ledger has no key {args.key!r}")
+            raise _no_key(args.key, view.states)
         rows = {
             "key": state.key, "status": state.status.value, "object_id": state.object_id,
             "sent_at": state.sent_at, "fingerprint": state.sent_fingerprint or state.fingerprint,
@@ -105,7 +108,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                     shown = ", ".join(value) if isinstance(value, list) else value
                     console.out(f"{label:<14} {shown}")
         return 0
-    states = sorted(view.states.values(), key=lambda s: s.key)
+    states = sorted(view.states.values(), key=lambda s: natural_key(s.key))
     if args.json:
         console.json_list(
             {
@@ -143,3 +146,10 @@ def _import(ctx: Context, ledger: LedgerStore, file: str | None) -> int:
         f"Imported {count} events ({len(keys_of(lines))} keys) from {file} into {ledger.display}"
     )
     return 0
+
+
+def _no_key(key: str, keys: Iterable[str]) -> UserError:
+    return UserError(
+        f"the ledger has no key {key!r}{did_you_mean(key, keys)}; "
+        "'commbox-yaml ledger list' shows every key"
+    )

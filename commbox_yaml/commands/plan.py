@@ -13,6 +13,7 @@ from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.ledger import LedgerStore
 from commbox_yaml.plan import Plan, make_plan, save_plan
 from commbox_yaml.report import REPORTERS
+from commbox_yaml.report.describe import COMPACT_AFTER
 
 
 def add_selection_options(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +53,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                 "commbox-yaml plan",
                 "commbox-yaml plan --var-file vars/prod.yaml -out release.plan",
                 "commbox-yaml plan --format markdown > plan.md",
+                "commbox-yaml plan --detail",
                 "commbox-yaml plan --target release-email --replace 'release-2.0[*]'",
                 "commbox-yaml plan --detailed-exitcode",
             ],
@@ -85,10 +87,20 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         default=None,
         help="text (default), json, or markdown for a pull-request comment",
     )
+    add_detail_option(parser)
     parser.add_argument(
         "--detailed-exitcode",
         action="store_true",
         help="exit 2 when the plan would send something (0: nothing to send)",
+    )
+
+
+def add_detail_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--detail",
+        action="store_true",
+        help=f"list every message; a plan of more than {COMPACT_AFTER} shows a line per "
+        "definition and the held messages",
     )
 
 
@@ -114,7 +126,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         plan = dataclasses.replace(plan, against=against)
     if args.out:
         save_plan(plan, ctx.path(args.out), plan.destination, args.out)
-    REPORTERS["json" if args.json else args.format or "text"](ctx.console, plan)
+    REPORTERS["json" if args.json else args.format or "text"](ctx.console, plan, args.detail)
     if args.out and not args.json and args.format in (None, "text"):
         ctx.console.out()
         ctx.console.out(

@@ -18,9 +18,9 @@ from typing import Any
 
 import jinja2
 
-from commbox_yaml.output import Redactor
 from commbox_yaml.plan import Action, Plan, PlannedMessage
 from commbox_yaml.preview.against import Against
+from commbox_yaml.redact import Redactor
 from commbox_yaml.report.against import changes, status
 from commbox_yaml.report.describe import segments_text, sms_of
 from commbox_yaml.resources import templates

@@ -97,9 +97,10 @@ def plan_object(plan: Plan) -> dict[str, Any]:
     }
 
 
-def show_plan(console: Console, plan: Plan) -> None:
+def show_plan(console: Console, plan: Plan, detail: bool = False) -> None:
     """plan_object(plan) as JSON, written one message at a time (one per line): a fan-out
-    to 100,000 never holds the whole document, as a dict or as text."""
+    to 100,000 never holds the whole document, as a dict or as text. JSON is for tools: it
+    always has every message, `detail` or not."""
     head: dict[str, Any] = {"format_version": PLAN_FORMAT, "summary": plan.summary()}
     if plan.destination:
         head["digest"] = plan.digest

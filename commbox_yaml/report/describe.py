@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from commbox_yaml.compile import Request
-from commbox_yaml.output import Redactor, human_size
+from commbox_yaml.files import human_size
 from commbox_yaml.plan import Action, Plan, PlannedMessage
+from commbox_yaml.redact import Redactor
 from commbox_yaml.segments import SmsSize, sms_size
 
 
@@ -124,6 +125,29 @@ def segments_text(size: SmsSize) -> str:
 _UNITS = {"GSM-7": "septets", "UCS-2": "UTF-16 units"}
 
 
+COMPACT_AFTER = 50  # a plan of more messages lists its definitions, not each message
+
+
+def compact(plan: Plan, detail: bool) -> bool:
+    """Whether the plan is shown compact: past COMPACT_AFTER messages, unless --detail."""
+    return not detail and len(plan.messages) > COMPACT_AFTER
+
+
+_COUNT_WORDS = {
+    Action.SEND: "to send",
+    Action.UNCHANGED: "unchanged",
+    Action.CHANGED: "changed (held)",
+    Action.UNKNOWN: "unknown (held)",
+    Action.SKIPPED: "skipped",
+}
+
+
+def counts_text(counts: dict[Action, int]) -> list[tuple[Action, str]]:
+    """`counts` in words, in the summary line's order: [(SEND, "3 to send"), ...]."""
+    return [(action, f"{counts[action]} {_COUNT_WORDS[action]}") for action in _COUNT_WORDS
+            if counts.get(action)]  # fmt: skip
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.summary()
     line = (
@@ -132,7 +156,8 @@ def summary_line(plan: Plan) -> str:
     )
     if counts["skipped"]:
         line += f", {counts['skipped']} skipped"
-    sizes = (sms_of(m.request) for m in plan.messages.only(Action.SEND) if m.request is not None)
+    sms = plan.sends.of_channel("sms")  # only these are read back
+    sizes = (sms_of(m.request) for m in sms if m.request is not None)
     texts = [size.segments for size in sizes if size is not None]
     if texts:  # SMS is billed per segment
         total = sum(texts)

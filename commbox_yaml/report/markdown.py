@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 
-from commbox_yaml.output import Console, Redactor, one_line
+from commbox_yaml.output import Console, one_line
 from commbox_yaml.plan import Action, Plan, PlannedMessage
+from commbox_yaml.redact import Redactor
+from commbox_yaml.report.against import markdown_section
 from commbox_yaml.report.describe import (
     ACTIONABLE,
     changed_rows,
+    compact,
     fields,
     stream_label,
     summary_line,
@@ -48,9 +51,56 @@ def _section(message: PlannedMessage, redactor: Redactor) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def render_markdown(plan: Plan, redactor: Redactor) -> str:
+def render_markdown(plan: Plan, redactor: Redactor, detail: bool = False) -> str:
+    """The plan as Markdown under LIMIT characters: every message, or past COMPACT_AFTER
+    messages without `detail`, a table of the definitions and the messages that need a
+    person's look, with every message inside a `<details>`."""
     head = f"### commbox-yaml plan\n\n**{summary_line(plan)}**\n\n"
-    footer_reserve = 400
+    if plan.destination:
+        head += f"Plan digest: `{plan.digest}`\n\n"
+    head += markdown_section(plan, redactor, LIMIT // 2)
+    if not compact(plan, detail):
+        body, left_out = _every(plan, redactor, LIMIT - len(head))
+        return head + body + _left_out(left_out)
+    head += _definitions_table(plan, redactor)
+    for message in plan.messages.for_a_look():
+        section = _section(message, redactor)
+        if len(head) + len(section) + _FOOTER_RESERVE > LIMIT:
+            break
+        head += section
+    opening = f"<details><summary>All {len(plan.messages)} messages</summary>\n\n"
+    closing = "</details>\n\n"
+    body, left_out = _every(plan, redactor, LIMIT - len(head) - len(opening) - len(closing))
+    return head + opening + body + closing + _left_out(left_out)
+
+
+_FOOTER_RESERVE = 400
+
+
+def _definitions_table(plan: Plan, redactor: Redactor) -> str:
+    lines = [
+        "| definition | channel | messages | " + " | ".join(_COLUMNS.values()) + " |",
+        "| --- | --- | ---: | " + " | ".join("---:" for _ in _COLUMNS) + " |",
+    ]
+    for group in plan.messages.by_definition():
+        counts = " | ".join(str(group.counts.get(action, 0)) for action in _COLUMNS)
+        name = _cell(group.definition.name, redactor)
+        lines.append(f"| {name} | {group.definition.channel} | {group.total} | {counts} |")
+    return "\n".join(lines) + "\n\n"
+
+
+_COLUMNS = {
+    Action.SEND: "`+` send",
+    Action.UNCHANGED: "`=` unchanged",
+    Action.CHANGED: "`~` changed",
+    Action.UNKNOWN: "`?` unknown",
+    Action.SKIPPED: "skipped",
+}
+
+
+def _every(plan: Plan, redactor: Redactor, room: int) -> tuple[str, int]:
+    """Every message, in at most `room` characters: the body, and how many were left out."""
+    room -= _FOOTER_RESERVE
     body = ""
     # Read only as far as the comment has room: a fan-out is never read back whole.
     actionable = (m for a in ACTIONABLE for m in plan.messages.only(a))
@@ -58,7 +108,7 @@ def render_markdown(plan: Plan, redactor: Redactor) -> str:
     shown = 0
     for message in actionable:
         section = _section(message, redactor)
-        if len(head) + len(body) + len(section) + footer_reserve > LIMIT:
+        if len(body) + len(section) > room:
             break
         body += section
         shown += 1
@@ -73,7 +123,7 @@ def render_markdown(plan: Plan, redactor: Redactor) -> str:
             else "skipped"
         )
         line = f"- `{_ICONS[message.action]}` {_cell(message.address, redactor)} ({note})\n"
-        if len(head) + len(body) + len(quiet_lines) + len(line) + footer_reserve > LIMIT:
+        if len(body) + len(quiet_lines) + len(line) > room:
             break
         quiet_lines += line
         shown += 1
@@ -82,14 +132,14 @@ def render_markdown(plan: Plan, redactor: Redactor) -> str:
             f"<details><summary>{quiet_count} unchanged or skipped</summary>\n\n"
             f"{quiet_lines}\n</details>\n\n"
         )
-    left_out = actionable_count + quiet_count - shown
-    if left_out:
-        body += (
-            f"_{left_out} more messages not shown: this comment is limited to "
-            f"{LIMIT:,} characters._\n"
-        )
-    return head + body
+    return body, actionable_count + quiet_count - shown
 
 
-def show_plan(console: Console, plan: Plan) -> None:
-    console.out_lines(render_markdown(plan, console.redactor).rstrip("\n"))
+def _left_out(count: int) -> str:
+    if not count:
+        return ""
+    return f"_{count} more messages not shown: this comment is limited to {LIMIT:,} characters._\n"
+
+
+def show_plan(console: Console, plan: Plan, detail: bool = False) -> None:
+    console.out_lines(render_markdown(plan, console.redactor, detail).rstrip("\n"))

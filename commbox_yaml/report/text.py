@@ -5,10 +5,13 @@ from __future__ import annotations
 from itertools import islice
 
 from commbox_yaml.output import Console
-from commbox_yaml.plan import Action, Plan, PlannedMessage
+from commbox_yaml.plan import Action, DefinitionCounts, Plan, PlannedMessage
+from commbox_yaml.report.against import text_section
 from commbox_yaml.report.describe import (
     ACTIONABLE,
     changed_rows,
+    compact,
+    counts_text,
     fields,
     stream_label,
     summary_line,
@@ -24,7 +27,9 @@ _COLOURS = {
 SHOWN_UNCHANGED = 3
 
 
-def show_plan(console: Console, plan: Plan) -> None:
+def show_plan(console: Console, plan: Plan, detail: bool = False) -> None:
+    """The plan: every message (quiet ones folded), or past COMPACT_AFTER messages without
+    `detail`, a line per definition and the messages that need a person's look."""
     ledger = plan.ledger
     entries = f"{ledger.entries} entries" if ledger.exists else "not created yet"
     total = len(plan.messages)
@@ -33,6 +38,22 @@ def show_plan(console: Console, plan: Plan) -> None:
         f"file{'s' if plan.files != 1 else ''}, ledger {plan.ledger_display} ({entries})"
     )
     console.out()
+    if compact(plan, detail):
+        _show_compact(console, plan)
+    else:
+        _show_every(console, plan)
+    if total:
+        console.out()
+    changed = text_section(plan, console.redactor)
+    if changed:
+        console.out_lines("\n".join(changed))
+        console.out()
+    console.out(console.style(summary_line(plan), "bold"))
+    if plan.destination:
+        console.out(f"Plan digest: {plan.digest}")
+
+
+def _show_every(console: Console, plan: Plan) -> None:
     for action in ACTIONABLE:
         for message in plan.messages.only(action):
             _show_actionable(console, message)
@@ -42,9 +63,43 @@ def show_plan(console: Console, plan: Plan) -> None:
         count = plan.messages.count(action)
         if count > SHOWN_UNCHANGED:
             console.out(f"  ... {count - SHOWN_UNCHANGED} more {action.value}")
-    if total:
+
+
+def _show_compact(console: Console, plan: Plan) -> None:
+    """A fan-out's plan a person can read: its definitions, then what needs their look."""
+    groups = plan.messages.by_definition()
+    widths = (
+        min(max(len(g.definition.name) for g in groups), 38),
+        max(len(g.definition.channel) for g in groups),
+        len(str(max(g.total for g in groups))),
+    )
+    for group in groups:
+        console.out(_definition_line(console, group, widths))
+    look = plan.messages.for_a_look()
+    if look:
         console.out()
-    console.out(console.style(summary_line(plan), "bold"))
+        for message in look:
+            _show_actionable(console, message)
+    console.out()
+    console.out(
+        f"  Compact: {len(plan.messages)} messages, a line per definition; "
+        "--detail lists every message."
+    )
+
+
+def _definition_line(
+    console: Console, group: DefinitionCounts, widths: tuple[int, int, int]
+) -> str:
+    """`  fan  sms  59 messages: 56 to send, 1 changed (held)`, in columns."""
+    definition, (name, channel, total) = group.definition, widths
+    noun = "messages:" if group.total != 1 else "message: "
+    counts = ", ".join(
+        console.style(text, _COLOURS[action]) for action, text in counts_text(group.counts)
+    )
+    return (
+        f"  {definition.name:<{name}}  {definition.channel:<{channel}}  "
+        f"{group.total:>{total}} {noun} {counts}"
+    )
 
 
 def _head(console: Console, message: PlannedMessage, tail: str = "") -> str:

@@ -8,8 +8,8 @@ from typing import Any
 
 from commbox_yaml.client import Reply, retry_after_seconds
 from commbox_yaml.ledger import object_id_text
-from commbox_yaml.output import Redactor
 from commbox_yaml.readback import commbox_object_id
+from commbox_yaml.redact import Redactor
 from commbox_yaml.send.outcome import Halt, ObjectIds, Outcome, Verdict
 
 DESCRIPTION_LIMIT = 200

@@ -24,9 +24,9 @@ import urllib3
 from commbox_yaml.client import Client, NotSent, Reply, ReplyLost
 from commbox_yaml.compile import Request
 from commbox_yaml.ledger import LedgerStore
-from commbox_yaml.output import Redactor
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.project import ApiSettings
+from commbox_yaml.redact import Redactor
 from commbox_yaml.send.judge import ReplyJudge
 from commbox_yaml.send.outcome import Halt, ObjectIds, Outcome, SendResult, Verdict
 from commbox_yaml.send.pace import Pace

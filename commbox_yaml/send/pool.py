@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from commbox_yaml import store
 from commbox_yaml.client import Client
 from commbox_yaml.ledger import LedgerStore, LedgerWriteError
-from commbox_yaml.output import Redactor
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.project import ApiSettings
+from commbox_yaml.redact import Redactor
 from commbox_yaml.send.outcome import Halt, ObjectIds, Outcome, SendResult
 from commbox_yaml.send.policy import MessagePolicy, Prepared
 
