@@ -30,6 +30,7 @@ from tests.leaks import LeakGuard
 from tests.sending import apply, ledger_path, read_request
 from tests.test_apply_faults import key, make, states, text, use
 
+
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, server: SandboxServer) -> None:
     use(monkeypatch, server.url)
