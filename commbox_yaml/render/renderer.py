@@ -46,6 +46,8 @@ class Renderer:
         wrong is added to `problems`. Every item's key is checked before the first message is
         rendered (a definition with a bad key gives no message at all); then `expect` is
         told how many messages are coming."""
+        if self._budget.exhausted:
+            return  # the run's budget is spent: said once, at the message it stopped
         shaping = self._sensitive.shaping(definition)
         if shaping:
             problems.extend(shaping)
@@ -72,6 +74,8 @@ class Renderer:
                 )
                 if message is not None:
                     yield message
+                elif self._budget.exhausted:
+                    return
 
     def _message(
         self,
@@ -103,16 +107,25 @@ class Renderer:
                 return work()
         except TemplateProblem as exc:
             problems.extend(exc.problems)
-        except budget.TemplateTimeout:
-            problems.append(self._too_slow(definition, item_key))
+        except budget.TemplateTimeout as exc:
+            problems.append(_too_slow(definition, item_key, exc.run))
         return None
 
-    def _too_slow(self, definition: Definition, item_key: str | None) -> Problem:
-        path = "for_each" if item_key is None and "for_each" in definition.data else ""
-        return Problem(
-            definition.where(path) if path else definition.location,
-            f"rendering message '{definition.name}' took longer than "
-            f"{budget.TEMPLATE_BUDGET_S:g} s; a template loop that runs too long? Make it smaller",
-            path,
-            item_key,
+
+def _too_slow(definition: Definition, item_key: str | None, run: bool) -> Problem:
+    """Which budget ran out, at the message that was rendering, and what to do."""
+    path = "for_each" if item_key is None and "for_each" in definition.data else ""
+    if run:
+        message = (
+            f"rendering stopped at message '{definition.name}': the templates of this run "
+            f"took longer than {budget.RUN_BUDGET_S:g} s in all (the budget for one run; "
+            f"each message may take {budget.TEMPLATE_BUDGET_S:g} s); make the slow templates "
+            "faster, or plan fewer messages at a time (plan --target NAME)"
         )
+    else:
+        message = (
+            f"rendering message '{definition.name}' took longer than "
+            f"{budget.TEMPLATE_BUDGET_S:g} s (the budget for one message); a template loop "
+            "that runs too long? Make it smaller"
+        )
+    return Problem(definition.where(path) if path else definition.location, message, path, item_key)
