@@ -10,9 +10,9 @@ from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Location
 from commbox_yaml.render import lookup as fast
 from commbox_yaml.render.values import Templates
-from commbox_yaml.render.wording import failure, kind_of
+from commbox_yaml.render.wording import TemplateProblem, failure, kind_of
 from commbox_yaml.variables import Variables
-from commbox_yaml.written import SEEN
+from commbox_yaml.written import SEEN, WrittenNull
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -79,15 +79,23 @@ class ForEach:
     ) -> str:
         """The item's key: from `key:`, the mapping's key, or a scalar item itself."""
         where = definition.where("for_each")
+        null = item is None or isinstance(item, WrittenNull)
         if key_template is not None:
             scope = {**base, "item": item, "key": mapping_key}
-            key = self.templates.text(key_template, scope, definition, ("key",))
+            try:
+                key = self.templates.text(key_template, scope, definition, ("key",))
+            except TemplateProblem:
+                if null and mapping_key is None:
+                    raise self._null_item(definition, key_template, index) from None
+                raise
         elif mapping_key is not None:
             key = str(mapping_key)
         elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
             mark = len(SEEN)
             key = str(item)
             self.templates.check_written(mark, definition, ("for_each",), None)
+        elif null:
+            raise self._null_item(definition, key_template, index)
         else:
             raise failure(
                 where,
@@ -103,6 +111,20 @@ class ForEach:
                 "without '[', ']', line breaks or other control characters",
             )
         return key
+
+    def _null_item(
+        self, definition: Definition, key_template: str | None, index: int
+    ) -> TemplateProblem:
+        """At the empty item in its var file (or at the for_each), naming the message."""
+        at = self._locate_item(definition.data["for_each"], None, index)
+        used = f" ({definition.where('for_each')})" if at is not None else ""
+        reads = f" (key: {key_template!r})" if key_template is not None else ""
+        return failure(
+            at or definition.where("for_each"),
+            "for_each",
+            f"item {index} is empty (null) in the for_each of message '{definition.name}'"
+            f"{used}; remove it from the list, or give it the values the templates read{reads}",
+        )
 
     def _item_origin(self, source: Any, key_template: str | None, item: str | int) -> str:
         """ " (from FILE:LINE:COL)" for a for_each item that came from a var file, or ""."""

@@ -10,7 +10,7 @@ from commbox_yaml.keys import MAX_KEY_LENGTH
 from commbox_yaml.render.items import CONTROL
 from commbox_yaml.render.model import STRUCTURAL, RenderedMessage
 from commbox_yaml.render.values import Templates
-from commbox_yaml.render.wording import TemplateProblem, failure
+from commbox_yaml.render.wording import TemplateProblem, failure, kind_of
 from commbox_yaml.taint import DECIDED, REDACTED
 
 _FALSE_WORDS = frozenset({"", "false", "no", "off", "0", "none", "null"})
@@ -45,7 +45,13 @@ class MessageFields:
         id_value = definition.data.get("id", definition.name)
         ledger_id = self.templates.value(id_value, scope, definition, ("id",), item_key)
         if not isinstance(ledger_id, (str, int)) or isinstance(ledger_id, bool) or ledger_id == "":
-            raise failure(definition.where("id"), "id", "must render to non-empty text", item_key)
+            raise failure(
+                definition.where("id"),
+                "id",
+                f"renders to {kind_of(ledger_id)}; an id must be non-empty text (or a number), "
+                "as in id: 'welcome-{{ version }}'",
+                item_key,
+            )
         return ledger_id
 
     def _check_one_line(

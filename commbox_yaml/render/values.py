@@ -19,6 +19,7 @@ from commbox_yaml.errors import Location, UserError
 from commbox_yaml.project import LEDGER_SECRETS, Project
 from commbox_yaml.render import lookup as fast
 from commbox_yaml.render.budget import TemplateTimeout
+from commbox_yaml.render.environment import a_folder, outside_root
 from commbox_yaml.render.wording import (
     TemplateProblem,
     WrittenProblem,
@@ -206,9 +207,13 @@ class Templates:
         try:
             path = self.project.resolve(relative, where, "message_file")
         except UserError as exc:
+            outside = None if "\x00" in relative else outside_root(self.project.root, relative)
+            message = exc.problem.message if outside is None else f"{relative!r} {outside}"
+            raise failure(exc.problem.location, "message_file", message, item_key) from None
+        if path.is_dir():
             raise failure(
-                exc.problem.location, "message_file", exc.problem.message, item_key
-            ) from None
+                where, "message_file", f"{relative!r} {a_folder(relative, path)}", item_key
+            )
         if not path.is_file():
             raise failure(where, "message_file", f"file {relative!r} not found", item_key)
         name = self.project.display(path)

@@ -14,6 +14,7 @@ from commbox_yaml.hints import did_you_mean, missing_key
 
 _UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
 _NO_ATTRIBUTE = re.compile(r"^'(\w+) object' has no attribute '([^']+)'$")
+_NULL_ATTRIBUTE = re.compile(r"^'(?:None|[\w.]*\.WrittenNull object)' has no attribute '([^']+)'$")
 _MISSING_ENV = re.compile(r"^'[\w.]*\.EnvVars object' has no attribute '([^']+)'$")
 
 
@@ -51,6 +52,8 @@ def template_problem(
     text, for "did you mean" hints; `lines`: whether the traceback's lines are the user's."""
     scope, source = context or ({}, None)
     message = describe(exc, names[0], scope, source, names[1])
+    if isinstance(exc, UserError) and exc.problem.location is not None:
+        return TemplateProblem(Problem(exc.problem.location, message, path, item_key))
     line = template_line(exc, template_file)
     if not lines and not isinstance(exc, jinja2.TemplateSyntaxError):
         line = 0
@@ -117,6 +120,12 @@ def _undefined(text: str, scope: Mapping[str, Any], source: str | None) -> str:
             f"'{name}' is undefined{did_you_mean(name, scope)}; define it in a vars file, "
             f"pass --var {name}=..., or set COMMBOX_VAR_{name}"
         )
+    null = _NULL_ATTRIBUTE.match(text)
+    if null:
+        return (
+            f"an empty value (null) has no key '{null.group(1)}'; give it a value, or use "
+            "| default(...) where it may be empty"
+        )
     attribute = _NO_ATTRIBUTE.match(text)
     if attribute:
         described = missing_key(attribute.group(2), source, scope)
@@ -156,4 +165,6 @@ def kind_of(value: Any) -> str:
         return "an empty value"
     if isinstance(value, (int, float)):
         return f"the number {value}"
-    return f"a {type(value).__name__}"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return "a list" if isinstance(value, list) else f"a {type(value).__name__}"
