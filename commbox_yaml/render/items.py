@@ -104,12 +104,7 @@ class ForEach:
                 "add a 'key:' template that names each item, e.g. key: '{{ item.id }}'",
             )
         if not key or "[" in key or "]" in key or CONTROL.search(key):
-            raise failure(
-                definition.where("key") if key_template else where,
-                "key",
-                f"item {index} has the key {key!r}; a key must be non-empty text "
-                "without '[', ']', line breaks or other control characters",
-            )
+            raise _bad_key(definition.where("key") if key_template else where, index, key)
         return key
 
     def _null_item(
@@ -146,3 +141,12 @@ class ForEach:
         if key_lookup is not None and key_lookup[0] == "item":
             path += key_lookup[1:]  # the key's own value, such as item.id
         return self.variables.locate(path) or self.variables.locate(path[: len(lookup) + 1])
+
+
+def _bad_key(where: Location, index: int, key: str) -> TemplateProblem:
+    return failure(
+        where,
+        "key",
+        f"item {index} has the key {key!r}; a key must be non-empty text "
+        "without '[', ']', line breaks or other control characters",
+    )

@@ -8,6 +8,7 @@ from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Problem
 from commbox_yaml.keys import MAX_KEY_LENGTH
 from commbox_yaml.render.items import CONTROL
+from commbox_yaml.render.message_file import message_file
 from commbox_yaml.render.model import STRUCTURAL, RenderedMessage
 from commbox_yaml.render.values import Templates
 from commbox_yaml.render.wording import TemplateProblem, failure, kind_of
@@ -105,7 +106,7 @@ class MessageFields:
             )
         decided = DECIDED.count
         relative = values.pop("message_file")
-        values["message"] = self.templates.message_file(definition, relative, scope, item_key)
+        values["message"] = message_file(self.templates, definition, relative, scope, item_key)
         if DECIDED.count != decided:
             values["message"] = REDACTED
 

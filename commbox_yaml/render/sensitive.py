@@ -8,6 +8,7 @@ from typing import Any
 
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Problem
+from commbox_yaml.render.message_file import message_file
 from commbox_yaml.render.model import STRUCTURAL, RenderedMessage
 from commbox_yaml.render.scope import Scopes
 from commbox_yaml.render.values import Templates
@@ -104,5 +105,5 @@ class SensitiveFields:
     ) -> Any:
         value = self.templates.value(definition.data[key], scope, definition, (key,), item_key)
         if key == "message_file":
-            value = self.templates.message_file(definition, value, scope, item_key)
+            value = message_file(self.templates, definition, value, scope, item_key)
         return value

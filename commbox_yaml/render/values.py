@@ -19,7 +19,6 @@ from commbox_yaml.errors import Location, UserError
 from commbox_yaml.project import LEDGER_SECRETS, Project
 from commbox_yaml.render import lookup as fast
 from commbox_yaml.render.budget import TemplateTimeout
-from commbox_yaml.render.environment import a_folder, outside_root
 from commbox_yaml.render.wording import (
     TemplateProblem,
     WrittenProblem,
@@ -187,44 +186,6 @@ class Templates:
             where, dotted = definition.where(*path), format_path(path)
             raise self.failed(
                 exc, where, dotted, item_key, lines=False, context=(scope, expression)
-            ) from None
-
-    def message_file(
-        self, definition: Definition, relative: Any, scope: dict[str, Any], item_key: str | None
-    ) -> str:
-        """The text of the template file `relative` names, rendered in `scope`."""
-        mark = len(SEEN)
-        text = self._message_file_text(definition, relative, scope, item_key)
-        self.check_written(mark, definition, ("message_file",), item_key)
-        return text
-
-    def _message_file_text(
-        self, definition: Definition, relative: Any, scope: dict[str, Any], item_key: str | None
-    ) -> str:
-        where = definition.where("message_file")
-        if not isinstance(relative, str):
-            raise failure(where, "message_file", "must be a file path", item_key)
-        try:
-            path = self.project.resolve(relative, where, "message_file")
-        except UserError as exc:
-            outside = None if "\x00" in relative else outside_root(self.project.root, relative)
-            message = exc.problem.message if outside is None else f"{relative!r} {outside}"
-            raise failure(exc.problem.location, "message_file", message, item_key) from None
-        if path.is_dir():
-            raise failure(
-                where, "message_file", f"{relative!r} {a_folder(relative, path)}", item_key
-            )
-        if not path.is_file():
-            raise failure(where, "message_file", f"file {relative!r} not found", item_key)
-        name = self.project.display(path)
-        try:
-            return self.env.get_template(name).render(scope)
-        except TemplateTimeout:
-            raise
-        except Exception as exc:  # any error a user's template raises is the user's to fix
-            source = path.read_text("utf-8", errors="replace")
-            raise self.failed(
-                exc, where, "message_file", item_key, name, context=(scope, source)
             ) from None
 
     def check_written(
