@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
 from commbox_yaml.definitions import Definition
@@ -66,12 +67,8 @@ class Renderer:
             if expect is not None:
                 expect(len(items))
             for item_key, item in items:
-                message = self._within_budget(
-                    definition,
-                    item_key,
-                    problems,
-                    lambda: self._message(definition, base, sent, item_key, item),  # noqa: B023
-                )
+                work = partial(self._message, definition, base, sent, item_key, item)
+                message = self._within_budget(definition, item_key, problems, work)
                 if message is not None:
                     yield message
                 elif self._budget.exhausted:
