@@ -78,7 +78,6 @@ class ForEach:
         item: Any,
     ) -> str:
         """The item's key: from `key:`, the mapping's key, or a scalar item itself."""
-        where = definition.where("for_each")
         null = item is None or isinstance(item, WrittenNull)
         if key_template is not None:
             scope = {**base, "item": item, "key": mapping_key}
@@ -98,13 +97,13 @@ class ForEach:
             raise self._null_item(definition, key_template, index)
         else:
             raise failure(
-                where,
+                definition.where("for_each"),
                 "for_each",
                 f"item {index} is {'a mapping' if isinstance(item, dict) else 'not a scalar'}; "
                 "add a 'key:' template that names each item, e.g. key: '{{ item.id }}'",
             )
         if not key or "[" in key or "]" in key or CONTROL.search(key):
-            raise _bad_key(definition.where("key") if key_template else where, index, key)
+            raise _bad_key(definition.where("key" if key_template else "for_each"), index, key)
         return key
 
     def _null_item(

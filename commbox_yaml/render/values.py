@@ -19,6 +19,7 @@ from commbox_yaml.errors import Location, UserError
 from commbox_yaml.project import LEDGER_SECRETS, Project
 from commbox_yaml.render import lookup as fast
 from commbox_yaml.render.budget import TemplateTimeout
+from commbox_yaml.render.lookup import MISSING, look_up, look_up_text
 from commbox_yaml.render.wording import (
     TemplateProblem,
     WrittenProblem,
@@ -67,7 +68,13 @@ class Templates:
             if not kind.template:
                 return raw
             if kind.expression is not None:
-                return self._native(kind.expression, scope, definition, path, item_key)
+                value = self.evaluate(kind.expression, scope, definition, path, item_key)
+                if value is not None and type(value) not in _PLAIN_SCALARS:
+                    written = first_written(value)  # a value YAML changed, sent as it is
+                    if written is not None:
+                        raise self.written_problem(written, definition, path, item_key, True)
+                    value = unwrapped(value)
+                return value
             return self.text(raw, scope, definition, path, item_key)
         if isinstance(raw, dict):
             return {
@@ -78,22 +85,6 @@ class Templates:
                 self.value(v, scope, definition, (*path, i), item_key) for i, v in enumerate(raw)
             ]
         return raw
-
-    def _native(
-        self,
-        expression: str,
-        scope: dict[str, Any],
-        definition: Definition,
-        path: PathKey,
-        item_key: str | None,
-    ) -> Any:
-        value = self.evaluate(expression, scope, definition, path, item_key)
-        if value is not None and type(value) not in _PLAIN_SCALARS:
-            written = first_written(value)  # a value YAML changed, sent as it is
-            if written is not None:
-                raise self.written_problem(written, definition, path, item_key, True)
-            value = unwrapped(value)
-        return value
 
     def text(
         self,
@@ -123,7 +114,7 @@ class Templates:
             else:
                 parts = self._text_lookups[source] = fast.parse_text(source)
             if parts is not None:
-                text = fast.look_up_text(parts, scope)
+                text = look_up_text(parts, scope)
                 if text is not None:
                     return text
             template = self._templates.get(source)
@@ -170,8 +161,8 @@ class Templates:
             # compiled(**scope) fails when a variable is named `self` (the parameter of Jinja's
             # TemplateExpression.__call__): such a scope goes to Jinja, to fail as it always has.
             if lookup is not None and "self" not in scope:
-                value = fast.look_up(lookup, scope)
-                if value is not fast.MISSING:
+                value = look_up(lookup, scope)
+                if value is not MISSING:
                     return plain(value)
             compiled = self._expressions.get(expression)
             if compiled is None:
