@@ -499,7 +499,7 @@ def profile_10k(top: int = 12) -> str:
 STAGES = (
     ("commbox_yaml/source.py", "reading YAML (commbox_yaml/source.py)"),
     ("site-packages/yaml/", "reading YAML (PyYAML: resolver, libyaml)"),
-    ("commbox_yaml/render.py", "rendering templates (commbox_yaml/render.py)"),
+    ("commbox_yaml/render/", "rendering templates (commbox_yaml/render/)"),
     ("site-packages/jinja2/", "rendering templates (jinja2)"),
     ("<template>", "rendering templates (jinja2)"),
     ("commbox_yaml/validate.py", "schema checks (commbox_yaml/validate.py)"),

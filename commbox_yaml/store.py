@@ -9,7 +9,7 @@ message was skipped, and whether the messages came in plan order. Messages skipp
 `when` are always kept (they are few, and hold no request).
 
 Records are `marshal` data: the fastest codec of the standard library, and exact for the
-plain data (dicts, lists, text, numbers) that rendering gives every value (see render._plain).
+plain data (dicts, lists, text, numbers) that rendering gives every value (see render.values.plain).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ sensitive variable bound to TAINT, a text whose value is the placeholder itself 
 every operation (a slice, a method, a filter, a test, `+`, `%`, a call that takes it) gives
 TAINT again. The display rendering never holds a secret, so nothing derived from it can show
 one: at worst an operation this module does not intercept mangles the placeholder. Only the
-request that is sent is rendered a second time with the real values (render.py).
+request that is sent is rendered a second time with the real values (render/sensitive.py).
 
 A secret that decides something (`{% if token %}`, `token | length > 8`, a loop over it)
 cannot give TAINT back: Python wants a bool, an int or an iterator there. Such a use is

@@ -4,8 +4,8 @@
 `~` and an empty value are null. Such a value is kept as what YAML read (a condition or a
 sum uses it as that), wrapped in a type that remembers its text and where it was written.
 When a template writes one as text, the text would not be what the user wrote: rendering
-notes it in SEEN, and render.py makes that an error at the value's file:line:col, with the
-fix ("quote it: '1.10'"). A value whose text reads back as written (`42`, `1.5`, `true`)
+notes it in SEEN, and render/values.py makes that an error at the value's file:line:col, with
+the fix ("quote it: '1.10'"). A value whose text reads back as written (`42`, `1.5`, `true`)
 is not wrapped.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 from commbox_yaml.errors import Location
 
-# Every wrapped value a template wrote as text, in order; render.py reads what was added
-# while one value was rendered, and drops it.
+# Every wrapped value a template wrote as text, in order; render/values.py reads what was
+# added while one value was rendered, and drops it.
 SEEN: list[Written] = []
 
 

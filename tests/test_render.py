@@ -254,7 +254,7 @@ def test_a_short_sensitive_value_is_masked_with_a_warning(tmp_path: Path, capsys
     assert "42" not in out + err
 
 
-# -- simple lookups: render.py evaluates `{{ a.b }}` itself; it must give what Jinja gives ----
+# -- simple lookups: render/lookup.py evaluates `{{ a.b }}` itself, as Jinja would ------------
 
 LOOKUP_KEYS = ["x", "id", "items", "get", "keys", "true", "self", "0", "y"]
 lookup_values = st.recursive(
@@ -293,7 +293,7 @@ RICH = {"x": {"y": 1}, "items": 1, "get": 2, "keys": None, "true": 3, "self": 4,
 def test_simple_lookups_give_what_jinja_gives(
     tmp_path: Path, a: Any, people: list[dict[str, Any]]
 ) -> None:
-    from commbox_yaml import render
+    from commbox_yaml.render import lookup
 
     root = tmp_path / str(next(_counter))
     # One message per template, so that one failing template does not hide what another gives.
@@ -315,8 +315,8 @@ def test_simple_lookups_give_what_jinja_gives(
 
     fast = outcome()
     with pytest.MonkeyPatch.context() as patch:  # every template through Jinja
-        patch.setattr(render, "_lookup", lambda expression: None)
-        patch.setattr(render, "_text_lookups", lambda source: None)
+        patch.setattr(lookup, "parse_lookup", lambda expression: None)
+        patch.setattr(lookup, "parse_text", lambda source: None)
         assert outcome() == fast
 
 
@@ -334,7 +334,8 @@ def test_a_variable_named_self_fails_every_expression_as_it_always_has(tmp_path:
 
 
 def test_what_counts_as_a_simple_lookup() -> None:
-    from commbox_yaml.render import _lookup, _text_lookups
+    from commbox_yaml.render.lookup import parse_lookup as _lookup
+    from commbox_yaml.render.lookup import parse_text as _text_lookups
 
     assert _lookup("item.phone") == ("item", "phone")
     assert _lookup(" a.b.c ") == ("a", "b", "c")

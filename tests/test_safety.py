@@ -382,9 +382,9 @@ def test_a_template_cannot_follow_a_symlink_out_of_the_root(
 def test_a_template_that_runs_forever_is_stopped_naming_its_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import commbox_yaml.render
+    from commbox_yaml.render import budget
 
-    monkeypatch.setattr(commbox_yaml.render, "TEMPLATE_BUDGET_S", 0.5)
+    monkeypatch.setattr(budget, "TEMPLATE_BUDGET_S", 0.5)
     root = make(tmp_path, count=1)
     (root / "messages" / "slow.yaml").write_text(
         "name: slow\nchannel: sms\nstream: sms\nuser_stream_provider_id: '972544444444'\n"

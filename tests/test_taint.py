@@ -320,7 +320,7 @@ def test_a_message_file_may_use_a_secret_but_not_be_named_by_one(
 def test_the_fast_lookup_path_agrees_with_jinja_on_secrets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from commbox_yaml import render
+    from commbox_yaml.render import lookup
 
     templates = ["{{ api_key }}", "a {{ api_key }} b", "{{ creds.user }}", "{{ creds }}"]
     templates += ["{{ env.DEPLOY_KEY }}", "x{{ creds.pin }}y{{ version }}"]
@@ -351,6 +351,6 @@ def test_the_fast_lookup_path_agrees_with_jinja_on_secrets(
         "x48213y2.0",
     )
     with pytest.MonkeyPatch.context() as patch:  # every template through Jinja
-        patch.setattr(render, "_lookup", lambda expression: None)
-        patch.setattr(render, "_text_lookups", lambda source: None)
+        patch.setattr(lookup, "parse_lookup", lambda expression: None)
+        patch.setattr(lookup, "parse_text", lambda source: None)
         assert outcome() == fast
