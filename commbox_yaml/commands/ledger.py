@@ -12,9 +12,9 @@ from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.hints import did_you_mean
 from commbox_yaml.keys import natural_key
-from commbox_yaml.ledger import LedgerStore, keys_of
+from commbox_yaml.ledger import LedgerStore, LedgerView, keys_of
 from commbox_yaml.ledger.transfer import read_export
-from commbox_yaml.output import safe_json
+from commbox_yaml.output import Console, safe_json
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -68,15 +68,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         console.out(f"{'Created' if created else 'Already exists:'} {ledger.display}")
         return 0
     if args.action == "forget":
-        if not ledger.exists():  # never create one here: it would satisfy must_exist
-            raise UserError(f"no ledger at {ledger.display}; there is nothing to forget")
-        with ledger.locked():
-            known = ledger.read().states
-            if args.key not in known:
-                raise _no_key(args.key, known)
-            ledger.append({"event": "forget", "key": args.key})
-        console.out(f"Forgot {args.key}: the next plan treats it as never sent.")
-        return 0
+        return _forget(ctx, ledger, args.key)
     view = ledger.read()
     for warning in view.warnings:
         console.err(f"warning: {warning}")
@@ -89,27 +81,47 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             console.out(safe_json(line))  # the same events; \u escapes for what a log acts on
         return 0
     if args.action == "show":
-        state = view.states.get(args.key)
-        if state is None:
-            raise _no_key(args.key, view.states)
-        rows = {
-            "key": state.key, "status": state.status.value, "object_id": state.object_id,
-            "sent_at": state.sent_at, "fingerprint": state.sent_fingerprint or state.fingerprint,
-            "last_event_at": state.last_at, "last_status": state.last_status,
-            "description": state.description, "events": state.events,
-            "reconciled_at": state.reconciled_at,
-            "fields": sorted(state.sent_fields or state.fields),
-        }  # fmt: skip
-        if args.json:
-            console.json(rows)
-        else:
-            for label, value in rows.items():
-                if value not in (None, [], ""):
-                    shown = ", ".join(value) if isinstance(value, list) else value
-                    console.out(f"{label:<14} {shown}")
+        return _show(console, view, args.key, args.json)
+    return _list(console, ledger, view, args.json)
+
+
+def _forget(ctx: Context, ledger: LedgerStore, key: str) -> int:
+    if not ledger.exists():  # never create one here: it would satisfy must_exist
+        raise UserError(f"no ledger at {ledger.display}; there is nothing to forget")
+    with ledger.locked():
+        known = ledger.read().states
+        if key not in known:
+            raise _no_key(key, known)
+        ledger.append({"event": "forget", "key": key})
+    ctx.console.out(f"Forgot {key}: the next plan treats it as never sent.")
+    return 0
+
+
+def _show(console: Console, view: LedgerView, key: str, as_json: bool) -> int:
+    state = view.states.get(key)
+    if state is None:
+        raise _no_key(key, view.states)
+    rows = {
+        "key": state.key, "status": state.status.value, "object_id": state.object_id,
+        "sent_at": state.sent_at, "fingerprint": state.sent_fingerprint or state.fingerprint,
+        "last_event_at": state.last_at, "last_status": state.last_status,
+        "description": state.description, "events": state.events,
+        "reconciled_at": state.reconciled_at,
+        "fields": sorted(state.sent_fields or state.fields),
+    }  # fmt: skip
+    if as_json:
+        console.json(rows)
         return 0
+    for label, value in rows.items():
+        if value not in (None, [], ""):
+            shown = ", ".join(value) if isinstance(value, list) else value
+            console.out(f"{label:<14} {shown}")
+    return 0
+
+
+def _list(console: Console, ledger: LedgerStore, view: LedgerView, as_json: bool) -> int:
     states = sorted(view.states.values(), key=lambda s: natural_key(s.key))
-    if args.json:
+    if as_json:
         console.json_list(
             {
                 "key": s.key,
