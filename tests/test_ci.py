@@ -73,7 +73,7 @@ def test_the_action_names_only_commands_and_flags_that_exist() -> None:
     assert {tuple(argv[:1]) for argv in found} >= {("validate",), ("plan",)}
     parser = make_parser()
     commands = {_parse(parser, argv).command for argv in found}
-    assert commands == set(COMMANDS)
+    assert commands == {*COMMANDS, "preview"}
 
 
 def test_the_gitlab_example_names_only_commands_and_flags_that_exist() -> None:
@@ -88,7 +88,7 @@ def test_the_gitlab_example_names_only_commands_and_flags_that_exist() -> None:
     for job in jobs.values():
         for argv in _invocations("\n".join(job["script"])):
             commands.add(_parse(parser, argv).command)
-    assert commands == set(COMMANDS)
+    assert commands == {*COMMANDS, "preview"}
     apply_rule = jobs["commbox-apply"]["rules"][0]["if"]
     assert apply_rule == "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
     assert jobs["commbox-apply"]["resource_group"]
@@ -292,6 +292,11 @@ def _run_action(
     return result, {name: path.read_text() for name, path in files.items()}
 
 
+def _outputs(files: dict[str, str]) -> dict[str, str]:
+    """The step's outputs (`name=value` lines of $GITHUB_OUTPUT)."""
+    return dict(line.split("=", 1) for line in files["output.txt"].splitlines())
+
+
 def test_action_validate_reports_and_fails_on_an_error(
     repo: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -323,7 +328,12 @@ def test_action_plan_comments_once_and_updates_in_place(
         (comment,) = api.ours(marker)
         assert "5 to send" in comment["body"]
         assert "5 to send" in files["summary.md"]
-        assert files["output.txt"] == "exit-code=0\n"
+        outputs = _outputs(files)
+        assert outputs["exit-code"] == "0"
+        assert (Path(outputs["preview"]) / "index.html").is_file()
+        assert outputs["preview-name"] == "commbox-preview-notices"
+        assert "Preview every message" in comment["body"]
+        assert "/acme/notices/actions/runs/" in comment["body"]
 
         # A quoted glob and a bracketed address pass through `args` intact.
         args = "--target 'customer-whatsapp[first-customer]' --replace 'release-*'"
@@ -343,6 +353,28 @@ def test_action_plan_comments_once_and_updates_in_place(
     assert len(api.comments) == 131
 
 
+def test_action_plan_on_a_pull_request_shows_what_changed_since_its_base(
+    repo: tuple[Path, Path], tmp_path: Path
+) -> None:
+    work, _ = repo
+    sms = work / "notices" / "messages" / "oncall-sms.yaml"
+    text = sms.read_text()
+    assert "is going out now" in text
+    sms.write_text(text.replace("is going out now", "is going out today"))
+    marker = "<!-- commbox-yaml-plan: notices -->"
+    with NotesApi("github") as api:
+        pr = {"PR_NUMBER": "7", "GITHUB_API_URL": api.url, "GITHUB_BASE_REF": "main"}
+        result, files = _run_action(work / "notices", tmp_path, "plan", **pr)
+        assert result.returncode == 0, result.stderr
+        (comment,) = api.ours(marker)
+    body = comment["body"]
+    assert "#### Changed since `origin/main`" in body
+    assert "is going out <del>now</del><ins>today</ins>" in body
+    assert re.search(r"Plan digest: `sha256:[0-9a-f]{64}`", body)
+    site = Path(_outputs(files)["preview"])
+    assert "<th>Since origin/main</th>" in (site / "index.html").read_text()
+
+
 def test_action_plan_outside_a_pull_request_writes_the_summary_only(
     repo: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -355,7 +387,7 @@ def test_action_plan_outside_a_pull_request_writes_the_summary_only(
         GITHUB_API_URL="http://127.0.0.1:9",
     )
     assert result.returncode == 0, result.stderr  # 2 "would send" is not a failed step
-    assert files["output.txt"] == "exit-code=2\n"
+    assert _outputs(files)["exit-code"] == "2"
     assert "5 to send" in files["summary.md"]
 
 
@@ -450,7 +482,12 @@ def test_gitlab_plan_posts_one_note_and_updates_it(repo: tuple[Path, Path], toke
             "CI_JOB_TOKEN": "job-token",
             "GITLAB_USER_LOGIN": "ci-user",
             "COMMBOX_GITLAB_TOKEN": token,
+            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+            "CI_PROJECT_URL": "https://gitlab.example/acme/notices",
+            "CI_JOB_ID": "77",
         }
+        sms = work / "notices" / "messages" / "oncall-sms.yaml"
+        sms.write_text(sms.read_text().replace("is going out now", "is going out today"))
         for _ in range(2):
             result = _run_gitlab(work, _gitlab_job("commbox-plan"), **env)
             assert result.returncode == 0, result.stdout + result.stderr
@@ -465,6 +502,10 @@ def test_gitlab_plan_posts_one_note_and_updates_it(repo: tuple[Path, Path], toke
     else:
         assert headers["Job-Token"] == "job-token"
     assert (work / "plan.md").read_text().startswith("#")
+    # Against the target branch, and the preview kept as the job's artifact preview/.
+    assert "is going out <del>now</del><ins>today</ins>" in note["body"]
+    assert "/-/jobs/77/artifacts/browse/preview/" in note["body"]
+    assert (work / "preview" / "index.html").is_file()
 
 
 def test_gitlab_apply_sends_and_pushes_the_ledger(
