@@ -20,6 +20,7 @@ import pytest
 
 from commbox_yaml.cli import main
 from tests.projects import project
+from tests.test_against import git
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SECRET = "sk_live_51HxQ2bC3vT8mLrWq9ZkFd7N"
@@ -246,3 +247,22 @@ def test_serve_reloads_the_page_after_a_vars_file_is_edited(
     finally:
         child.terminate()
         child.communicate(timeout=10)
+
+
+def test_against_a_ref_shows_old_and_new_side_by_side(tmp_path: Path) -> None:
+    root = make(tmp_path / "p")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "first")
+    chat = root / "messages" / "main.yaml"
+    chat.write_text(
+        chat.read_text().replace("Shipping {{ version }} now", "Shipping {{ version }} today")
+    )
+    assert main(["-C", str(root), "preview", "--against", "main"]) == 0
+    site = root / ".commbox" / "preview"
+    page = next((site / "messages").glob("team-chat-*.html")).read_text()
+    assert '<td class="old">Shipping 1.4 <del>now</del></td>' in page
+    assert '<td class="new">Shipping 1.4 <ins>today</ins></td>' in page
+    index = (site / "index.html").read_text()
+    assert "<th>Since main</th>" in index
+    assert "<td>changed</td>" in index
