@@ -117,9 +117,11 @@ def test_the_human_plan_shows_segments_and_their_total(
     out = capsys.readouterr().out
     assert "segments 2 (UCS-2, 100 UTF-16 units)" in out
     assert "segments 2 (GSM-7, 161 septets)" in out
-    assert out.rstrip().endswith(
+    summary, digest = out.rstrip().splitlines()[-2:]  # the plan ends with its digest
+    assert summary == (
         "Plan: 3 to send, 0 unchanged, 0 changed (held), 0 unknown; 4 SMS segments to send."
     )
+    assert digest.startswith("Plan digest: sha256:")
     assert main(["-C", str(tmp_path), "render", "note"]) == 0
     assert "# SMS segments: 2 (UCS-2, 100 UTF-16 units)" in capsys.readouterr().out
 
