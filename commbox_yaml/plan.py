@@ -6,10 +6,10 @@ import hashlib
 import json
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 from commbox_yaml.build import Build
 from commbox_yaml.compile import Request
@@ -21,9 +21,6 @@ from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView, now
 from commbox_yaml.output import write_json_list
 from commbox_yaml.render import OfMessage
 from commbox_yaml.store import BuiltMessages, PlanOrder, plan_order
-
-if TYPE_CHECKING:  # preview builds projects: imported only where it is used
-    from commbox_yaml.preview.against import Against
 
 PLAN_FORMAT = "1"
 PLAN_KIND = "commbox-yaml plan"
@@ -181,6 +178,25 @@ class PlannedMessages(Sequence[PlannedMessage]):
 def _replacing(extra: dict[int, tuple[tuple[str, ...], bool]], index: int) -> bool:
     found = extra.get(index)
     return found is not None and found[1]
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What one message's request was as of the ref: enough to compare and to show."""
+
+    fingerprint: str
+    stream: str
+    body: dict[str, Any]  # as outputs show it: what a secret made is (sensitive)
+
+
+@dataclass
+class Against:
+    """The requests of the project as of `ref`, by ledger key."""
+
+    ref: str
+    commit: str
+    requests: dict[str, Previous] = field(default_factory=dict)
+    existed: bool = True  # False: the project was not there at that ref
 
 
 @dataclass(frozen=True)

@@ -67,3 +67,11 @@ def sms_size(text: str) -> SmsSize:
             segments, used = segments + 1, 0
         used += width
     return SmsSize(encoding, segments, units)
+
+
+_UNITS = {"GSM-7": "septets", "UCS-2": "UTF-16 units"}
+
+
+def segments_text(size: SmsSize) -> str:
+    """`2 (GSM-7, 161 septets)`: how every output names an SMS's size."""
+    return f"{size.segments} ({size.encoding}, {size.units} {_UNITS[size.encoding]})"

@@ -75,10 +75,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     out = ctx.path(args.out) if args.out else project.root / DEFAULT_OUT
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the site")
-    options = SiteOptions(project.root.name, args.allow_remote, live=args.serve)
 
-    def build() -> int:
+    def build(version: int = 1) -> int:
         ctx.reset()  # a rebuild reads the project again
+        options = SiteOptions(project.root.name, args.allow_remote, args.serve, version)
         return write_site(_plan(ctx, args), out, options, ctx.console.redactor, args.addresses)
 
     count = build()

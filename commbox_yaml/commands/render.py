@@ -12,8 +12,9 @@ from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.output import Console, safe_json
 from commbox_yaml.report.data import message_object
-from commbox_yaml.report.describe import segments_text, sms_of
+from commbox_yaml.report.describe import sms_of
 from commbox_yaml.report.recipient import recipient_view
+from commbox_yaml.segments import segments_text
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:

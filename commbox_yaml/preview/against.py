@@ -12,33 +12,13 @@ import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from commbox_yaml.build import build
 from commbox_yaml.errors import UserError
+from commbox_yaml.plan import Against, Previous
 from commbox_yaml.project import PROJECT_FILE, Project, load_project
 from commbox_yaml.variables import load_variables
-
-
-@dataclass(frozen=True)
-class Previous:
-    """What one message's request was as of the ref: enough to compare and to show."""
-
-    fingerprint: str
-    stream: str
-    body: dict[str, Any]  # as outputs show it: what a secret made is (sensitive)
-
-
-@dataclass
-class Against:
-    """The requests of the project as of `ref`, by ledger key."""
-
-    ref: str
-    commit: str
-    requests: dict[str, Previous] = field(default_factory=dict)
-    existed: bool = True  # False: the project was not there at that ref
 
 
 def requests_at(

@@ -19,13 +19,15 @@ _IGNORED = {".commbox", ".git", "__pycache__", ".venv"}
 
 
 class PreviewServer:
-    """Serves `out` and rebuilds it (with `rebuild`) when a file under `root` changes."""
+    """Serves `out` and rebuilds it (`rebuild(version)`) when a file under `root` changes.
+    A page reloads when the served version is not the one it was written for, so a change
+    made before its first poll still reaches it."""
 
     def __init__(
         self,
         out: Path,
         root: Path,
-        rebuild: Callable[[], None],
+        rebuild: Callable[[int], object],
         port: int = 0,
         on_error: Callable[[str], None] = lambda text: None,
     ) -> None:
@@ -60,7 +62,7 @@ class PreviewServer:
                 continue
             self._signature = signature
             try:
-                self.rebuild()
+                self.rebuild(self.version + 1)  # its pages know their version
             except Exception as exc:  # a broken edit: keep serving the last good site
                 self.on_error(str(exc))
                 continue
@@ -93,12 +95,18 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             body = str(self.preview.version).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
-            self.send_header("Cache-Control", "no-store")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
             return
+        # A page rebuilt within the second keeps its Last-Modified: never answer 304 (the
+        # browser would show the page it has, and reload again for ever).
+        del self.headers["If-Modified-Since"]
         super().do_GET()
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

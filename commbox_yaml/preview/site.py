@@ -18,12 +18,11 @@ from typing import Any
 
 import jinja2
 
-from commbox_yaml.plan import Action, Plan, PlannedMessage
-from commbox_yaml.preview.against import Against
+from commbox_yaml.plan import Action, Against, Plan, PlannedMessage
+from commbox_yaml.preview.changes import changes, status
 from commbox_yaml.redact import Redactor
-from commbox_yaml.report.against import changes, status
-from commbox_yaml.report.describe import segments_text, sms_of
 from commbox_yaml.resources import templates
+from commbox_yaml.segments import segments_text, sms_size
 
 _PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
@@ -43,6 +42,7 @@ class SiteOptions:
     project: str  # how to name the project in the pages
     allow_remote: bool = False
     live: bool = False  # served by --serve: the pages poll for a new version
+    version: int = 1  # which build of the served site this is
 
 
 def write_site(
@@ -61,6 +61,7 @@ def write_site(
         "csp": _PAGE_CSP.format(remote=remote),
         "project": options.project,
         "live": options.live,
+        "version": options.version,
         "against": plan.against.ref if plan.against else None,
     }
     pages = out / "messages"
@@ -222,7 +223,7 @@ def _head(
             rows.append(("Attachments", ", ".join(files)))
     else:
         rows.append(("To", _recipients(data, content)))
-    size = sms_of(request)
+    size = sms_size(str(data.get("Message", ""))) if request.channel == "sms" else None
     if size is not None:
         rows.append(("Characters", f"{len(str(data.get('Message', '')))}"))
         rows.append(("Segments", segments_text(size)))

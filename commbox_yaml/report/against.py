@@ -7,33 +7,10 @@ import html
 from collections.abc import Iterator
 from typing import Any
 
-from commbox_yaml.plan import Plan, PlannedMessage
-from commbox_yaml.preview.against import Against
-from commbox_yaml.preview.diff import FieldChange, changed_fields, marked
+from commbox_yaml.plan import Against, Plan, PlannedMessage
+from commbox_yaml.preview.changes import changes, status
+from commbox_yaml.preview.diff import FieldChange, marked
 from commbox_yaml.redact import Redactor
-
-
-def status(message: PlannedMessage, against: Against) -> str:
-    """`new` (not in the project as of the ref), `changed` or `same` (its request)."""
-    previous = against.requests.get(message.key)
-    if previous is None:
-        return "new"
-    request = message.request
-    if request is None or request.fingerprint != previous.fingerprint:
-        return "changed"
-    return "same"
-
-
-def changes(message: PlannedMessage, against: Against) -> list[FieldChange]:
-    """The request's fields whose text differs from the ref's (the stream as `stream`)."""
-    previous = against.requests.get(message.key)
-    request = message.request
-    if previous is None or request is None:
-        return []
-    found = changed_fields(previous.body, request.shown_body)
-    if previous.stream != request.stream:
-        found.insert(0, FieldChange("stream", previous.stream, request.stream))
-    return found
 
 
 def against_object(message: PlannedMessage, against: Against) -> dict[str, Any]:

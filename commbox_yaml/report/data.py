@@ -6,8 +6,7 @@ from typing import Any
 
 from commbox_yaml.compile import Request
 from commbox_yaml.output import Console
-from commbox_yaml.plan import PLAN_FORMAT, Plan, PlannedMessage
-from commbox_yaml.preview.against import Against
+from commbox_yaml.plan import PLAN_FORMAT, Against, Plan, PlannedMessage
 from commbox_yaml.report.against import against_object, removed
 from commbox_yaml.report.describe import sms_of
 

@@ -9,7 +9,7 @@ from commbox_yaml.compile import Request
 from commbox_yaml.files import human_size
 from commbox_yaml.plan import Action, Plan, PlannedMessage
 from commbox_yaml.redact import Redactor
-from commbox_yaml.segments import SmsSize, sms_size
+from commbox_yaml.segments import SmsSize, segments_text, sms_size
 
 
 def first_line(text: str, limit: int = 40) -> str:
@@ -116,13 +116,6 @@ def sms_of(request: Request) -> SmsSize | None:
     if request.channel != "sms":
         return None
     return sms_size(str(request.data.get("Message", "")))
-
-
-def segments_text(size: SmsSize) -> str:
-    return f"{size.segments} ({size.encoding}, {size.units} {_UNITS[size.encoding]})"
-
-
-_UNITS = {"GSM-7": "septets", "UCS-2": "UTF-16 units"}
 
 
 COMPACT_AFTER = 50  # a plan of more messages lists its definitions, not each message

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from commbox_yaml.compile import Request
-from commbox_yaml.report.describe import segments_text, sms_of
+from commbox_yaml.report.describe import sms_of
+from commbox_yaml.segments import segments_text
 
 
 def _recipient(value: Any) -> str:
