@@ -121,6 +121,17 @@ def test_a_sensitive_value_never_shows(site: Path) -> None:
     assert "(sensitive)" in email
 
 
+def test_remote_images_load_only_with_allow_remote(tmp_path: Path) -> None:
+    root = make(tmp_path / "p")
+    for flags, policy in (
+        ([], "img-src data:;"),
+        (["--allow-remote"], "img-src data: http: https:"),
+    ):
+        assert main(["-C", str(root), "preview", *flags]) == 0
+        email = next((root / ".commbox" / "preview" / "messages").glob("html-email-*.html"))
+        assert policy in html.unescape(email.read_text())
+
+
 def test_sms_and_whatsapp_pages_show_segments_and_parameters(site: Path) -> None:
     sms = next((site / "messages").glob("oncall-sms-ann-*.html")).read_text()
     assert "Segments" in sms
