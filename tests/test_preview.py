@@ -160,7 +160,7 @@ def test_a_glob_selects_messages_and_one_matching_nothing_is_an_error(
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
-    if CHROMIUM is None:  # never skipped: a page untested in a browser is untested
+    if CHROMIUM is None:  # a page not shown in a browser is not tested: fail loudly
         pytest.fail("Debian's chromium is not installed: apt-get install chromium (.ci/run does)")
 
     with sync_playwright() as playwright:
