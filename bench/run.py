@@ -422,11 +422,9 @@ APPLY_NOTE = (
     " Every message needs its `pending` claim on disk before its request leaves: one durable"
     " write per message, which the bare floor does not make. The senders share one"
     " interpreter lock, so each of their waits (for the claim's write, for the reply) ends"
-    " with a wait to run Python again, as long as the Python the other senders have queued."
-    " A POST over an open connection takes about 95 µs of CPU in Python in commbox-yaml"
-    " (http1) where urllib3 and http.client take 350-420 µs: with that, claims took 0.9-1.0 ms on"
-    " average in a busy spell (3-4 ms through urllib3). The same code measures about 5%"
-    " apart from one spell to the next."
+    " with a wait to run Python again, as long as the Python the other senders have queued;"
+    " every request goes through urllib3 and http.client (about 350-420 µs of CPU in Python"
+    " a POST), as the floor's do."
 )
 
 
