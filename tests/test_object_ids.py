@@ -267,3 +267,20 @@ def test_ledger_list_names_no_object_twice(tmp_path: Path, monkeypatch: pytest.M
     assert ids
     assert len(ids) == len(set(ids))
     assert main(["-C", str(tmp_path), "ledger", "list"]) == 0
+
+
+@pytest.mark.usefixtures("env")
+def test_only_an_apply_or_reconcile_reads_every_object_id(
+    tmp_path: Path, server: SandboxServer
+) -> None:
+    """A plan over a long ledger must not hold every id it ever recorded (a 1,000,000-event
+    ledger held 116 MB for them); an apply asks for them, for the stray-reply rule."""
+    from commbox_yaml.ledger import Ledger
+
+    make(tmp_path, count=3)
+    assert apply(tmp_path) == 0
+    ledger = Ledger(ledger_path(tmp_path), "ledger.jsonl")
+    assert ledger.read().object_ids == {}
+    ids = ledger.read(object_ids=True).object_ids
+    assert sorted(ids.values()) == [key(n) for n in range(3)]
+    assert set(ids) == {str(s.object_id) for s in states(tmp_path).values()}

@@ -119,7 +119,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if args.reconcile:
             reconcile_first(ctx, args, ledger, token)
         plan = (
-            compute_plan(ctx, args, ledger) if saved is None else _replan(ctx, args, ledger, saved)
+            compute_plan(ctx, args, ledger, True)
+            if saved is None
+            else _replan(ctx, args, ledger, saved)
         )
         plan = dataclasses.replace(plan, destination=target)  # for the digest it shows
         saved = None  # a plan file's messages (one dict each) are not held while sending
@@ -142,7 +144,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
 def _replan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore, saved: SavedPlan) -> Plan:
     """The plan a plan file approved, made again now; refused whole when anything changed."""
     args.target, args.replace = list(saved.targets), list(saved.replace)
-    plan = compute_plan(ctx, args, ledger)
+    plan = compute_plan(ctx, args, ledger, True)
     reasons = stale_reasons(saved, plan)
     if reasons:
         listed = "; ".join(reasons[:3]) + (

@@ -104,13 +104,16 @@ def add_detail_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def compute_plan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore) -> Plan:
+def compute_plan(
+    ctx: Context, args: argparse.Namespace, ledger: LedgerStore, object_ids: bool = False
+) -> Plan:
+    """The plan against the ledger; `object_ids`: with every object id the ledger names (an
+    apply's stray-reply rule needs them)."""
     result = ctx.build(args.target)
     if result.problems:
         raise ValidationFailed(result.problems)
-    view = ledger.read(
-        result.messages.keys()
-    )  # only this plan's keys are kept, however long the ledger
+    # Only this plan's keys are kept, however long the ledger.
+    view = ledger.read(result.messages.keys(), object_ids)
     for warning in view.warnings:
         ctx.console.err(f"warning: {warning}")
     return make_plan(result, view, ledger.display, args.replace, args.target)

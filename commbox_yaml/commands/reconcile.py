@@ -124,7 +124,7 @@ def reconcile_keys(
     show: TextReport | None,
 ) -> list[Finding]:
     """Reconcile the keys `patterns` select (all held ones when empty); the lock is held."""
-    view = ledger.read()
+    view = ledger.read(object_ids=True)
     keys = select_keys(view, patterns)
     if show:
         show.start(keys)

@@ -55,14 +55,14 @@ class FileLedger:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def read(self, keys: Collection[str] | None = None) -> LedgerView:
+    def read(self, keys: Collection[str] | None = None, object_ids: bool = False) -> LedgerView:
         if not self.path.exists():
             return LedgerView(self.display, False, 0, {})
         warnings: list[str] = []
         counted = _Counted(self._events(warnings))
-        ids: dict[str, str] = {}
+        ids: dict[str, str] | None = {} if object_ids else None
         states = fold(counted, keys, ids)
-        return LedgerView(self.display, True, counted.count, states, tuple(warnings), ids)
+        return LedgerView(self.display, True, counted.count, states, tuple(warnings), ids or {})
 
     def lines(self) -> Iterator[str]:
         if not self.path.exists():

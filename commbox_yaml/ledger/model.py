@@ -243,8 +243,10 @@ class LedgerStore(Protocol):
 
     def exists(self) -> bool: ...
 
-    def read(self, keys: Collection[str] | None = None) -> LedgerView:
-        """The ledger now; with `keys`, only those keys' states (the event count is whole)."""
+    def read(self, keys: Collection[str] | None = None, object_ids: bool = False) -> LedgerView:
+        """The ledger now; with `keys`, only those keys' states (the event count is whole);
+        with `object_ids`, every object id it names (for apply's stray-reply rule and for
+        reconcile: a plan does not hold them)."""
         ...
 
     def lines(self) -> Iterator[str]:

@@ -123,7 +123,7 @@ class PostgresLedger:
             ).fetchone()
             return row is not None
 
-    def read(self, keys: Collection[str] | None = None) -> LedgerView:
+    def read(self, keys: Collection[str] | None = None, object_ids: bool = False) -> LedgerView:
         with self._reading() as conn:
             if conn is None:
                 return LedgerView(self.display, False, 0, {})
@@ -131,9 +131,9 @@ class PostgresLedger:
                 "SELECT 1 FROM commbox_namespaces WHERE name = %s", (self.namespace,)
             ).fetchone()
             lines = [row[0] for row in conn.execute(_EVENTS, (self.namespace,))]
-        ids: dict[str, str] = {}
+        ids: dict[str, str] | None = {} if object_ids else None
         states = fold(((json.loads(line), line) for line in lines), keys, ids)
-        return LedgerView(self.display, exists is not None, len(lines), states, (), ids)
+        return LedgerView(self.display, exists is not None, len(lines), states, (), ids or {})
 
     def lines(self) -> Iterator[str]:
         with self._reading() as conn:
