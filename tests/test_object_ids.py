@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from commbox_yaml.cli import main
-from commbox_yaml.ledger import KeyStatus
+from commbox_yaml.ledger import KeyStatus, Ledger
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.leaks import LeakGuard
 from tests.sending import apply, ledger_path, read_request, states
@@ -275,7 +275,6 @@ def test_only_an_apply_or_reconcile_reads_every_object_id(
 ) -> None:
     """A plan over a long ledger must not hold every id it ever recorded (a 1,000,000-event
     ledger held 116 MB for them); an apply asks for them, for the stray-reply rule."""
-    from commbox_yaml.ledger import Ledger
 
     make(tmp_path, count=3)
     assert apply(tmp_path) == 0
