@@ -6,6 +6,7 @@ it (no browser download). The site is written by the CLI, as a user runs it.
 
 from __future__ import annotations
 
+import argparse
 import html
 import re
 import shutil
@@ -18,6 +19,10 @@ from pathlib import Path
 import pytest
 
 from commbox_yaml.cli import main
+from commbox_yaml.commands.plan import compute_plan
+from commbox_yaml.context import Context
+from commbox_yaml.output import Console
+from commbox_yaml.preview.site import message_renderer
 from tests.projects import project
 from tests.test_against import git
 
@@ -275,3 +280,31 @@ def test_against_a_ref_shows_old_and_new_side_by_side(tmp_path: Path) -> None:
     index = (site / "index.html").read_text()
     assert "<th>Since main</th>" in index
     assert "<td>changed</td>" in index
+
+
+def test_a_page_rendered_around_its_blocks_is_the_page_jinja_renders_whole(
+    tmp_path: Path,
+) -> None:
+    """The site renders the page around every message once (message_renderer): each page
+    must be byte for byte what Jinja renders from the whole template."""
+    from commbox_yaml.preview.site import SiteOptions, _environment, _message_view
+
+    root = make(tmp_path / "p")
+    ctx = Context(root, Console())
+    plan = compute_plan(ctx, argparse.Namespace(target=[], replace=[], sandbox=False), ctx.ledger())
+    env = _environment()
+    common = {
+        "csp": "x",
+        "project": "p",
+        "live": True,
+        "version": 3,
+        "against": None,
+        "root": "../",
+    }
+    fast = message_renderer(env, common)
+    whole = env.get_template("message.html.j2")
+    for message in plan.messages:
+        if message.request is None:
+            continue
+        view = _message_view(message, None, ctx.console.redactor, SiteOptions("p"))
+        assert fast(view) == whole.render(common, m=view)
