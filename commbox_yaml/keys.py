@@ -35,12 +35,19 @@ def is_glob(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
 
 
+def key_glob(pattern: str) -> re.Pattern[str]:
+    """`*` any run, `?` one character; `[` and `]` are literal (they are part of keys and
+    addresses, so this is not fnmatch)."""
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts), re.DOTALL)
+
+
 def key_matcher(pattern: str) -> KeyMatcher:
-    """A predicate telling whether a ledger key matches `pattern` (a key, or a glob)."""
+    """A predicate telling whether a ledger key (or an address) matches `pattern`: itself,
+    or a glob."""
     if not is_glob(pattern):
         return pattern.__eq__
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    compiled = re.compile("".join(parts), re.DOTALL)
+    compiled = key_glob(pattern)
     return lambda key: compiled.fullmatch(key) is not None
 
 

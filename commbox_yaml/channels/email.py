@@ -14,6 +14,14 @@ def _recipient(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def recipient_text(value: Any) -> str:
+    """A recipient as a mail client shows it: `Dana <cto@acme.example>`, or the address."""
+    if isinstance(value, dict):
+        address = str(value.get("address", ""))
+        return f"{value['name']} <{address}>" if value.get("name") else address
+    return str(value)
+
+
 def content(values: Mapping[str, Any]) -> ContentParts:
     parts = ContentParts()
     if "subject" in values:

@@ -19,6 +19,8 @@ from typing import Any
 
 import jinja2
 
+from commbox_yaml.channels.email import recipient_text
+from commbox_yaml.keys import key_matcher
 from commbox_yaml.plan import Action, Against, Plan, PlannedMessage
 from commbox_yaml.preview.changes import changes, status
 from commbox_yaml.redact import Redactor
@@ -148,20 +150,13 @@ def _environment() -> jinja2.Environment:
 
 
 def _selected(plan: Plan, wanted: Iterable[str] | None) -> Iterator[PlannedMessage]:
-    patterns = [_address_glob(w) for w in wanted or ()]
+    patterns = [key_matcher(w) for w in wanted or ()]
     for message in plan.messages:
         if message.request is None:
             continue  # skipped by `when`: nothing would be seen
-        if patterns and not any(p.fullmatch(message.address) for p in patterns):
+        if patterns and not any(matches(message.address) for matches in patterns):
             continue
         yield message
-
-
-def _address_glob(text: str) -> re.Pattern[str]:
-    """`*` any run of characters, `?` one; `[` and `]` are literal (they are in addresses)."""
-    return re.compile(
-        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
-    )
 
 
 def _page_name(address: str) -> str:
@@ -238,14 +233,7 @@ def _note(message: PlannedMessage) -> str:
 
 def _recipients(data: dict[str, Any], content: dict[str, Any]) -> str:
     listed = content.get("to") or [data.get("UserStreamProviderId", "")]
-    return ", ".join(_address(r) for r in listed)
-
-
-def _address(value: Any) -> str:
-    if isinstance(value, dict):
-        address = str(value.get("address", ""))
-        return f"{value['name']} <{address}>" if value.get("name") else address
-    return str(value)
+    return ", ".join(recipient_text(r) for r in listed)
 
 
 def _head(
@@ -258,7 +246,9 @@ def _head(
         rows.append(("From (stream)", str(request.stream)))
         for label in ("to", "cc", "bcc"):
             if content.get(label):
-                rows.append((label.capitalize(), ", ".join(_address(r) for r in content[label])))
+                rows.append(
+                    (label.capitalize(), ", ".join(recipient_text(r) for r in content[label]))
+                )
         files = [f"{redactor.text(f.name)} ({f.size:,} bytes)" for f in request.files]
         files += [
             f"{a.get('name') or a.get('path')} (link)"

@@ -22,13 +22,13 @@ CommBox back), decide.py (one cluster's findings), reconciler.py (the run and th
 
 from __future__ import annotations
 
+from commbox_yaml.keys import key_glob
 from commbox_yaml.reconcile.cases import (
     CLOCK_SKEW_S,
     Case,
     Finding,
     Result,
     Window,
-    key_glob,
     needs_reconcile,
     select_keys,
 )

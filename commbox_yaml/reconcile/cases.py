@@ -11,6 +11,7 @@ from typing import Any
 
 from commbox_yaml.compile import Request
 from commbox_yaml.errors import UserError
+from commbox_yaml.keys import key_glob
 from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView
 from commbox_yaml.readback import Item
 
@@ -50,12 +51,6 @@ def needs_reconcile(state: KeyState) -> bool:
     return state.status is KeyStatus.UNKNOWN or (
         state.status is KeyStatus.SENT and state.object_id is None
     )
-
-
-def key_glob(pattern: str) -> re.Pattern[str]:
-    """`*` any run, `?` one character; `[` and `]` are literal (they are part of keys)."""
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts), re.DOTALL)
 
 
 def select_keys(view: LedgerView, patterns: Sequence[str]) -> list[str]:

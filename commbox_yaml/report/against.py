@@ -35,14 +35,6 @@ def removed(against: Against, keys: set[str]) -> list[dict[str, Any]]:
     ]
 
 
-def change_lines(message: PlannedMessage, against: Against, redactor: Redactor) -> list[str]:
-    """One line per changed field: `path: old-and-new text, words marked`."""
-    return [
-        f"{change.path}: {redactor.text(marked(change.pieces()))}"
-        for change in changes(message, against)
-    ]
-
-
 SHOWN_CHANGED = 50  # a text plan lists this many changed messages; JSON has them all
 
 

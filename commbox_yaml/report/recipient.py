@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from commbox_yaml.channels.email import recipient_text
 from commbox_yaml.compile import Request
 from commbox_yaml.report.describe import sms_of
 from commbox_yaml.segments import segments_text
-
-
-def _recipient(value: Any) -> str:
-    if isinstance(value, dict):
-        address = str(value.get("address", ""))
-        return f"{value['name']} <{address}>" if value.get("name") else address
-    return str(value)
 
 
 def recipient_view(request: Request) -> list[str]:
@@ -25,10 +17,10 @@ def recipient_view(request: Request) -> list[str]:
     if "subject" in content:
         head.append(("Subject", str(content["subject"])))
     recipients = content.get("to") or [data.get("UserStreamProviderId", "")]
-    head.append(("To", ", ".join(_recipient(r) for r in recipients)))
+    head.append(("To", ", ".join(recipient_text(r) for r in recipients)))
     for label in ("cc", "bcc"):
         if content.get(label):
-            head.append((label.capitalize(), ", ".join(_recipient(r) for r in content[label])))
+            head.append((label.capitalize(), ", ".join(recipient_text(r) for r in content[label])))
     names = [f.name for f in request.files]
     names += [str(a.get("name")) for a in content.get("attachments", []) if isinstance(a, dict)]
     if names:
