@@ -44,6 +44,7 @@ class Attempt:
 
 
 _current = threading.local()
+_AWAITING = threading.Lock()  # a connection's `awaiting` is checked and changed under it
 
 
 def _attempt() -> Attempt | None:
@@ -89,7 +90,8 @@ class _Tracking:
         if attempt is not None and not attempt.connecting:  # not a proxy's CONNECT
             if self.sock is None:
                 self.connect()
-            self.awaiting = attempt
+            with _AWAITING:
+                self.awaiting = attempt
             with attempt.lock:
                 attempt.connection = self
                 attempt.sock = self.made_sock
@@ -106,8 +108,9 @@ class _Tracking:
 
     def in_step(self, attempt: Attempt) -> None:
         """`attempt`'s reply was whole and in step: the connection may serve the next one."""
-        if self.awaiting is attempt:
-            self.awaiting = None
+        with _AWAITING:  # never clear a later request's mark
+            if self.awaiting is attempt:
+                self.awaiting = None
 
 
 class TrackedHTTPConnection(_Tracking, HTTPConnection):
