@@ -21,13 +21,12 @@ from typing import Any
 from commbox_yaml.build import Build
 from commbox_yaml.compile import Compiler
 from commbox_yaml.errors import UserError
-from commbox_yaml.keys import MAX_KEY_LENGTH
+from commbox_yaml.keys import MAX_KEY_LENGTH, TEST_PREFIX
 from commbox_yaml.ledger import LedgerView
 from commbox_yaml.phones import normalize_phone, phone_problem
 from commbox_yaml.plan import Action, Plan, PlannedMessage
 from commbox_yaml.render import RenderedMessage
 
-TEST_PREFIX = "test:"
 # Channels whose messages go to a phone number, and to an email address.
 PHONE_CHANNELS = ("sms", "whatsapp")
 EMAIL_CHANNELS = ("email",)
