@@ -311,3 +311,43 @@ def test_a_reply_and_a_real_key_named_like_a_test_key(
     messages.write_text(messages.read_text().replace('id: "wa-', 'id: "test:wa-'))
     assert main(["-C", str(root), "validate"]) == 1
     assert "keys starting with 'test:' are kept for test sends" in capsys.readouterr().err
+
+
+def test_a_message_with_sensitive_values_is_test_sent_with_them_and_shows_none(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: SandboxServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    point_at(monkeypatch, server.url, TOKEN)
+    pin, phone = "PIN-7c41e2d9", "+972 54-444-4444"
+    commbox = COMMBOX.format(limits="") + "sensitive: [pin, phone]\n"
+    message = """\
+    name: otp
+    channel: sms
+    stream: sms
+    user_stream_provider_id: "{{ phone }}"
+    to: ["{{ phone }}"]
+    message: "Your PIN is {{ pin }}"
+    """
+    root = write(
+        tmp_path,
+        {
+            "commbox.yaml": commbox,
+            "messages/otp.yaml": message,
+            "vars/common.yaml": f"pin: '{pin}'\nphone: '{phone}'\n",
+        },
+    )
+    assert apply(root, "--test-to", PHONE, "--json") == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["summary"]["sent"] == 1
+    (received,) = server.accepted
+    assert received.data == {
+        **(received.data or {}),
+        "Message": f"Your PIN is {pin}",  # the real value goes to the test recipient
+        "UserStreamProviderId": DIGITS,
+        "Content": {"to": [DIGITS]},
+    }
+    assert pin not in out
+    assert pin not in ledger_path(root).read_text()
+    assert "544444444" not in json.dumps(received.data)
