@@ -16,6 +16,9 @@ from commbox_yaml import testsend
 from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyStatus
 from commbox_yaml.sandbox import Fault, SandboxServer
+from tests.ledgers import TOKEN as LEDGER_TOKEN
+from tests.ledgers import make
+from tests.pg import ROLE_PASSWORD, PgServer
 from tests.projects import build_project, write
 from tests.sending import apply, events, ledger_path, point_at, states
 
@@ -351,3 +354,26 @@ def test_a_message_with_sensitive_values_is_test_sent_with_them_and_shows_none(
     assert pin not in out
     assert pin not in ledger_path(root).read_text()
     assert "544444444" not in json.dumps(received.data)
+
+
+def test_test_sends_on_a_postgresql_ledger_repeat_and_leave_real_keys_alone(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: SandboxServer,
+    postgres: PgServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    point_at(monkeypatch, server.url, LEDGER_TOKEN)
+    monkeypatch.setenv("PGPASSWORD", ROLE_PASSWORD)
+    monkeypatch.delenv("COMMBOX_LEDGER_URL", raising=False)
+    database = postgres.new_database()
+    root = make(tmp_path, count=3, ledger=f"url: '{postgres.url(database)}', namespace: team")
+    assert apply(root, "--test-to", PHONE) == 0
+    assert apply(root, "--test-to", PHONE) == 0  # claims a test key that has events already
+    assert len(server.accepted) == 6
+    assert set(_plan_actions(root, capsys).values()) == {"send"}
+    assert main(["-C", str(root), "ledger", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {entry["key"] for entry in listed} == {f"test:notice-1[p{n:04d}]" for n in range(3)}
+    assert {entry["status"] for entry in listed} == {"sent"}
+    assert ledger_path(root).exists() is False
