@@ -21,6 +21,7 @@ from tests.ledgers import make
 from tests.pg import ROLE_PASSWORD, PgServer
 from tests.projects import build_project, write
 from tests.sending import apply, events, ledger_path, point_at, states
+from tests.test_terminal import PROJECT, _run_on_terminal
 
 TOKEN = "tok-5b1f0c9e7a2d4e33"
 EMAIL = "qa@test.example"
@@ -377,3 +378,19 @@ def test_test_sends_on_a_postgresql_ledger_repeat_and_leave_real_keys_alone(
     assert {entry["key"] for entry in listed} == {f"test:notice-1[p{n:04d}]" for n in range(3)}
     assert {entry["status"] for entry in listed} == {"sent"}
     assert ledger_path(root).exists() is False
+
+
+def test_on_a_terminal_test_sends_are_listed_then_asked_for(
+    tmp_path: Path, server: SandboxServer
+) -> None:
+    write(tmp_path, dict(PROJECT))
+    code, screen = _run_on_terminal(tmp_path, server, "no", "--test-to", PHONE)
+    assert code == 1
+    assert "Send 3 test messages? Only 'yes' is accepted:" in screen
+    assert screen.index("hi[c]") < screen.index("Send 3 test messages?")
+    assert "apply cancelled; nothing was sent" in screen
+    assert server.received == []
+    code, screen = _run_on_terminal(tmp_path, server, "yes", "--test-to", PHONE)
+    assert code == 0, screen
+    assert "Test sends complete: 3 sent, 0 failed, 0 unknown." in screen
+    assert len(server.accepted) == 3
