@@ -37,7 +37,7 @@ _CONTENT_RECIPIENTS = frozenset({"to", "cc", "bcc"})
 
 
 @dataclass(frozen=True)
-class TestRecipients:
+class Recipients:
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()  # as digits, the way CommBox wants them
 
@@ -53,7 +53,7 @@ class TestRecipients:
         return (*self.emails, *self.phones)
 
 
-def parse_recipients(values: Iterable[str]) -> TestRecipients:
+def parse_recipients(values: Iterable[str]) -> Recipients:
     """Each `--test-to` value as an email address or a phone number (written any common
     way); anything else is a usage error, one line."""
     emails: list[str] = []
@@ -78,10 +78,10 @@ def parse_recipients(values: Iterable[str]) -> TestRecipients:
         digits = normalize_phone(text)
         if digits not in phones:
             phones.append(digits)
-    return TestRecipients(tuple(emails), tuple(phones))
+    return Recipients(tuple(emails), tuple(phones))
 
 
-def test_key(key: str) -> str:
+def key_for_test(key: str) -> str:
     """The ledger key a test send of `key` is recorded under: never a real one's."""
     candidate = TEST_PREFIX + key
     if len(candidate) <= MAX_KEY_LENGTH:
@@ -93,7 +93,7 @@ def is_test_key(key: str) -> bool:
     return key.startswith(TEST_PREFIX)
 
 
-def skip_reason(message: RenderedMessage, skipped: bool, recipients: TestRecipients) -> str | None:
+def skip_reason(message: RenderedMessage, skipped: bool, recipients: Recipients) -> str | None:
     """Why this message cannot be test-sent, or None when it can."""
     channel = message.definition.channel
     if skipped:
@@ -107,25 +107,26 @@ def skip_reason(message: RenderedMessage, skipped: bool, recipients: TestRecipie
     return None
 
 
-def redirected(message: RenderedMessage, recipients: TestRecipients) -> RenderedMessage:
+def redirected(message: RenderedMessage, recipients: Recipients) -> RenderedMessage:
     """The message with every recipient field replaced by the test recipients, under its
     test key; the values sent (with the real sensitive ones) are redirected alike."""
     channel = message.definition.channel
     sent = None if message.sent is None else _redirect(message.sent, channel, recipients)
     return dataclasses.replace(
         message,
-        key=test_key(message.key),
+        key=key_for_test(message.key),
         values=_redirect(message.values, channel, recipients),
         sent=sent,
     )
 
 
-def _redirect(values: dict[str, Any], channel: str, recipients: TestRecipients) -> dict[str, Any]:
+def _redirect(values: dict[str, Any], channel: str, recipients: Recipients) -> dict[str, Any]:
     out = dict(values)
     for name in ("to", "cc", "bcc", "user_stream_provider_id"):
         out.pop(name, None)
     mine = recipients.for_channel(channel)
-    out["to"] = list(mine)
+    # A single recipient written as one value stays one value.
+    out["to"] = mine[0] if isinstance(values.get("to"), str) else list(mine)
     out["user_stream_provider_id"] = mine[0]
     if isinstance(values.get("user"), dict):
         user = {k: v for k, v in values["user"].items() if k not in ("phone1", "email")}
@@ -146,7 +147,7 @@ def _redirect(values: dict[str, Any], channel: str, recipients: TestRecipients) 
 
 
 @dataclass(frozen=True)
-class TestSend:
+class Redirect:
     """One message to test-send: its real key, and the planned send of its test key."""
 
     real_key: str
@@ -166,7 +167,7 @@ class TestSend:
         return {
             "address": self.address,
             "key": self.real_key,
-            "test_key": self.key,
+            "key_for_test": self.key,
             "channel": self.channel,
             "to": list(self.recipients),
         }
@@ -185,10 +186,10 @@ class Skipped:
 
 
 @dataclass(frozen=True)
-class TestPlan:
-    sends: list[TestSend]
+class RedirectPlan:
+    sends: list[Redirect]
     skipped: list[Skipped]
-    recipients: TestRecipients
+    recipients: Recipients
 
     @property
     def planned(self) -> Sequence[PlannedMessage]:
@@ -198,18 +199,13 @@ class TestPlan:
         return {"test": len(self.sends), "skipped": len(self.skipped)}
 
 
-def test_keys(plan: Plan) -> list[str]:
-    """The test key of every message of the plan (those that may be test-sent among them)."""
-    return [test_key(m.key) for m in plan.messages if m.request is not None]
-
-
 def make_test_plan(
-    result: Build, plan: Plan, tests: LedgerView, recipients: TestRecipients
-) -> TestPlan:
+    result: Build, plan: Plan, tests: LedgerView, recipients: Recipients
+) -> RedirectPlan:
     """Every message of `plan` (in plan order), test-sent or skipped with the reason; each
     test send is planned against its test key's state in `tests`."""
     compiler = Compiler(result.project, result.variables.redactor())
-    sends: list[TestSend] = []
+    sends: list[Redirect] = []
     skipped: list[Skipped] = []
     for real in plan.messages:
         message = real.message
@@ -225,5 +221,5 @@ def make_test_plan(
             continue
         state = tests.state(request.key)
         planned = PlannedMessage(request.message, request, Action.SEND, state)
-        sends.append(TestSend(real.key, channel, recipients.for_channel(channel), planned))
-    return TestPlan(sends, skipped, recipients)
+        sends.append(Redirect(real.key, channel, recipients.for_channel(channel), planned))
+    return RedirectPlan(sends, skipped, recipients)

@@ -197,7 +197,7 @@ def test_the_output_names_what_is_test_sent_to_whom_and_what_is_skipped_and_why(
     assert result["summary"]["sent"] == 1
     (sent,) = result["results"]
     assert sent["address"] == "text"
-    assert sent["test_key"] == "test:text-2.0"
+    assert sent["key_for_test"] == "test:text-2.0"
     assert sent["to"] == [DIGITS]
     assert sent["outcome"] == "sent"
     assert result["skipped"] == [
@@ -296,7 +296,7 @@ def test_a_reply_and_a_real_key_named_like_a_test_key(
     root = _project(tmp_path)
     result = build_project(root)
     text = next(r.message for r in result.requests if r.key == "text-2.0")
-    recipients = testsend.TestRecipients((EMAIL,), (DIGITS,))
+    recipients = testsend.Recipients((EMAIL,), (DIGITS,))
     assert testsend.skip_reason(text, False, recipients) is None
     reply = dataclasses.replace(text, values={**text.values, "reply_to": "mail"})
     assert (
@@ -304,11 +304,10 @@ def test_a_reply_and_a_real_key_named_like_a_test_key(
         == "a reply goes to its parent's conversation"
     )
     assert (
-        testsend.skip_reason(text, False, testsend.TestRecipients((EMAIL,)))
-        == "no --test-to for sms"
+        testsend.skip_reason(text, False, testsend.Recipients((EMAIL,))) == "no --test-to for sms"
     )
-    assert testsend.test_key("x" * 512).startswith("test:sha256:")
-    assert len(testsend.test_key("x" * 512)) <= 512
+    assert testsend.key_for_test("x" * 512).startswith("test:sha256:")
+    assert len(testsend.key_for_test("x" * 512)) <= 512
 
     # A real key never starts with `test:`: it could be taken for a test send's.
     messages = root / "messages" / "all.yaml"

@@ -18,7 +18,7 @@ from commbox_yaml.output import Console
 from commbox_yaml.plan import make_plan
 from commbox_yaml.report.progress import Progress
 from commbox_yaml.send import Outcome, Sender, SendResult
-from commbox_yaml.testsend import TestPlan, TestRecipients, make_test_plan, test_key
+from commbox_yaml.testsend import Recipients, RedirectPlan, key_for_test, make_test_plan
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -40,7 +40,7 @@ def check_options(args: argparse.Namespace) -> None:
 def run_test_sends(
     ctx: Context,
     args: argparse.Namespace,
-    recipients: TestRecipients,
+    recipients: Recipients,
     ledger: LedgerStore,
     target: str,
     token: str,
@@ -55,7 +55,7 @@ def run_test_sends(
         if result.problems:
             raise ValidationFailed(result.problems)
         real = list(result.messages.keys())
-        view = ledger.read([*real, *(test_key(k) for k in real)], True)
+        view = ledger.read([*real, *(key_for_test(k) for k in real)], True)
         for warning in view.warnings:
             ctx.console.err(f"warning: {warning}")
         plan = make_plan(result, view, ledger.display, (), args.target)
@@ -101,7 +101,7 @@ def _sender(
     return Sender(ctx.project().api, client, ledger, ctx.console.redactor, run_id, stop, object_ids)
 
 
-def _show(console: Console, tests: TestPlan, ledger: str) -> None:
+def _show(console: Console, tests: RedirectPlan, ledger: str) -> None:
     total = len(tests.sends) + len(tests.skipped)
     console.out(
         f"commbox-yaml apply --test-to: {len(tests.sends)} of {total} message"
@@ -142,7 +142,7 @@ def _confirm(console: Console, count: int, as_json: bool) -> None:
 def _finish(
     ctx: Context,
     args: argparse.Namespace,
-    tests: TestPlan,
+    tests: RedirectPlan,
     results: Sequence[SendResult],
     refused: str | None,
 ) -> int:
