@@ -70,6 +70,17 @@ def schedule_text(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
+def past_schedule(data: Mapping[str, Any], now: float) -> str | None:
+    """Why a v2 item may not be sent now (its schedule is past), or None."""
+    seconds = data.get("schedule")
+    if not isinstance(seconds, int) or seconds > now:
+        return None
+    return (
+        f"the schedule {schedule_text(seconds)} is already past, so nothing was sent (WhatsApp "
+        "would deliver it at once); set a later schedule, or remove it to send now"
+    )
+
+
 def check(values: Mapping[str, Any], stream: str, problem: Problem) -> None:
     """The rules that depend on `api`, each a problem at the key it is about."""
     template = values.get("template") or {}

@@ -52,6 +52,7 @@ class Verdict:
     retry_after: float | None = None
     object_id: Any = None
     out_of_step: bool = False  # the reply was not this request's: close its connection
+    whatsapp_id: str | None = None  # the message id a v2 WhatsApp send was answered with
 
 
 class Halt:
