@@ -255,3 +255,42 @@ def _user(user: Mapping[str, Any]) -> dict[str, Any]:
 def _phone(value: Any) -> str:
     text = str(value)
     return text if text == REDACTED else normalize_phone(text)
+
+
+def shown_rows(item: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) of a v2 item as its recipient gets it: to, template, language, header,
+    parameters, buttons, schedule (and the conversation's message, when one is opened)."""
+    sent = item.get("template_data") or {}
+    template = sent.get("template") or {}
+    rows = [
+        ("To", str(sent.get("to", ""))),
+        ("Template", str(template.get("name", ""))),
+        ("Language", str((template.get("language") or {}).get("code"))),
+    ]
+    params: list[str] = []
+    buttons: list[str] = []
+    for component in template.get("components") or []:
+        values = component.get("parameters") or [{}]
+        if component.get("type") == "header":
+            kind = str(values[0].get("type"))
+            media = values[0].get(kind)
+            if isinstance(media, dict):
+                named = f" ({media['filename']})" if media.get("filename") else ""
+                rows.append(("Header", f"{kind} {media.get('link', media.get('id'))}{named}"))
+            else:
+                rows.append(("Header", str(values[0].get("text", ""))))
+        elif component.get("type") == "body":
+            params = [str(p.get("text", "")) for p in values]
+        elif component.get("type") == "button":
+            value = values[0].get("text", values[0].get("payload"))
+            buttons.append(f"[{component.get('index')}] {component.get('sub_type')}: {value}")
+    listed = ", ".join(f"{{{{{i}}}}} = {p}" for i, p in enumerate(params, 1))
+    rows.append(("Parameters", listed or "(none)"))
+    if buttons:
+        rows.append(("Buttons", ", ".join(buttons)))
+    if isinstance(item.get("schedule"), int):
+        rows.append(("Schedule", f"{schedule_text(item['schedule'])} ({item['schedule']})"))
+    objects = item.get("object_data")
+    if isinstance(objects, dict):
+        rows.append(("Conversation", "opened with object_data" if objects else "(none)"))
+    return rows

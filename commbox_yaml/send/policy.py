@@ -151,7 +151,7 @@ class MessagePolicy:
             self._local.durable = later(record)
         return SendResult(
             message.address, message.key, result_outcome, outcome.object_id, outcome.status,
-            outcome.description, attempt, time.monotonic() - started,
+            outcome.description, attempt, time.monotonic() - started, outcome.whatsapp_id,
         )  # fmt: skip
 
     def _result(
