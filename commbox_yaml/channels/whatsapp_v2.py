@@ -17,14 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from commbox_yaml.phones import normalize_phone
 from commbox_yaml.redact import REDACTED
 
+if TYPE_CHECKING:
+    from commbox_yaml.definitions import Definition
+
 Problem = Callable[..., None]  # problem(path, text, key=False), as in compile.py
 
 PATH = "/v2/whatsapp/sendtemplatedmessage/{}"
+SCHEDULED = 9  # StatusId "scheduled": a conversation's state, not a send time
 MEDIA = ("image", "video", "document")
 HEADER_KINDS = ("text", *MEDIA)
 BUTTON_KINDS = ("url", "quick_reply")
@@ -131,8 +135,7 @@ def _check_v1(values: Mapping[str, Any], template: Mapping[str, Any], problem: P
         if path[-1] in holder:
             problem(
                 path,
-                f"{'.'.join(path)} needs `api: v2` (CommBox's v2 WhatsApp endpoint); "
-                "add api: v2 to the message",
+                "needs `api: v2` (CommBox's v2 WhatsApp endpoint); add api: v2 to the message",
                 key=True,
             )
     if "user_stream_provider_id" not in values:
@@ -294,3 +297,24 @@ def shown_rows(item: Mapping[str, Any]) -> list[tuple[str, str]]:
     if isinstance(objects, dict):
         rows.append(("Conversation", "opened with object_data" if objects else "(none)"))
     return rows
+
+
+def warnings(definition: Definition, values: Mapping[str, Any], now: float) -> list[str]:
+    """What validate warns of (errors with --strict): a `status_id: scheduled` that schedules
+    nothing, and a v2 schedule already past (apply will refuse it; old messages stay valid)."""
+    out: list[str] = []
+    if values.get("status_id") == SCHEDULED:
+        out.append(
+            f"{definition.where('status_id')}: status_id: scheduled (9) does not schedule a "
+            "send (CommBox's Create Object has no send time: the message goes out when apply "
+            "sends it); to send a WhatsApp template later, use api: v2 with schedule: "
+            "(an ISO 8601 time with a zone)"
+        )
+    moment = schedule_time(values.get("schedule")) if is_v2(values) else None
+    if moment is not None and moment.timestamp() <= now:
+        out.append(
+            f"{definition.where('schedule')}: schedule {values['schedule']} is already past: "
+            "apply will refuse to send this message (failed, nothing sent); set a later "
+            "schedule, or remove it to send at once"
+        )
+    return out
