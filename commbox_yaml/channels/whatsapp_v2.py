@@ -318,3 +318,18 @@ def warnings(definition: Definition, values: Mapping[str, Any], now: float) -> l
             "schedule, or remove it to send at once"
         )
     return out
+
+
+def preview(item: Mapping[str, Any]) -> dict[str, Any]:
+    """What the preview page shows of a v2 item: header, text, buttons, schedule, recipient."""
+    rows = dict(shown_rows(item))
+    objects = item.get("object_data") or {}
+    text = str(objects.get("Message", "")) if isinstance(objects, dict) else ""
+    summary = f"Template {rows['Template']} ({rows['Language']}): {rows['Parameters']}"
+    return {
+        "header": rows.get("Header"),
+        "text": text or summary,
+        "buttons": rows["Buttons"].split(", ") if "Buttons" in rows else [],
+        "schedule": rows.get("Schedule", ""),
+        "recipients": rows["To"],
+    }
