@@ -7,6 +7,8 @@ import copy
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +432,70 @@ def test_the_sandbox_answers_per_recipient_as_documented(
             "POST", url, body=body, headers={"Content-Type": "application/json"}
         )
         assert unsigned.status == 401
+
+
+def test_a_sensitive_code_is_sent_but_never_shown(
+    tmp_path: Path,
+    server: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    leak_guard: Any,
+) -> None:
+    code = "835201-kq"
+    leak_guard.register(code)
+    commbox = COMMBOX + "vars: [vars/common.yaml]\nsensitive: [code]\n"
+    definition = SIMPLE.format(extra="").replace(
+        "template: {name: notice, language: en}",
+        "template:\n  name: auth_template\n  language: en\n"
+        '  params: ["{{ code }}"]\n  buttons: [{url: "{{ code }}"}]',
+    )
+    root = project(tmp_path, definition, variables=f"code: '{code}'\n", commbox=commbox)
+    assert main(["-C", str(root), "render", "notice", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["messages"][0]["request"]["body"]
+    components = shown["data"][0]["template_data"]["template"]["components"]
+    assert [c["parameters"][0]["text"] for c in components] == ["(sensitive)", "(sensitive)"]
+
+    point_at(monkeypatch, server.url, "t0ken")
+    assert apply(root) == 0
+    capsys.readouterr()
+    (received,) = server.received
+    sent = received.body["data"][0]["template_data"]["template"]["components"]
+    assert [c["parameters"][0]["text"] for c in sent] == [code, code]
+
+
+def test_the_sandbox_command_takes_whatsapp_invalid(http: urllib3.PoolManager) -> None:
+    command = [
+        sys.executable, "-m", "commbox_yaml", "sandbox", "--port", "0",
+        "--whatsapp-invalid", "+972 52-222-2222", "--whatsapp-invalid", "972533333333",
+    ]  # fmt: skip
+    template = {"name": "t", "language": {"code": "en"}, "components": []}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            first, _export, faults = (process.stdout.readline() for _ in range(3))
+            url = first.split()[4]
+            replies = [
+                http.request(
+                    "POST",
+                    url + PATH,
+                    body=json.dumps(
+                        {"data": [{"template_data": {"to": to, "template": template}}]}
+                    ),
+                    headers={"Content-Type": "application/json", "Authorization": "Bearer t"},
+                )
+                for to in ("972522222222", "972533333333", "972544444444")
+            ]
+            http.clear()
+            process.terminate()
+            process.communicate(timeout=5)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert faults.strip() == (
+        "faults: v2 WhatsApp templates to +972 52-222-2222, 972533333333 answered 206 "
+        "(not a WhatsApp user)"
+    )
+    assert [r.status for r in replies] == [206, 206, 200]
+    assert "id" in replies[2].json()["data"][0]

@@ -205,6 +205,9 @@ def _faults(args: argparse.Namespace) -> list[str]:
         faults.append(f"pages counted from {args.first_page}")
     if args.page_cap != PAGE_SIZE_MAX:
         faults.append(f"at most {args.page_cap} objects a page")
+    if args.whatsapp_invalid:
+        listed = ", ".join(args.whatsapp_invalid)
+        faults.append(f"v2 WhatsApp templates to {listed} answered 206 (not a WhatsApp user)")
     return faults
 
 
