@@ -198,6 +198,9 @@ def test_the_exact_body_is_rendered_and_received(
     assert len(sent) == 1
     assert str(sent[0]["whatsapp_id"]).startswith("wamid.")
     assert sent[0]["whatsapp_id"] in received.whatsapp_ids
+    capsys.readouterr()
+    assert main(["-C", str(root), "ledger", "show", "promo", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["whatsapp_id"] == sent[0]["whatsapp_id"]
     # The object_data object is CommBox's: the sandbox keeps it, so that reads find it.
     (stored,) = server.objects
     assert sent[0]["object_id"] == stored.object_id

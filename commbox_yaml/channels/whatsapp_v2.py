@@ -127,6 +127,15 @@ def check(values: Mapping[str, Any], stream: str, problem: Problem) -> None:
             )
     if "schedule" in values and schedule_time(values["schedule"]) is None:
         problem(("schedule",), _schedule_problem(values["schedule"]))
+    written = {wire.lower() for name, wire in OBJECT_FIELDS if name in values}
+    for key in values.get("raw") or {}:
+        if str(key).lower() in written:
+            problem(
+                ("raw", key),
+                f"object_data key '{key}' is already set from the definition; "
+                "use the definition's own key instead of raw",
+                key=True,
+            )
 
 
 def _check_v1(values: Mapping[str, Any], template: Mapping[str, Any], problem: Problem) -> None:
