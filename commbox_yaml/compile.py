@@ -205,7 +205,8 @@ class Compiler:
             data = {} if problems else whatsapp_v2.item(values, channel.presets)
         else:
             data = _wire_data(values, channel, _content(values, parts, problem), problem)
-        for path, text in _changed_literals(definition.positions.texts, definition.data):
+        literal = (("raw",), ("content",), *((("template",),) if v2 else ()))
+        for path, text in _changed_literals(definition.positions.texts, definition.data, literal):
             problem(path, text)
 
         files = []
@@ -257,12 +258,15 @@ class Compiler:
 
 
 def _changed_literals(
-    texts: Mapping[PathKey, str], data: dict[str, Any]
+    texts: Mapping[PathKey, str],
+    data: dict[str, Any],
+    literal: tuple[PathKey, ...] = (("raw",), ("content",)),
 ) -> Iterator[tuple[PathKey, str]]:
-    """(path, error) for each value written in `raw` or `content` (sent as they are, as JSON)
-    that YAML reads as another: `1.10` would be sent as 1.1, `1_000` as 1000, `NO` as false."""
+    """(path, error) for each value written in `raw` or `content` (sent as they are, as JSON;
+    a v2 template's values are sent as text) that YAML reads as another: `1.10` would be sent
+    as 1.1, `1_000` as 1000, `NO` as false."""
     for path, written in texts.items():
-        if path[:1] not in (("raw",), ("content",)):
+        if path[:1] not in literal:
             continue
         value: Any = data
         for part in path:

@@ -365,8 +365,19 @@ def test_status_id_scheduled_is_warned_of(
             SIMPLE.format(extra="").replace("stream: wa", 'stream: "17566"'),
             "messages/main.yaml:4:9: stream: api: v2 needs the stream's encrypted id",
         ),
+        (
+            SIMPLE.format(extra="").replace("language: en}", "language: en, params: [1.10]}"),
+            "messages/main.yaml:6:49: template.params[0]: 1.10 is read by YAML as 1.1; quote it",
+        ),
     ],
-    ids=["two-recipients", "no-zone", "header-on-v1", "api-on-sms", "numeric-stream"],
+    ids=[
+        "two-recipients",
+        "no-zone",
+        "header-on-v1",
+        "api-on-sms",
+        "numeric-stream",
+        "params-read-as-number",
+    ],
 )
 def test_validation_errors_are_one_line_each(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], definition: str, error: str | None
