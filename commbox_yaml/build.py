@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
+from commbox_yaml.channels import whatsapp_v2
 from commbox_yaml.compile import Compiler, Request
 from commbox_yaml.definitions import load_definitions
 from commbox_yaml.enums import ENUM_FIELDS, normalize_enum
@@ -85,6 +87,8 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
     compiler = Compiler(project, secrets)
     result = Build(project, variables, BuiltMessages(secrets), loaded.files, list(loaded.problems))
     matched: set[str] = set()
+    warned: set[str] = set()
+    now = time.time()
     addresses = {d.name for d in loaded.definitions}  # for "did you mean" on a target
     for definition in loaded.definitions:
         if wanted and not any(name == definition.name for name, _ in wanted):
@@ -108,6 +112,10 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
                 continue
             request, problems = _checked(message, variables, compiler)
             later.extend(problems)
+            for warning in whatsapp_v2.warnings(definition, message.values, now):
+                if warning not in warned:  # once per definition, not once per item
+                    warned.add(warning)
+                    result.warnings.append(warning)
             if request is not None:
                 result.messages.add(request)
         result.problems.extend(rendering)

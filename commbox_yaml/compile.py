@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from commbox_yaml.channels import CHANNELS
+from commbox_yaml.channels import CHANNELS, whatsapp_v2
 from commbox_yaml.channels.base import Channel, ContentParts
 from commbox_yaml.errors import Problem, UserError
 from commbox_yaml.files import human_size
@@ -102,7 +102,14 @@ class Request(OfMessage):
         return self.message.definition.channel
 
     @property
+    def v2(self) -> bool:
+        """Sent through CommBox's v2 WhatsApp endpoint: `data` is the one item of a list."""
+        return whatsapp_v2.is_v2(self.message.values)
+
+    @property
     def path(self) -> str:
+        if self.v2:
+            return whatsapp_v2.PATH.format(path_segment(self.stream))
         return f"/streams/{path_segment(self.stream)}/objects"
 
     @property
@@ -113,7 +120,7 @@ class Request(OfMessage):
     @property
     def body(self) -> dict[str, Any]:
         """The JSON body as sent (for display: shown_body)."""
-        return {"data": self.sent_data}
+        return {"data": [self.sent_data] if self.v2 else self.sent_data}
 
     @property
     def data_field(self) -> str:
@@ -123,7 +130,7 @@ class Request(OfMessage):
     @property
     def shown_body(self) -> dict[str, Any]:
         """The body as every output shows it: `(sensitive)` for what came of a secret."""
-        return {"data": self.data}
+        return {"data": [self.data] if self.v2 else self.data}
 
     @property
     def shown_data_field(self) -> str:
@@ -190,9 +197,16 @@ class Compiler:
         stream = self._stream(
             values["stream"], definition.positions.texts.get(("stream",)), problem
         )
-        parts = channel.content(values)
-        data = _wire_data(values, channel, _content(values, parts, problem), problem)
-        for path, text in _changed_literals(definition.positions.texts, definition.data):
+        v2 = whatsapp_v2.is_v2(values)
+        parts = ContentParts() if v2 else channel.content(values)
+        if definition.channel == "whatsapp":
+            whatsapp_v2.check(values, stream, problem)
+        if v2:
+            data = {} if problems else whatsapp_v2.item(values, channel.presets)
+        else:
+            data = _wire_data(values, channel, _content(values, parts, problem), problem)
+        literal = (("raw",), ("content",), *((("template",),) if v2 else ()))
+        for path, text in _changed_literals(definition.positions.texts, definition.data, literal):
             problem(path, text)
 
         files = []
@@ -244,12 +258,15 @@ class Compiler:
 
 
 def _changed_literals(
-    texts: Mapping[PathKey, str], data: dict[str, Any]
+    texts: Mapping[PathKey, str],
+    data: dict[str, Any],
+    literal: tuple[PathKey, ...] = (("raw",), ("content",)),
 ) -> Iterator[tuple[PathKey, str]]:
-    """(path, error) for each value written in `raw` or `content` (sent as they are, as JSON)
-    that YAML reads as another: `1.10` would be sent as 1.1, `1_000` as 1000, `NO` as false."""
+    """(path, error) for each value written in `raw` or `content` (sent as they are, as JSON;
+    a v2 template's values are sent as text) that YAML reads as another: `1.10` would be sent
+    as 1.1, `1_000` as 1000, `NO` as false."""
     for path, written in texts.items():
-        if path[:1] not in (("raw",), ("content",)):
+        if path[:1] not in literal:
             continue
         value: Any = data
         for part in path:

@@ -40,6 +40,12 @@ _FORMAT_REASONS: dict[str, Callable[[str], str | None]] = {
     "user-phone": lambda text: phone_problem(text, MAX_PHONE1_DIGITS),
 }
 
+# Keys of the whatsapp schema alone: on another channel, an unknown key says what they are for.
+_WHATSAPP_ONLY = {
+    "api": "api: v2 sends a template through CommBox's v2 WhatsApp endpoint",
+    "schedule": "a WhatsApp template with api: v2 can be scheduled",
+}
+
 _BOUNDS = {
     "minimum": "is too small: it must be at least",
     "maximum": "is too large: it must be at most",
@@ -134,6 +140,10 @@ def _explain(
         extra = [k for k in error.instance if k not in known]
         out = []
         for key in extra:
+            if not path and key in _WHATSAPP_ONLY:
+                text = f"is for whatsapp messages only ({_WHATSAPP_ONLY[key]}); remove it"
+                out.append(problem(text, (key,), key_location=True))
+                continue
             hint = difflib.get_close_matches(str(key), known, n=1)
             tip = f"; did you mean '{hint[0]}'?" if hint else f"; allowed keys: {', '.join(known)}"
             out.append(problem(f"unknown key '{key}'{tip}", (*path, key), key_location=True))

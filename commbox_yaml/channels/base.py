@@ -40,5 +40,7 @@ def phones(values: Mapping[str, Any], parts: ContentParts) -> None:
     """`to:` as Content.to, a list of phone numbers as digits (SMS, WhatsApp)."""
     if "to" in values:
         # The placeholder of a sensitive number stays one in what is shown (taint.py).
-        numbers = [str(v) if str(v) == REDACTED else normalize_phone(str(v)) for v in values["to"]]
+        to = values["to"]
+        written = [to] if isinstance(to, str) else to  # one number: a WhatsApp v2 `to`
+        numbers = [str(v) if str(v) == REDACTED else normalize_phone(str(v)) for v in written]
         parts.put("to", numbers, "to")

@@ -109,6 +109,8 @@ def _show(console: Console, view: LedgerView, key: str, as_json: bool) -> int:
         "reconciled_at": state.reconciled_at,
         "fields": sorted(state.sent_fields or state.fields),
     }  # fmt: skip
+    if state.whatsapp_id is not None:  # a v2 WhatsApp template
+        rows = {**rows, "whatsapp_id": state.whatsapp_id}
     if as_json:
         console.json(rows)
         return 0

@@ -117,6 +117,14 @@ def _read_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"list at most N objects a page, whatever pageSize asks (default {PAGE_SIZE_MAX})",
     )
+    parser.add_argument(
+        "--whatsapp-invalid",
+        action="append",
+        default=[],
+        metavar="PHONE",
+        help="answer a v2 WhatsApp template to PHONE 206 'Provider returned failure' (not a "
+        "WhatsApp user); repeatable",
+    )
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -133,6 +141,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         refuse_reads=args.refuse_reads,
         first_page=args.first_page,
         page_cap=args.page_cap,
+        whatsapp_invalid=tuple(args.whatsapp_invalid),
         output=ctx.console.stdout,
         record_requests=False,  # it prints each one; the objects stay, for the reads
     )
@@ -196,6 +205,9 @@ def _faults(args: argparse.Namespace) -> list[str]:
         faults.append(f"pages counted from {args.first_page}")
     if args.page_cap != PAGE_SIZE_MAX:
         faults.append(f"at most {args.page_cap} objects a page")
+    if args.whatsapp_invalid:
+        listed = ", ".join(args.whatsapp_invalid)
+        faults.append(f"v2 WhatsApp templates to {listed} answered 206 (not a WhatsApp user)")
     return faults
 
 

@@ -51,6 +51,7 @@ class KeyState:
     tried_at: str | None = None  # the last `pending` event: when the last try started
     settled_at: str | None = None  # that try's outcome; None while it is dangling (a crash)
     reconciled_at: str | None = None  # when reading CommBox back settled the last try
+    whatsapp_id: str | None = None  # the message id of a v2 WhatsApp template's send
 
 
 # -- the fold: one place that says what each event kind means ---------------------------------
@@ -77,6 +78,7 @@ def _sent(state: KeyState, event: dict[str, Any]) -> KeyState:
         sent_fingerprint=state.fingerprint,
         sent_fields=state.fields,
         object_id=event.get("object_id"),
+        whatsapp_id=event.get("whatsapp_id"),
         sent_at=event.get("at"),
         last_status=event.get("status"),
         settled_at=event.get("at"),

@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from commbox_yaml.channels import whatsapp_v2
 from commbox_yaml.channels.email import recipient_text
 from commbox_yaml.keys import key_matcher
 from commbox_yaml.plan import Action, Against, Plan, PlannedMessage
@@ -204,7 +205,11 @@ def _message_view(
         "blocked": 0,
         "changes": [],
         "against_status": None,
+        "buttons": [],
+        "schedule": "",
     }
+    if request.v2:  # a WhatsApp template through the v2 endpoint
+        view.update(whatsapp_v2.preview(data))
     if request.channel == "email" and _HTML.search(text):
         remote = " http: https:" if options.allow_remote else ""
         view["html"] = True
@@ -241,6 +246,8 @@ def _head(
 ) -> list[tuple[str, str]]:
     """What the recipient sees around the text, per channel."""
     rows: list[tuple[str, str]] = []
+    if request.v2:
+        return whatsapp_v2.shown_rows(data)
     if request.channel == "email":
         rows.append(("Subject", str(content.get("subject", ""))))
         rows.append(("From (stream)", str(request.stream)))

@@ -165,6 +165,14 @@ def case_for(key: str, state: KeyState, request: Request | None, now: float) -> 
             "the message changed since it was sent, so its text cannot be compared; "
             f"check CommBox by hand, then --replace {key} or ledger forget {key}"
         )
+    if request.v2:
+        # CommBox has no read of WhatsApp message ids, and an object_data object need not
+        # hold the text that would tell it from another send to the same customer.
+        return held(
+            "a WhatsApp template sent through the v2 endpoint cannot be read back from CommBox "
+            f"(no read finds a WhatsApp message); check CommBox by hand, then --replace {key} "
+            f"or ledger forget {key}"
+        )
     started = _moment(state.tried_at)
     if started is None:
         return held("the ledger has no time for its last try")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from commbox_yaml.channels import whatsapp_v2
 from commbox_yaml.compile import Request
 from commbox_yaml.files import human_size
 from commbox_yaml.plan import Action, Plan, PlannedMessage
@@ -41,6 +42,11 @@ def fields(request: Request, redactor: Redactor) -> list[tuple[str, str]]:
     content = data.get("Content") if isinstance(data.get("Content"), dict) else {}
     assert isinstance(content, dict)
     rows: list[tuple[str, str]] = [("key", redactor.text(request.key))]
+    if request.v2:  # a WhatsApp template through the v2 endpoint
+        shown = dict(whatsapp_v2.shown_rows(data))
+        shown["Template"] += f" ({shown.pop('Language')})"
+        shown["Params"] = shown.pop("Parameters")
+        return rows + [(label.lower(), text) for label, text in shown.items()]
     if "subject" in content:
         rows.append(("subject", f'"{content["subject"]}"'))
     for label in ("to", "cc", "bcc"):

@@ -76,6 +76,10 @@ def _line(result: SendResult) -> str:
             if result.object_id is not None
             else "(the reply named no object id)"
         )
+        if result.whatsapp_id is not None:  # a v2 WhatsApp template
+            detail = f"as WhatsApp message {result.whatsapp_id}" + (
+                f", object {result.object_id}" if result.object_id is not None else ""
+            )
     elif result.outcome is not Outcome.NOT_SENT:
         status = f"HTTP {result.status}: " if result.status else ""
         detail = f"{status}{result.description or ''}"

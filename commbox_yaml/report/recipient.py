@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from commbox_yaml.channels import whatsapp_v2
 from commbox_yaml.channels.email import recipient_text
 from commbox_yaml.compile import Request
 from commbox_yaml.report.describe import sms_of
@@ -11,6 +12,11 @@ from commbox_yaml.segments import segments_text
 def recipient_view(request: Request) -> list[str]:
     """Header lines, a blank line, then the text: what the recipient sees."""
     data = request.data
+    if request.v2:  # a WhatsApp template through the v2 endpoint: the template is the text
+        rows = whatsapp_v2.shown_rows(data)
+        objects = data.get("object_data") or {}
+        body = str(objects.get("Message", "")).splitlines() if objects else []
+        return [f"{label}: {text}" for label, text in rows] + ["", *(body or [""])]
     content = data.get("Content") if isinstance(data.get("Content"), dict) else {}
     assert isinstance(content, dict)
     head: list[tuple[str, str]] = []

@@ -72,6 +72,9 @@ class Records:
         headers: Message,
         parsed: Parsed,
         answer: Answer,
+        body: Any = None,
+        objects: list[tuple[int, dict[str, Any]]] | None = None,
+        whatsapp_ids: tuple[str, ...] = (),
     ) -> Answer:
         """Keep the request (and the object it created), print its line; returns `answer`."""
         # Recorded before the answer is written: a client that has its answer finds it here.
@@ -86,20 +89,21 @@ class Records:
             object_id=answer.object_id,
             description=answer.description,
             time=utc_now(),
+            body=body,
+            whatsapp_ids=whatsapp_ids,
         )
+        if objects is None:  # Create Object: the one object its answer names
+            objects = []
+            if answer.object_id is not None and parsed.data is not None:
+                objects = [(answer.object_id, parsed.data)]
         with self._lock:
             if self._record_requests:
                 self._received.append(received)
-            if (
-                self._store_objects
-                and answer.object_id is not None
-                and parsed.data is not None
-                and stream_id
-            ):
+            for object_id, data in objects if self._store_objects else []:
+                if not stream_id:
+                    break
                 serial = len(self._objects)
-                stored = StoredObject(
-                    answer.object_id, stream_id, parsed.data, received.time, serial
-                )
+                stored = StoredObject(object_id, stream_id, data, received.time, serial)
                 self._objects.append(stored)
             self._lock.notify_all()
         self._print(log_line(received))

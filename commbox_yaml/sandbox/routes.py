@@ -13,6 +13,7 @@ from commbox_yaml.sandbox.faults import FaultSchedule
 from commbox_yaml.sandbox.reads import OBJECT_PATH, Paging, list_answer, one_answer
 from commbox_yaml.sandbox.records import Records
 from commbox_yaml.sandbox.shapes import ReadStyle
+from commbox_yaml.sandbox.whatsapp_v2 import V2_PATH, digits, serve_v2
 from commbox_yaml.sandbox.wire import (
     OBJECTS_PATH,
     Answer,
@@ -45,6 +46,7 @@ class Routes:
         ids: ObjectIds,
         faults: FaultSchedule,
         records: Records,
+        whatsapp_invalid: tuple[str, ...] = (),
     ) -> None:
         self.token = token
         self.latency_ms = latency_ms
@@ -54,6 +56,8 @@ class Routes:
         self.ids = ids
         self.faults = faults
         self.records = records
+        # Recipients the v2 WhatsApp endpoint answers as not on WhatsApp (206), as digits.
+        self.whatsapp_invalid = frozenset(digits(p) for p in whatsapp_invalid)
         self.stopping = threading.Event()
 
     def handle(self, method: str, target: str, headers: Message, body: bytes) -> Answer:
@@ -63,6 +67,15 @@ class Routes:
         if method == "GET" and found:
             return self._read(target, headers)
         record = self.records.record
+        v2 = V2_PATH.fullmatch(path) if found is None else None
+        if v2 is not None:
+            fault = self.faults.next()
+            self._sleep(self.latency_ms / 1000 + fault.delay_s)
+            return serve_v2(
+                method=method, target=target, stream_id=unquote(v2.group(1)), headers=headers,
+                body=body, fault=fault, authorized=self._authorized, ids=self.ids,
+                invalid=self.whatsapp_invalid, records=self.records,
+            )  # fmt: skip
         if found is None:
             return record(method, target, None, headers, Parsed(), error_answer(404))
         stream_id = unquote(found.group(1))

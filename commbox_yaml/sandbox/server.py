@@ -103,6 +103,7 @@ class SandboxServer:
         output: TextIO | None = None,
         record_requests: bool = True,
         store_objects: bool = True,
+        whatsapp_invalid: tuple[str, ...] = (),
     ) -> None:
         for name, value in (
             ("port", port),
@@ -140,6 +141,7 @@ class SandboxServer:
             ids=ObjectIds(first_id),
             faults=self._faults,
             records=self._records,
+            whatsapp_invalid=whatsapp_invalid,
         )
         self._server: Listener | None = None
         self._thread: threading.Thread | None = None

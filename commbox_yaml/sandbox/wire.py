@@ -142,10 +142,12 @@ class Received:
     object_id: int | None
     description: str
     time: datetime
+    body: Any = None  # the JSON document of a v2 WhatsApp request, as received
+    whatsapp_ids: tuple[str, ...] = ()  # the message ids a v2 WhatsApp answer gave
 
     @property
     def accepted(self) -> bool:
-        return self.object_id is not None
+        return self.object_id is not None or bool(self.whatsapp_ids)
 
     @property
     def dropped(self) -> bool:
@@ -155,7 +157,7 @@ class Received:
     def outcome(self) -> str:
         """accepted, dropped, throttled (429), failed (5xx), read (a GET answered 2xx) or
         rejected (other answers)."""
-        if self.object_id is not None:
+        if self.accepted:
             return "accepted"
         if self.status is None:
             return "dropped"
@@ -434,6 +436,17 @@ def log_line(received: Received) -> str:
         answer = f"{received.status} {received.description}"
     if received.stream_id is None or received.method != "POST":
         return _printable(f"{clock}  {received.method} {received.path}  -> {answer}")
+    if received.body is not None:  # a v2 WhatsApp template
+        items = received.body.get("data") if isinstance(received.body, dict) else None
+        first = items[0] if isinstance(items, list) and items else {}
+        found = first.get("template_data") if isinstance(first, dict) else None
+        sent: dict[str, Any] = found if isinstance(found, dict) else {}
+        named = sent.get("template")
+        template: dict[str, Any] = named if isinstance(named, dict) else {}
+        return _printable(
+            f"{clock}  v2 stream {received.stream_id}  template "
+            f"{_snippet(template.get('name'))} to {sent.get('to', '-')}  -> {answer}"
+        )
     data = received.data or {}
     files = ", ".join(f.filename for f in received.files) or "no files"
     return _printable(

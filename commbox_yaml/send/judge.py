@@ -4,6 +4,7 @@ retry, and whether it proves its connection out of step."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from commbox_yaml.client import Reply, retry_after_seconds
@@ -13,6 +14,9 @@ from commbox_yaml.redact import Redactor
 from commbox_yaml.send.outcome import Halt, ObjectIds, Outcome, Verdict
 
 DESCRIPTION_LIMIT = 200
+# A WhatsApp message id as CommBox's v2 endpoint answers it (gBEGlyVGZjUpAgmyuqAHfxbHmnQ,
+# wamid.HBgL...=): kept in the ledger only when it has this shape.
+_WHATSAPP_ID = re.compile(r"^[A-Za-z0-9._:=+/-]{1,256}$")
 
 
 class ReplyJudge:
@@ -26,9 +30,12 @@ class ReplyJudge:
         self._halt = halt
         self._max_retry_after_s = max_retry_after_s
 
-    def classify(self, reply: Reply, key: str) -> Verdict:
+    def classify(self, reply: Reply, key: str, v2: bool = False) -> Verdict:
+        """`v2`: the reply of CommBox's v2 WhatsApp endpoint (SPEC section 11)."""
         status = reply.status
         payload = _json(reply.body)
+        if v2 and 200 <= status < 300:
+            return self._templated(status, payload, key, reply)
         if 200 <= status < 300:
             return self._created(status, payload, key)
 
@@ -73,6 +80,45 @@ class ReplyJudge:
                 out_of_step=True,
             )
         return Verdict(Outcome.SENT, status, None, object_id=object_id)
+
+    def _templated(self, status: int, payload: Any, key: str, reply: Reply) -> Verdict:
+        """A 2xx of the v2 endpoint: its one item says sent (status 200 and a WhatsApp id),
+        failed (a 206, or another item status), or nothing readable (unknown)."""
+        data = payload.get("data") if isinstance(payload, dict) else None
+        items = [i for i in data if isinstance(i, dict)] if isinstance(data, list) else []
+        if status == 206 or any(i.get("status") not in (200, "200", None) for i in items):
+            texts = [self._description(payload, reply)] if status == 206 else []
+            for entry in items:
+                if entry.get("status") not in (200, "200") and entry.get("failed") is not None:
+                    texts.append(f"{entry.get('status')}: {entry['failed']}")
+            texts = texts or [f"the item's status is {items[0].get('status')}" if items else ""]
+            text = self._redactor.text("; ".join(t for t in texts if t))[:DESCRIPTION_LIMIT]
+            return Verdict(Outcome.FAILED, status, text)
+        if len(items) != 1:
+            return Verdict(
+                Outcome.UNKNOWN,
+                status,
+                f"the server answered {status} with {len(items)} items for one recipient",
+            )
+        message_id = items[0].get("id")
+        if items[0].get("status") not in (200, "200") or not (
+            isinstance(message_id, str) and _WHATSAPP_ID.fullmatch(message_id)
+        ):
+            return Verdict(
+                Outcome.UNKNOWN, status, f"the server answered {status} without a WhatsApp id"
+            )
+        object_id = commbox_object_id(items[0].get("object_id"))
+        if object_id is not None:
+            holder = self._known_id(object_id, key)
+            if holder is not None:
+                return Verdict(
+                    Outcome.UNKNOWN,
+                    status,
+                    f"the server answered {status} with object {object_id}, which {holder}: "
+                    "the connection was out of step (a stray reply); the connection was closed",
+                    out_of_step=True,
+                )
+        return Verdict(Outcome.SENT, status, None, object_id=object_id, whatsapp_id=message_id)
 
     def _known_id(self, object_id: int, key: str) -> str | None:
         """Why `object_id` cannot be `key`'s new object, or None (it is then noted as answered)."""

@@ -27,8 +27,10 @@ class SendResult:
     description: str | None = None
     attempts: int = 0
     seconds: float = 0.0
+    whatsapp_id: str | None = None  # a v2 WhatsApp template's message id
 
     def as_dict(self) -> dict[str, Any]:
+        extra = {} if self.whatsapp_id is None else {"whatsapp_id": self.whatsapp_id}
         return {
             "address": self.address,
             "key": self.key,
@@ -38,6 +40,7 @@ class SendResult:
             "description": self.description,
             "attempts": self.attempts,
             "seconds": round(self.seconds, 3),
+            **extra,
         }
 
 
@@ -52,6 +55,7 @@ class Verdict:
     retry_after: float | None = None
     object_id: Any = None
     out_of_step: bool = False  # the reply was not this request's: close its connection
+    whatsapp_id: str | None = None  # the message id a v2 WhatsApp send was answered with
 
 
 class Halt:

@@ -21,6 +21,7 @@ from typing import Any
 
 import urllib3
 
+from commbox_yaml.channels.whatsapp_v2 import past_schedule
 from commbox_yaml.client import Client, NotSent, Reply, ReplyLost
 from commbox_yaml.compile import Request
 from commbox_yaml.ledger import LedgerStore
@@ -88,6 +89,9 @@ class MessagePolicy:
         if isinstance(made, str):  # an attachment could not be read: nothing was sent
             return SendResult(message.address, message.key, Outcome.FAILED, description=made)
         body, content_type, fields = made.body, made.content_type, made.fields
+        past = past_schedule(request.sent_data, time.time()) if request.v2 else None
+        if past is not None:  # WhatsApp would deliver it at once, not when it was meant
+            return SendResult(message.address, message.key, Outcome.FAILED, description=past)
         attempt = 0
         while True:
             if not self.pace.wait_turn(self.halt.event):
@@ -134,6 +138,7 @@ class MessagePolicy:
         fields: dict[str, Any] = {"attempt": attempt, "status": outcome.status}
         if result_outcome is Outcome.SENT:
             fields["object_id"] = outcome.object_id
+            fields["whatsapp_id"] = outcome.whatsapp_id
         else:
             fields["description"] = outcome.description
         record = self._record(result_outcome.value, request, **fields)
@@ -146,7 +151,7 @@ class MessagePolicy:
             self._local.durable = later(record)
         return SendResult(
             message.address, message.key, result_outcome, outcome.object_id, outcome.status,
-            outcome.description, attempt, time.monotonic() - started,
+            outcome.description, attempt, time.monotonic() - started, outcome.whatsapp_id,
         )  # fmt: skip
 
     def _result(
@@ -216,7 +221,7 @@ class MessagePolicy:
         judged: list[Verdict] = []
 
         def in_step(reply: Reply) -> bool:
-            judged.append(self.judge.classify(reply, request.key))
+            judged.append(self.judge.classify(reply, request.key, request.v2))
             return not judged[0].out_of_step
 
         try:
