@@ -107,17 +107,29 @@ def skip_reason(message: RenderedMessage, skipped: bool, recipients: Recipients)
     return None
 
 
-def redirected(message: RenderedMessage, recipients: Recipients) -> RenderedMessage:
+def redirected(
+    message: RenderedMessage, recipients: Recipients, number: int = 1
+) -> RenderedMessage:
     """The message with every recipient field replaced by the test recipients, under its
-    test key; the values sent (with the real sensitive ones) are redirected alike."""
+    test key (`#N` after it for the Nth of several requests); the values sent (with the real
+    sensitive ones) are redirected alike."""
     channel = message.definition.channel
     sent = None if message.sent is None else _redirect(message.sent, channel, recipients)
+    key = key_for_test(message.key)
     return dataclasses.replace(
         message,
-        key=key_for_test(message.key),
+        key=key if number == 1 else f"{key}#{number}",
         values=_redirect(message.values, channel, recipients),
         sent=sent,
     )
+
+
+def one_per_request(message: RenderedMessage, recipients: Recipients) -> list[Recipients]:
+    """The test recipients of each request: WhatsApp's v2 endpoint takes one recipient a
+    request, so a v2 template goes to each test phone in a request of its own."""
+    if message.values.get("api") == "v2":
+        return [Recipients(recipients.emails, (phone,)) for phone in recipients.phones]
+    return [recipients]
 
 
 def _redirect(values: dict[str, Any], channel: str, recipients: Recipients) -> dict[str, Any]:
@@ -125,9 +137,11 @@ def _redirect(values: dict[str, Any], channel: str, recipients: Recipients) -> d
     for name in ("to", "cc", "bcc", "user_stream_provider_id"):
         out.pop(name, None)
     mine = recipients.for_channel(channel)
-    # A single recipient written as one value stays one value.
-    out["to"] = mine[0] if isinstance(values.get("to"), str) else list(mine)
-    out["user_stream_provider_id"] = mine[0]
+    # A single recipient written as one value stays one value (v2 takes one a request).
+    out["to"] = mine[0] if isinstance(values.get("to"), str) and len(mine) == 1 else list(mine)
+    if "user_stream_provider_id" in values or values.get("api") != "v2":
+        # A v2 template writes Create Object fields only to open a conversation: none added.
+        out["user_stream_provider_id"] = mine[0]
     if isinstance(values.get("user"), dict):
         user = {k: v for k, v in values["user"].items() if k not in ("phone1", "email")}
         if recipients.phones:
@@ -211,15 +225,16 @@ def make_test_plan(
         message = real.message
         channel = message.definition.channel
         why = skip_reason(message, real.action is Action.SKIPPED, recipients)
-        request = None
-        if why is None:
-            request, problems = compiler.compile(redirected(message, recipients))
+        if why is not None:
+            skipped.append(Skipped(real.address, real.key, channel, why))
+            continue
+        for number, mine in enumerate(one_per_request(message, recipients), start=1):
+            request, problems = compiler.compile(redirected(message, mine, number))
             if request is None:
                 why = problems[0].message if problems else "the request could not be made"
-        if request is None:
-            skipped.append(Skipped(real.address, real.key, channel, why or ""))
-            continue
-        state = tests.state(request.key)
-        planned = PlannedMessage(request.message, request, Action.SEND, state)
-        sends.append(Redirect(real.key, channel, recipients.for_channel(channel), planned))
+                skipped.append(Skipped(real.address, real.key, channel, why))
+                continue
+            state = tests.state(request.key)
+            planned = PlannedMessage(request.message, request, Action.SEND, state)
+            sends.append(Redirect(real.key, channel, mine.for_channel(channel), planned))
     return RedirectPlan(sends, skipped, recipients)

@@ -393,3 +393,40 @@ def test_on_a_terminal_test_sends_are_listed_then_asked_for(
     assert code == 0, screen
     assert "Test sends complete: 3 sent, 0 failed, 0 unknown." in screen
     assert len(server.accepted) == 3
+
+
+V2 = """\
+name: wa2
+channel: whatsapp
+api: v2
+stream: wa2
+id: "wa2-{{ version }}"
+to: "972522222222"
+template: {name: release_update, language: en, params: ["Dana", "{{ version }}"]}
+"""
+
+
+def test_a_v2_template_is_test_sent_to_each_phone_in_a_request_of_its_own(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: SandboxServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """v2 takes one recipient a request: two test phones are two requests (two test keys),
+    and a redirect adds no Create Object field, so no conversation is opened (object_data)."""
+    point_at(monkeypatch, server.url, TOKEN)
+    root = _project(tmp_path)
+    (root / "commbox.yaml").write_text(
+        COMMBOX.format(limits="").replace(
+            "chat: 5fd0c3", "chat: 5fd0c3\n  wa2: hNyRN_fLUy7rrOrN9jLpipA=="
+        )
+    )
+    (root / "messages" / "all.yaml").write_text(V2)
+    other = "+44 20 7983 4000"
+    assert apply(root, "--test-to", PHONE, "--test-to", other) == 0
+    assert "Test sends complete: 2 sent, 0 failed, 0 unknown." in capsys.readouterr().out
+    items = [r.body["data"] for r in server.received]
+    assert [len(i) for i in items] == [1, 1]
+    assert sorted(i[0]["template_data"]["to"] for i in items) == [DIGITS, "442079834000"]
+    assert all("object_data" not in i[0] for i in items)
+    assert set(states(root)) == {"test:wa2-2.0", "test:wa2-2.0#2"}
