@@ -102,10 +102,13 @@ def _sender(
 
 
 def _show(console: Console, tests: RedirectPlan, ledger: str) -> None:
-    total = len(tests.sends) + len(tests.skipped)
+    sending = len({s.address for s in tests.sends})
+    total = len({s.address for s in tests.sends} | {s.address for s in tests.skipped})
+    requests = f" ({len(tests.sends)} requests)" if len(tests.sends) != sending else ""
     console.out(
-        f"commbox-yaml apply --test-to: {len(tests.sends)} of {total} message"
-        f"{'s' if total != 1 else ''} to test-send to {', '.join(tests.recipients.all)}, "
+        f"commbox-yaml apply --test-to: {sending} of {total} message"
+        f"{'s' if total != 1 else ''} to test-send{requests} to "
+        f"{', '.join(tests.recipients.all)}, "
         f"ledger {ledger} (test: keys)"
     )
     console.out()
