@@ -158,6 +158,27 @@ def test_a_glob_selects_messages_and_one_matching_nothing_is_an_error(
     assert "no planned message matches nothing-*" in capsys.readouterr().err
 
 
+def test_a_site_written_over_an_older_one_is_the_site_written_afresh(tmp_path: Path) -> None:
+    """Pages are written over the previous run's in place: a page that got shorter keeps none
+    of its old bytes, and the page of a message that is gone is removed."""
+    root = make(tmp_path / "p")
+    variables = root / "vars" / "common.yaml"
+    variables.write_text(variables.read_text().replace("'1.4'", "'1.4.0-with-a-long-suffix'"))
+    assert main(["-C", str(root), "preview", "--out", "site"]) == 0
+    variables.write_text(variables.read_text().replace("'1.4.0-with-a-long-suffix'", "'1.5'"))
+    messages = root / "messages" / "main.yaml"
+    messages.write_text(messages.read_text().split("---\nname: team-chat")[0])
+    assert main(["-C", str(root), "preview", "--out", "site"]) == 0
+    assert main(["-C", str(root), "preview", "--out", "fresh"]) == 0
+    over, fresh = root / "site" / "messages", root / "fresh" / "messages"
+    assert sorted(p.name for p in over.iterdir()) == sorted(p.name for p in fresh.iterdir())
+    assert not list(over.glob("team-chat-*.html"))
+    for page in fresh.iterdir():
+        assert (over / page.name).read_bytes() == page.read_bytes(), page.name
+    index = (root / "site" / "index.html").read_bytes()
+    assert index == (root / "fresh" / "index.html").read_bytes()
+
+
 # -- in a real browser ----------------------------------------------------------------------------
 
 

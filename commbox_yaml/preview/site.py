@@ -8,11 +8,9 @@ The site's pages are Jinja templates with autoescape on: a message's text is alw
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from commbox_yaml.channels.email import recipient_text
 from commbox_yaml.keys import key_matcher
 from commbox_yaml.plan import Action, Against, Plan, PlannedMessage
 from commbox_yaml.preview.changes import changes, status
+from commbox_yaml.preview.pages import PageFolder
 from commbox_yaml.redact import Redactor
 from commbox_yaml.resources import templates
 from commbox_yaml.segments import segments_text, sms_size
@@ -67,29 +66,14 @@ def write_site(
         "version": options.version,
         "against": plan.against.ref if plan.against else None,
     }
-    pages = out / "messages"
-    pages.mkdir(parents=True, exist_ok=True)
-    # Pages are written over in place, and only those no message has any more are removed:
-    # deleting and creating 10,000 files again on every run costs the file system far more.
-    stale = {p.name for p in pages.iterdir() if p.suffix == ".html"}
     message_page = message_renderer(env, {**common, "root": "../"})
     rows = []
-    # The file system, not Python, is what a page's write waits on: a few threads write while
-    # the next pages are rendered.
-    with ThreadPoolExecutor(max_workers=_WRITERS) as writers:
-        written: collections.deque[Future[None]] = collections.deque()
+    with PageFolder(out / "messages") as pages:
         for message in _selected(plan, wanted):
             view = _message_view(message, plan.against, redactor, options)
             name = _page_name(message.address)
-            if len(written) >= _IN_FLIGHT:  # a few pages held at a time, however many
-                written.popleft().result()
-            written.append(writers.submit(_write, pages / name, message_page(view)))
-            stale.discard(name)
+            pages.write(name, message_page(view))
             rows.append(_row(view, f"messages/{name}"))
-        for future in written:
-            future.result()  # an error writing a page is this run's error
-    for name in stale:
-        (pages / name).unlink()
     index = env.get_template("index.html.j2").render(
         common,
         root="",
@@ -100,14 +84,6 @@ def write_site(
     )
     (out / "index.html").write_text(index, encoding="utf-8")
     return len(rows)
-
-
-_WRITERS = 4
-_IN_FLIGHT = 64  # pages rendered and not yet written, at most
-
-
-def _write(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
 
 
 _TITLE, _BODY = "\x00title\x00", "\x00body\x00"
