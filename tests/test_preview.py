@@ -126,6 +126,27 @@ def test_a_sensitive_value_never_shows(site: Path) -> None:
     assert "(sensitive)" in email
 
 
+def test_the_token_written_into_a_message_shows_as_sensitive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a sensitive variable, so no template marks it: the redactor alone hides it (and
+    the pages of messages without it are written from their requests as they are)."""
+    token = "tok-preview-5c1e9a7f3b"
+    monkeypatch.setenv("COMMBOX_API_TOKEN", token)
+    root = make(tmp_path / "p")
+    messages = root / "messages" / "main.yaml"
+    messages.write_text(messages.read_text().replace("now", f"now ({token.upper()})"))
+    assert main(["-C", str(root), "preview"]) == 0
+    pages = root / ".commbox" / "preview" / "messages"
+    chat = next(pages.glob("team-chat-*.html")).read_text()
+    assert "Shipping 1.4 now ((sensitive))" in chat
+    for page in [pages.parent / "index.html", *pages.glob("*.html")]:
+        text = page.read_text()
+        assert token.upper() not in text
+        assert token not in text
+    assert "Release 1.4 for ann" in next(pages.glob("oncall-sms-ann-*.html")).read_text()
+
+
 def test_remote_images_load_only_with_allow_remote(tmp_path: Path) -> None:
     root = make(tmp_path / "p")
     for flags, policy in (
