@@ -350,3 +350,19 @@ def test_a_page_rendered_around_its_blocks_is_the_page_jinja_renders_whole(
             continue
         view = _message_view(message, None, ctx.console.redactor, SiteOptions("p"))
         assert fast(view) == whole.render(common, m=view)
+
+
+def test_the_site_environment_looks_up_a_dict_as_jinja_does() -> None:
+    """The site's environment finds a dict's keys without trying an attribute first: the
+    same text as Jinja's own, a method's name still the method, a missing key an error."""
+    import jinja2
+
+    from commbox_yaml.preview.site import _environment
+
+    source = "{{ d.a }} {{ d['b'] }} {{ d.items is callable }} {{ d.get('keys') }}"
+    data = {"d": {"a": "<x>", "b": 2, "items": "shadowed", "keys": "k"}}
+    ours, theirs = _environment(), jinja2.Environment(autoescape=True)
+    assert ours.from_string(source).render(data) == theirs.from_string(source).render(data)
+    assert ours.from_string(source).render(data) == "&lt;x&gt; 2 True k"
+    with pytest.raises(jinja2.UndefinedError, match="no attribute 'missing'"):
+        ours.from_string("{{ d.missing }}").render(data)
