@@ -104,9 +104,12 @@ def message_renderer(env: jinja2.Environment, common: dict[str, Any]) -> Callabl
     middle, after = rest.split(_BODY)
     page = env.get_template("message.html.j2")
     title, body = page.blocks["title"], page.blocks["body"]
+    # What new_context(vars) puts under each page's context, merged once: given whole
+    # (`shared`), it is not copied again for each page.
+    parent = {**page.globals, **common}
 
     def render(view: Any) -> str:
-        context = page.new_context({**common, "m": view})
+        context = page.new_context({**parent, "m": view}, shared=True)
         return before + "".join(title(context)) + middle + "".join(body(context)) + after
 
     return render
