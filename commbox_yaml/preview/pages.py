@@ -14,8 +14,8 @@ from pathlib import Path
 from types import TracebackType
 
 _SUFFIX = ".html"
-_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-_OLD = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_OLD = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_NEW = _OLD | os.O_TRUNC
 
 
 class PageFolder:
@@ -25,14 +25,14 @@ class PageFolder:
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._dir = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        self._old = {n for n in os.listdir(self._dir) if os.path.splitext(n)[1] == _SUFFIX}
+        self._prefix = os.path.join(path, "")
+        self._old = {n for n in os.listdir(path) if os.path.splitext(n)[1] == _SUFFIX}
         self._stale = set(self._old)
 
     def write(self, name: str, text: str) -> None:
         data = text.encode("utf-8")
         old = name in self._old
-        fd = os.open(name, _OLD if old else _NEW, 0o666, dir_fd=self._dir)
+        fd = os.open(self._prefix + name, _OLD if old else _NEW, 0o666)
         try:
             view = memoryview(data)
             while view:
@@ -52,9 +52,6 @@ class PageFolder:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        try:
-            if kind is None:
-                for name in self._stale:
-                    os.unlink(name, dir_fd=self._dir)
-        finally:
-            os.close(self._dir)
+        if kind is None:
+            for name in self._stale:
+                os.unlink(self._prefix + name)
