@@ -219,10 +219,13 @@ def _message_view(
     return view
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False)  # as may_occur reads it
+
+
 def _redacted(data: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     """`data` with every secret redacted. Most requests hold none: one search of their JSON
     spares copying them (the view only reads what it is given)."""
-    if redactor.empty or not redactor.may_occur(json.dumps(data, ensure_ascii=False)):
+    if redactor.empty or not redactor.may_occur(_JSON.encode(data)):
         return data
     redacted: dict[str, Any] = redactor.data(data)
     return redacted
