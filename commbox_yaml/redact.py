@@ -60,6 +60,11 @@ class Redactor:
             self._starts.update(_starts(new))
             self._longest_start = max(map(len, self._starts), default=0)
 
+    @property
+    def empty(self) -> bool:
+        """Whether there is no secret to redact (`text` and `data` change nothing)."""
+        return self._pattern is None
+
     def found(self, value: str) -> bool:
         """Whether `value` contains a secret (in any of its forms)."""
         return self._pattern is not None and self._pattern.search(value) is not None

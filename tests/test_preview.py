@@ -126,6 +126,27 @@ def test_a_sensitive_value_never_shows(site: Path) -> None:
     assert "(sensitive)" in email
 
 
+def test_the_token_written_into_a_message_shows_as_sensitive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a sensitive variable, so no template marks it: the redactor alone hides it (and
+    the pages of messages without it are written from their requests as they are)."""
+    token = "tok-preview-5c1e9a7f3b"
+    monkeypatch.setenv("COMMBOX_API_TOKEN", token)
+    root = make(tmp_path / "p")
+    messages = root / "messages" / "main.yaml"
+    messages.write_text(messages.read_text().replace("now", f"now ({token.upper()})"))
+    assert main(["-C", str(root), "preview"]) == 0
+    pages = root / ".commbox" / "preview" / "messages"
+    chat = next(pages.glob("team-chat-*.html")).read_text()
+    assert "Shipping 1.4 now ((sensitive))" in chat
+    for page in [pages.parent / "index.html", *pages.glob("*.html")]:
+        text = page.read_text()
+        assert token.upper() not in text
+        assert token not in text
+    assert "Release 1.4 for ann" in next(pages.glob("oncall-sms-ann-*.html")).read_text()
+
+
 def test_remote_images_load_only_with_allow_remote(tmp_path: Path) -> None:
     root = make(tmp_path / "p")
     for flags, policy in (
@@ -156,6 +177,27 @@ def test_a_glob_selects_messages_and_one_matching_nothing_is_an_error(
     capsys.readouterr()
     assert main(["-C", str(root), "preview", "nothing-*"]) == 1
     assert "no planned message matches nothing-*" in capsys.readouterr().err
+
+
+def test_a_site_written_over_an_older_one_is_the_site_written_afresh(tmp_path: Path) -> None:
+    """Pages are written over the previous run's in place: a page that got shorter keeps none
+    of its old bytes, and the page of a message that is gone is removed."""
+    root = make(tmp_path / "p")
+    variables = root / "vars" / "common.yaml"
+    variables.write_text(variables.read_text().replace("'1.4'", "'1.4.0-with-a-long-suffix'"))
+    assert main(["-C", str(root), "preview", "--out", "site"]) == 0
+    variables.write_text(variables.read_text().replace("'1.4.0-with-a-long-suffix'", "'1.5'"))
+    messages = root / "messages" / "main.yaml"
+    messages.write_text(messages.read_text().split("---\nname: team-chat")[0])
+    assert main(["-C", str(root), "preview", "--out", "site"]) == 0
+    assert main(["-C", str(root), "preview", "--out", "fresh"]) == 0
+    over, fresh = root / "site" / "messages", root / "fresh" / "messages"
+    assert sorted(p.name for p in over.iterdir()) == sorted(p.name for p in fresh.iterdir())
+    assert not list(over.glob("team-chat-*.html"))
+    for page in fresh.iterdir():
+        assert (over / page.name).read_bytes() == page.read_bytes(), page.name
+    index = (root / "site" / "index.html").read_bytes()
+    assert index == (root / "fresh" / "index.html").read_bytes()
 
 
 # -- in a real browser ----------------------------------------------------------------------------
@@ -308,3 +350,19 @@ def test_a_page_rendered_around_its_blocks_is_the_page_jinja_renders_whole(
             continue
         view = _message_view(message, None, ctx.console.redactor, SiteOptions("p"))
         assert fast(view) == whole.render(common, m=view)
+
+
+def test_the_site_environment_looks_up_a_dict_as_jinja_does() -> None:
+    """The site's environment finds a dict's keys without trying an attribute first: the
+    same text as Jinja's own, a method's name still the method, a missing key an error."""
+    import jinja2
+
+    from commbox_yaml.preview.site import _environment
+
+    source = "{{ d.a }} {{ d['b'] }} {{ d.items is callable }} {{ d.get('keys') }}"
+    data = {"d": {"a": "<x>", "b": 2, "items": "shadowed", "keys": "k"}}
+    ours, theirs = _environment(), jinja2.Environment(autoescape=True)
+    assert ours.from_string(source).render(data) == theirs.from_string(source).render(data)
+    assert ours.from_string(source).render(data) == "&lt;x&gt; 2 True k"
+    with pytest.raises(jinja2.UndefinedError, match="no attribute 'missing'"):
+        ours.from_string("{{ d.missing }}").render(data)

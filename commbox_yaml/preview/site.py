@@ -8,11 +8,10 @@ The site's pages are Jinja templates with autoescape on: a message's text is alw
 
 from __future__ import annotations
 
-import collections
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from commbox_yaml.channels.email import recipient_text
 from commbox_yaml.keys import key_matcher
 from commbox_yaml.plan import Action, Against, Plan, PlannedMessage
 from commbox_yaml.preview.changes import changes, status
+from commbox_yaml.preview.pages import PageFolder
 from commbox_yaml.redact import Redactor
 from commbox_yaml.resources import templates
 from commbox_yaml.segments import segments_text, sms_size
@@ -68,29 +68,14 @@ def write_site(
         "version": options.version,
         "against": plan.against.ref if plan.against else None,
     }
-    pages = out / "messages"
-    pages.mkdir(parents=True, exist_ok=True)
-    # Pages are written over in place, and only those no message has any more are removed:
-    # deleting and creating 10,000 files again on every run costs the file system far more.
-    stale = {p.name for p in pages.iterdir() if p.suffix == ".html"}
     message_page = message_renderer(env, {**common, "root": "../"})
     rows = []
-    # The file system, not Python, is what a page's write waits on: a few threads write while
-    # the next pages are rendered.
-    with ThreadPoolExecutor(max_workers=_WRITERS) as writers:
-        written: collections.deque[Future[None]] = collections.deque()
+    with PageFolder(out / "messages") as pages:
         for message in _selected(plan, wanted):
             view = _message_view(message, plan.against, redactor, options)
             name = _page_name(message.address)
-            if len(written) >= _IN_FLIGHT:  # a few pages held at a time, however many
-                written.popleft().result()
-            written.append(writers.submit(_write, pages / name, message_page(view)))
-            stale.discard(name)
+            pages.write(name, message_page(view))
             rows.append(_row(view, f"messages/{name}"))
-        for future in written:
-            future.result()  # an error writing a page is this run's error
-    for name in stale:
-        (pages / name).unlink()
     index = env.get_template("index.html.j2").render(
         common,
         root="",
@@ -101,14 +86,6 @@ def write_site(
     )
     (out / "index.html").write_text(index, encoding="utf-8")
     return len(rows)
-
-
-_WRITERS = 4
-_IN_FLIGHT = 64  # pages rendered and not yet written, at most
-
-
-def _write(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
 
 
 _TITLE, _BODY = "\x00title\x00", "\x00body\x00"
@@ -128,12 +105,32 @@ def message_renderer(env: jinja2.Environment, common: dict[str, Any]) -> Callabl
     middle, after = rest.split(_BODY)
     page = env.get_template("message.html.j2")
     title, body = page.blocks["title"], page.blocks["body"]
+    # What new_context(vars) puts under each page's context, merged once: given whole
+    # (`shared`), it is not copied again for each page.
+    parent = {**page.globals, **common}
 
     def render(view: Any) -> str:
-        context = page.new_context({**common, "m": view})
+        context = page.new_context({**parent, "m": view}, shared=True)
         return before + "".join(title(context)) + middle + "".join(body(context)) + after
 
     return render
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Environment(jinja2.Environment):
+    """`m.address` on a dict as Jinja looks it up (an attribute first, then the key), without
+    the AttributeError every lookup of a key raises first: a page makes about 30 of them."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # A plain dict has no attributes but its class's: any other name is a key or nothing.
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
 
 
 def _environment() -> jinja2.Environment:
@@ -142,7 +139,7 @@ def _environment() -> jinja2.Environment:
     def load(name: str) -> str:
         return (folder / name).read_text("utf-8")
 
-    return jinja2.Environment(
+    return _Environment(
         loader=jinja2.FunctionLoader(load),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -184,7 +181,7 @@ def _message_view(
 ) -> dict[str, Any]:
     request = message.request
     assert request is not None
-    data = redactor.data(request.data)
+    data = _redacted(request.data, redactor)
     content = data.get("Content") if isinstance(data.get("Content"), dict) else {}
     assert isinstance(content, dict)
     text = str(data.get("Message", ""))
@@ -225,6 +222,18 @@ def _message_view(
             for c in changes(message, against)
         ]
     return view
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False)  # as may_occur reads it
+
+
+def _redacted(data: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """`data` with every secret redacted. Most requests hold none: one search of their JSON
+    spares copying them (the view only reads what it is given)."""
+    if redactor.empty or not redactor.may_occur(_JSON.encode(data)):
+        return data
+    redacted: dict[str, Any] = redactor.data(data)
+    return redacted
 
 
 def _note(message: PlannedMessage) -> str:
