@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import overload
 
 from commbox_yaml.compile import Compiler, Request
+from commbox_yaml.conversation import Conversations, is_reply, reply_problems
 from commbox_yaml.definitions import load_definitions
 from commbox_yaml.enums import ENUM_FIELDS, normalize_enum
 from commbox_yaml.errors import Problem, UserError
@@ -86,6 +87,8 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
     result = Build(project, variables, BuiltMessages(secrets), loaded.files, list(loaded.problems))
     matched: set[str] = set()
     addresses = {d.name for d in loaded.definitions}  # for "did you mean" on a target
+    # Replies are made once every message is known: a parent may come after its reply.
+    replies = Conversations() if any("reply_to" in d.data for d in loaded.definitions) else None
     for definition in loaded.definitions:
         if wanted and not any(name == definition.name for name, _ in wanted):
             continue
@@ -105,13 +108,25 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
                 matched.add(definition.name)
             if message.skipped:
                 result.messages.add(message)
+                if replies is not None:
+                    replies.note_skipped(message)
+                continue
+            if replies is not None and is_reply(message):
+                problems = reply_problems(message) or _schema_checked(message, variables)
+                later.extend(problems)
+                if not problems:
+                    replies.defer(message)
                 continue
             request, problems = _checked(message, variables, compiler)
             later.extend(problems)
             if request is not None:
                 result.messages.add(request)
+                if replies is not None:
+                    replies.note(request)
         result.problems.extend(rendering)
         result.problems.extend(later)
+    if replies is not None:
+        result.problems.extend(replies.link(compiler, result.messages, bool(targets)))
     result.problems.extend(duplicate_key_problems(result.messages))
     if variables.given:  # only then is it worth parsing the templates for their names
         used = used_names(renderer.env, loaded.definitions)
@@ -126,13 +141,21 @@ def _checked(
     message: RenderedMessage, variables: Variables, compiler: Compiler
 ) -> tuple[Request | None, list[Problem]]:
     """A rendered message checked against its channel's schema, then made into its request."""
+    schema = _schema_checked(message, variables)
+    if schema:
+        return None, schema
+    return compiler.compile(message)
+
+
+def _schema_checked(message: RenderedMessage, variables: Variables) -> list[Problem]:
+    """A rendered message checked against its channel's schema."""
     definition = message.definition
     for values in (message.values, message.sent or {}):
         for name in ENUM_FIELDS:
             if name in values:
                 values[name] = normalize_enum(name, values[name])
     # The values sent are checked; an error about one a secret made quotes the shown.
-    schema = schema_problems(
+    return schema_problems(
         message.values if message.sent is None else message.sent,
         definition.channel,
         definition.positions,
@@ -140,9 +163,6 @@ def _checked(
         origin_finder(definition, variables),
         None if message.sent is None else message.values,
     )
-    if schema:
-        return None, schema
-    return compiler.compile(message)
 
 
 def _check_targets(targets: Sequence[str], matched: set[str], addresses: set[str]) -> None:

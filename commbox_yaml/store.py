@@ -34,6 +34,7 @@ SPILL_AFTER = 20_000  # messages kept as objects (about 60 MB); past it, records
 
 _WRITE_BUFFER = _READ_AHEAD = 1 << 20
 _SKIPPED = 1
+_REPLY = 2  # a reply_to child: planned against its parent's state
 
 Entry = Request | RenderedMessage  # a request, or a message skipped by `when`
 PlanOrder = tuple[str, int, NaturalKey]
@@ -96,7 +97,7 @@ class BuiltMessages:
         self._definition_of.append(self._number_definition(definition))
         if isinstance(entry, Request):
             self.request_count += 1
-            self._flags.append(0)
+            self._flags.append(0 if entry.parent_key is None else _REPLY)
         else:
             self._flags.append(_SKIPPED)
             self._skipped[index] = entry
@@ -142,6 +143,8 @@ class BuiltMessages:
             entry.fingerprint,
             redacted,
             entry.sent,
+            entry.parent_key,
+            entry.parent_address,
         )
         data = marshal.dumps(record)
         try:
@@ -187,6 +190,13 @@ class BuiltMessages:
 
     def is_skipped(self, index: int) -> bool:
         return bool(self._flags[index] & _SKIPPED)
+
+    def is_reply(self, index: int) -> bool:
+        return bool(self._flags[index] & _REPLY)
+
+    @property
+    def has_replies(self) -> bool:
+        return _REPLY in self._flags  # a reply is never skipped: its flag is _REPLY alone
 
     def key_hash(self, index: int) -> int:
         return self._hashes[index]
@@ -240,14 +250,25 @@ class BuiltMessages:
 
     def _request(self, record: tuple[Any, ...]) -> Request:
         number, address, key, item_key, values, stream, data, files, fingerprint, redacted, sent = (
-            record
+            record[:11]
         )
+        parent_key, parent_address = record[11:]
         message = RenderedMessage(self._definitions[number], address, key, item_key, values)
         attachments = tuple(self._attachments[n] for n in files)
         hashes = FieldHashes(
-            stream, data, file_ids_of(attachments), self._secrets if redacted else None
+            stream, data, file_ids_of(attachments), self._secrets if redacted else None, parent_key
         )
-        return Request(message, stream, data, attachments, fingerprint, hashes, sent)
+        return Request(
+            message,
+            stream,
+            data,
+            attachments,
+            fingerprint,
+            hashes,
+            sent,
+            parent_key,
+            parent_address,
+        )
 
     # -- checks -------------------------------------------------------------------------------
 
