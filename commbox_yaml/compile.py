@@ -107,9 +107,10 @@ class Request(OfMessage):
 
     @property
     def path(self) -> str:
-        if self.parent_key is not None:  # the object id in its place: see conversation.py
-            return f"/streams/{path_segment(self.stream)}/objects/{{OBJECT_ID of {self.parent_key}}}/child"
-        return f"/streams/{path_segment(self.stream)}/objects"
+        objects = f"/streams/{path_segment(self.stream)}/objects"
+        if self.parent_key is not None:  # a reply: conversation.child_path once it is sent
+            return f"{objects}/{{OBJECT_ID of {self.parent_key}}}/child"
+        return objects
 
     @property
     def sent_data(self) -> dict[str, Any]:

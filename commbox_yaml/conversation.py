@@ -42,7 +42,7 @@ NOT_IN_A_REPLY: dict[str, str] = {
         "a reply's UserIdentity is its agent, set from manager_id; the customer is the "
         "conversation's"
     ),
-    "sub_stream_id": "the conversation has its subchannel (the child endpoint takes no SubStreamId)",
+    "sub_stream_id": "the conversation has its subchannel (the child endpoint takes none)",
     "send_to_client": "the child endpoint takes no sendToClient",
     "create_child_object": "a reply is already a child; remove create_child_object",
     "api": "a reply is sent through the child endpoint, not a WhatsApp API version",

@@ -356,7 +356,8 @@ def _decide_replies(
     following = set()
     for index in replies:
         request = store[index]
-        assert isinstance(request, Request) and request.parent_key is not None
+        assert isinstance(request, Request)
+        assert request.parent_key is not None
         action, changed = decide(request, ledger.state(request.key))
         replacing = False
         if action is not Action.SEND and request.key in wanted:

@@ -13,8 +13,8 @@ from commbox_yaml.report.describe import (
     changed_rows,
     compact,
     fields,
-    stream_label,
     parent_text,
+    stream_label,
     summary_line,
     wait_text,
 )
