@@ -154,7 +154,7 @@ def summary_line(plan: Plan) -> str:
         line += f", {counts['wait']} waiting for their parent"
     if counts["skipped"]:
         line += f", {counts['skipped']} skipped"
-    sms = plan.sends.of_channel("sms")  # only these are read back
+    sms = [*plan.sends.of_channel("sms"), *plan.following.of_channel("sms")]  # only these are read
     sizes = (sms_of(m.request) for m in sms if m.request is not None)
     texts = [size.segments for size in sizes if size is not None]
     if texts:  # SMS is billed per segment
