@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import overload
 
 from commbox_yaml.compile import Compiler, Request
@@ -90,14 +91,18 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
     # Replies are made once every message is known: a parent may come after its reply.
     replies = Conversations() if any("reply_to" in d.data for d in loaded.definitions) else None
     for definition in loaded.definitions:
-        if wanted and not any(name == definition.name for name, _ in wanted):
+        chosen = not wanted or any(name == definition.name for name, _ in wanted)
+        if not chosen and replies is None:
             continue
         rendering: list[Problem] = []
         later: list[Problem] = []  # of single messages: after the definition's own, as always
         for message in renderer.render(definition, rendering, result.messages.expect):
             if targets:
                 addresses.add(message.address)
-                if not _targeted(message, wanted):
+                if not (chosen and _targeted(message, wanted)):
+                    if replies is not None:  # not sent, but a targeted reply's parent may be it
+                        made = partial(_compiled, message, variables, compiler)
+                        replies.note_other(message, made)
                     continue
             secret = _secret_in_key(message, secrets, project)
             if secret is not None:
@@ -123,10 +128,11 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
                 result.messages.add(request)
                 if replies is not None:
                     replies.note(request)
-        result.problems.extend(rendering)
-        result.problems.extend(later)
+        if chosen:
+            result.problems.extend(rendering)
+            result.problems.extend(later)
     if replies is not None:
-        result.problems.extend(replies.link(compiler, result.messages, bool(targets)))
+        result.problems.extend(replies.link(compiler, result.messages))
     result.problems.extend(duplicate_key_problems(result.messages))
     if variables.given:  # only then is it worth parsing the templates for their names
         used = used_names(renderer.env, loaded.definitions)
@@ -145,6 +151,10 @@ def _checked(
     if schema:
         return None, schema
     return compiler.compile(message)
+
+
+def _compiled(message: RenderedMessage, variables: Variables, compiler: Compiler) -> Request | None:
+    return _checked(message, variables, compiler)[0]
 
 
 def _schema_checked(message: RenderedMessage, variables: Variables) -> list[Problem]:

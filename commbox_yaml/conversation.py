@@ -123,6 +123,7 @@ class Conversations:
         self.parents: dict[str, Parent] = {}
         self.skipped: set[str] = set()
         self.replies: list[RenderedMessage] = []
+        self.others: dict[str, str] = {}  # replies left out by --target, and their parents
 
     def note(self, request: Request) -> None:
         self.parents[request.address] = Parent.of(request)
@@ -133,13 +134,25 @@ class Conversations:
     def defer(self, message: RenderedMessage) -> None:
         self.replies.append(message)
 
-    def link(self, compiler: Compiler, store: BuiltMessages, targeted: bool) -> list[Problem]:
-        """Each reply made into its request (added to `store`), or why it cannot be."""
+    def note_other(self, message: RenderedMessage, compiled: Callable[[], Request | None]) -> None:
+        """A message left out by --target: not sent, but it may be a targeted reply's parent."""
+        if message.skipped:
+            self.note_skipped(message)
+        elif is_reply(message):
+            self.others[message.address] = str(message.values["reply_to"])
+        else:
+            request = compiled()
+            if request is not None:
+                self.note(request)
+
+    def link(self, compiler: Compiler, store: BuiltMessages) -> list[Problem]:
+        """Each reply made into its request (added to `store`), or why it cannot be. The
+        parents' keys are read from the ledger with the store's own (`store.watch`)."""
         problems: list[Problem] = []
-        replying = {m.address: str(m.values["reply_to"]) for m in self.replies}
+        replying = {**self.others, **{m.address: str(m.values["reply_to"]) for m in self.replies}}
         known = set(self.parents) | self.skipped | set(replying)
         for message in self.replies:
-            found = self._parent(message, replying, known, targeted)
+            found = self._parent(message, replying, known)
             if isinstance(found, Problem):
                 problems.append(found)
                 continue
@@ -147,10 +160,11 @@ class Conversations:
             problems.extend(made)
             if request is not None:
                 store.add(request)
+                store.watch(found.key)
         return problems
 
     def _parent(
-        self, message: RenderedMessage, replying: dict[str, str], known: set[str], targeted: bool
+        self, message: RenderedMessage, replying: dict[str, str], known: set[str]
     ) -> Parent | Problem:
         definition = message.definition
         wanted = str(message.values["reply_to"])
@@ -184,11 +198,6 @@ class Conversations:
         if wanted in self.skipped:
             return problem(
                 f"'{wanted}' is skipped ('when' is false): a reply needs its parent in the plan"
-            )
-        if targeted:
-            return problem(
-                f"'{wanted}' is not among the --target messages: target it too "
-                f"(--target {wanted.split('[', 1)[0]})"
             )
         return problem(
             f"no message has the address '{wanted}'{did_you_mean(wanted, known)}; reply_to "

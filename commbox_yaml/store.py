@@ -67,6 +67,7 @@ class BuiltMessages:
         self._attachment_index: dict[Attachment, int] = {}
         self._key_hashes: set[int] = set()
         self._repeated: set[int] = set()  # key hashes seen twice: a duplicate key, or a collision
+        self._watched: set[str] = set()  # keys read from the ledger too: replies' parents
         self._last: PlanOrder | None = None
         self.in_order = True  # entries came sorted by plan_order, as plans list them
         self.request_count = 0
@@ -191,6 +192,10 @@ class BuiltMessages:
     def is_skipped(self, index: int) -> bool:
         return bool(self._flags[index] & _SKIPPED)
 
+    def watch(self, key: str) -> None:
+        """Read this key's ledger state too (a reply's parent, which --target may leave out)."""
+        self._watched.add(key)
+
     def is_reply(self, index: int) -> bool:
         return bool(self._flags[index] & _REPLY)
 
@@ -312,10 +317,11 @@ class KeyFilter(Collection[str]):
         self._store = store
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and hash(key) in self._store._key_hashes
+        store = self._store
+        return isinstance(key, str) and (hash(key) in store._key_hashes or key in store._watched)
 
     def __len__(self) -> int:
-        return len(self._store._key_hashes)
+        return len(self._store._key_hashes | {hash(k) for k in self._store._watched})
 
     def __iter__(self) -> Iterator[str]:
         seen: set[str] = set()
@@ -324,6 +330,7 @@ class KeyFilter(Collection[str]):
             if key not in seen:
                 seen.add(key)
                 yield key
+        yield from sorted(self._store._watched - seen)
 
 
 def duplicate_key_problems(store: BuiltMessages) -> list[Problem]:
