@@ -98,7 +98,7 @@ def reply_problems(message: RenderedMessage) -> list[Problem]:
             problems.append(
                 Problem(
                     definition.where_key(key),
-                    f"'{key}' is not allowed with reply_to: {why}; remove it",
+                    f"not allowed in a reply (reply_to): {why}; remove it",
                     key,
                     message.item_key,
                 )
@@ -124,9 +124,12 @@ class Conversations:
         self.skipped: set[str] = set()
         self.replies: list[RenderedMessage] = []
         self.others: dict[str, str] = {}  # replies left out by --target, and their parents
+        self.keys: dict[str, str] = {}  # ledger key -> address, where they differ
 
     def note(self, request: Request) -> None:
         self.parents[request.address] = Parent.of(request)
+        if request.key != request.address:
+            self.keys[request.key] = request.address
 
     def note_skipped(self, message: RenderedMessage) -> None:
         self.skipped.add(message.address)
@@ -178,8 +181,8 @@ class Conversations:
         if parent is not None:
             if parent.channel != definition.channel:
                 return problem(
-                    f"'{wanted}' is a {parent.channel} message; a {definition.channel} message "
-                    "cannot reply in its conversation (a reply has its parent's channel)"
+                    f"'{wanted}' is {_a(parent.channel)} message; {_a(definition.channel)} "
+                    "message cannot reply in its conversation (a reply has its parent's channel)"
                 )
             return parent
         if wanted in replying:
@@ -195,6 +198,18 @@ class Conversations:
                 f"'{wanted}' is itself a reply (to '{replying[wanted]}'); reply to the "
                 "conversation's first message instead (replies to one message go in plan order)"
             )
+        by_key = self.keys.get(wanted)
+        if by_key is not None:
+            return problem(
+                f"'{wanted}' is the ledger key of '{by_key}'; reply_to takes a message's "
+                f"address: reply_to: '{by_key}'"
+            )
+        items = sorted(a for a in known if a.startswith(wanted + "["))
+        if items:
+            return problem(
+                f"'{wanted}' has a for_each: name one of its messages, e.g. '{items[0]}' "
+                f'(reply_to: "{wanted}[{{{{ item }}}}]" for an item of the same key)'
+            )
         if wanted in self.skipped:
             return problem(
                 f"'{wanted}' is skipped ('when' is false): a reply needs its parent in the plan"
@@ -203,6 +218,10 @@ class Conversations:
             f"no message has the address '{wanted}'{did_you_mean(wanted, known)}; reply_to "
             "names a message of the project: NAME, or NAME[KEY] for a for_each item"
         )
+
+
+def _a(channel: str) -> str:
+    return f"an {channel}" if channel[:1] in "aeiou" else f"a {channel}"
 
 
 def compile_reply(
