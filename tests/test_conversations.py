@@ -564,4 +564,5 @@ def test_get_object_lists_the_children_only_with_include_childs(
     childs = whole["data"][0]["user"]["childs"]
     assert [c["message"] for c in childs] == ["two", "one", "first"]  # the last at the top
     assert all(c["object_id"] == object_id for c in childs)
-    assert plain["data"][0]["user"]["childs"] == []
+    (last,) = plain["data"][0]["user"]["childs"]  # without includeChilds: the last message
+    assert last["message"] == "two"

@@ -96,9 +96,10 @@ def one_answer(
     children = _first(query, "includeChilds", "false").lower() == "true"
     for stored in objects:
         if stored.stream_id == stream_id and str(stored.object_id) == object_id:
-            # The last communication at the top: the newest child first.
+            # The last communication at the top: the newest child first. Without
+            # includeChilds, only the last message (CommBox's note on Get_Object).
             added = [child_item(c) for c in reversed(children_of(stored.object_id))]
-            return _ok([full_object(stored, style, children, added if children else [])])
+            return _ok([full_object(stored, style, children, added)])
     return error_answer(404, f"object {object_id} not found in stream {stream_id}")
 
 

@@ -93,9 +93,17 @@ def full_object(
         # Documented inside `user`: the messages, only when asked for (the last one otherwise).
         "user": {
             **f.user(text_ids=True, locale_key="locale"),
-            "childs": [*(added or []), *f.children(children)],
+            "childs": _messages(added or [], f.children(True), children),
         },
     }
+
+
+def _messages(
+    added: list[dict[str, Any]], own: list[dict[str, Any]], every: bool
+) -> list[dict[str, Any]]:
+    """The conversation's messages, newest first: all of them, or only the last one."""
+    messages = [*added, *own]
+    return messages if every else messages[:1]
 
 
 def _first_shape(f: _Fields) -> dict[str, Any]:
