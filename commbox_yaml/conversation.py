@@ -70,6 +70,7 @@ class Parent:
     customer: Any  # UserStreamProviderId as shown
     customer_sent: Any  # ... and as sent (a sensitive value's real one)
     customer_type: Any  # UserStreamProviderType
+    written_stream: Any  # the parent's `stream:` as written (an alias, or a raw id)
 
     @classmethod
     def of(cls, request: Request) -> Parent:
@@ -82,6 +83,7 @@ class Parent:
             data.get("UserStreamProviderId"),
             sent.get("UserStreamProviderId"),
             data.get("UserStreamProviderType"),
+            request.message.values.get("stream"),
         )
 
 
@@ -162,6 +164,8 @@ class Conversations:
             request, made = compile_reply(compiler, message, found)
             problems.extend(made)
             if request is not None:
+                # Shown as the parent's stream where a reply names none (plans, previews).
+                message.values.setdefault("stream", found.written_stream)
                 store.add(request)
                 store.watch(found.key)
         return problems

@@ -321,7 +321,10 @@ class KeyFilter(Collection[str]):
         return isinstance(key, str) and (hash(key) in store._key_hashes or key in store._watched)
 
     def __len__(self) -> int:
-        return len(self._store._key_hashes | {hash(k) for k in self._store._watched})
+        store = self._store
+        if not store._watched:
+            return len(store._key_hashes)
+        return len(store._key_hashes | {hash(k) for k in store._watched})
 
     def __iter__(self) -> Iterator[str]:
         seen: set[str] = set()

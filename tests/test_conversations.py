@@ -192,6 +192,10 @@ def test_a_reply_whose_parent_is_sent_already_is_planned_as_any_message(
     plan = by_address(plan_json(root, capsys))
     assert plan["fixed"]["action"] == "send"
     assert plan["fixed"]["parent"]["object_id"] == parent_id
+    # Targeted alone, a reply still finds its parent's object id in the ledger.
+    alone = by_address(plan_json(root, capsys, "--target", "fixed"))
+    assert list(alone) == ["fixed"]
+    assert (alone["fixed"]["action"], alone["fixed"]["parent"]["object_id"]) == ("send", parent_id)
     capsys.readouterr()
     assert run(root, "plan") == 0
     assert f"reply to open (object {parent_id})" in capsys.readouterr().out
@@ -228,7 +232,7 @@ def test_a_reply_is_held_while_its_parent_is_unknown_and_sent_once_reconcile_set
     assert apply(root) == 1
     out = capsys.readouterr().out
     assert "held (their parent was not sent)" in out
-    assert "held     ack  held: its parent open was not sent (unknown)" in out
+    assert "held     ack  its parent open was not sent (unknown): it waits ('>')" in out
     assert len(posts(server)) == 1  # no reply went out
     assert not [e for e in events(root) if e["key"] != "open"]  # and none is in the ledger
 

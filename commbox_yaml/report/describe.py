@@ -184,8 +184,6 @@ def parent_text(message: PlannedMessage) -> str | None:
 
 def stream_label(message: PlannedMessage) -> str:
     stream = message.message.values.get("stream")
-    if stream is None and message.parent is not None and message.request is not None:
-        stream = message.request.stream  # a reply without `stream:` has its parent's
     channel = message.message.definition.channel
     return f"{channel} -> {stream}" if stream is not None else channel
 

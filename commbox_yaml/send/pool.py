@@ -120,7 +120,10 @@ class Sender:
         assert reply.parent is not None
         if parent.outcome is not Outcome.SENT or parent.object_id is None:
             why = parent.outcome.value if parent.outcome is not Outcome.SENT else "no object id"
-            description = f"held: its parent {parent.address} was not sent ({why})"
+            description = (
+                f"its parent {parent.address} was not sent ({why}): it waits ('>') until its "
+                "parent is sent"
+            )
             self._settle((index, reply, self._held(reply, description), None))
             return held
         if self.halt.event.is_set():
