@@ -17,6 +17,8 @@ KeyMatcher = Callable[[str], bool]
 # One limit on both backends: PostgreSQL's btree index refuses a row over 2704 bytes, and
 # 512 characters stay under it even at 4 bytes a character.
 MAX_KEY_LENGTH = 512
+# Test sends (apply --test-to) are recorded under `test:<key>`: no real key starts with it.
+TEST_PREFIX = "test:"
 
 
 _NUMBERS = re.compile(r"([0-9]+)")

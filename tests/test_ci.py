@@ -107,7 +107,29 @@ def test_the_init_workflow_uses_the_action(tmp_path: Path) -> None:
                 assert step["with"]["command"] in COMMANDS
                 assert set(step["with"]) <= set(inputs)
                 assert not _invocations(step.get("run", ""))
-    assert uses == 3
+    assert uses == 4
+    # A test send from a manual run: the recipients come from the run's input, to `test-to`.
+    dispatch = workflow[True]["workflow_dispatch"]["inputs"]  # YAML 1.1 reads `on` as true
+    assert dispatch["test-to"]["required"] is True
+    test = workflow["jobs"]["test-send"]
+    assert test["if"] == "github.event_name == 'workflow_dispatch'"
+    (step,) = [s for s in test["steps"] if "with" in s and s["with"]["command"] == "apply"]
+    assert step["with"]["test-to"] == "${{ inputs.test-to }}"
+    assert test["concurrency"]["group"] == workflow["jobs"]["apply"]["concurrency"]["group"]
+
+
+def test_every_input_reaches_the_script_through_the_environment() -> None:
+    """No input is written into a shell script: `${{ }}` in `run:` would run what it holds."""
+    action = _action()
+    for step in action["runs"]["steps"]:
+        assert "${{" not in step.get("run", "")
+    (step,) = [s for s in action["runs"]["steps"] if s.get("id") == "run"]
+    env = step["env"]
+    assert env["TEST_TO"] == "${{ inputs.test-to }}"
+    assert env["APPLY_PLAN"] == "${{ inputs.plan-file }}"
+    assert env["EXPECT_DIGEST"] == "${{ inputs.expect-digest }}"
+    for name in ("test-to", "plan-file", "expect-digest"):
+        assert action["inputs"][name]["default"] == ""
 
 
 # -- a stand-in for the GitHub and GitLab comment APIs -------------------------------------------
@@ -278,6 +300,9 @@ def _run_action(
         "WORKDIR": "notices",
         "COMMENT": "true",
         "COMMIT_LEDGER": "false",
+        "TEST_TO": "",
+        "APPLY_PLAN": "",
+        "EXPECT_DIGEST": "",
         "LEDGER_BRANCH": "main",
         "PR_NUMBER": "",
         "GH_TOKEN": "github-token",
@@ -436,6 +461,68 @@ def test_action_apply_sends_and_commits_the_ledger(
     again, files = _run_action(work / "notices", tmp_path, "apply", **sending)
     assert again.returncode == 0
     assert "nothing to send" in files["summary.md"]
+    assert len(server.accepted) == 5
+
+
+def test_action_test_to_sends_to_the_test_recipients_only(
+    repo: tuple[Path, Path], tmp_path: Path, server: SandboxServer
+) -> None:
+    work, _ = repo
+    sending = {"COMMBOX_BASE_URL": server.url, "COMMBOX_API_TOKEN": "t0ken-for-the-sandbox"}
+    recipients = "qa@test.example,\n  +1 (555) 010-9999\n"
+    result, files = _run_action(work / "notices", tmp_path, "apply", TEST_TO=recipients, **sending)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Test sends complete: 4 sent, 0 failed, 0 unknown." in files["summary.md"]
+    assert "skipped: chat has no recipient to replace" in files["summary.md"]
+    assert len(server.accepted) == 4
+    for received in server.accepted:
+        whole = json.dumps(received.data)
+        assert "qa@test.example" in whole or "15550109999" in whole
+    ledger = work / "notices" / ".commbox" / "ledger.jsonl"
+    keys = {json.loads(line)["key"] for line in ledger.read_text().splitlines()}
+    assert len(keys) == 4
+    assert all(key.startswith("test:") for key in keys)
+
+    # A recipient is an argument, never shell code.
+    hostile = "$(touch pwned),`touch pwned2`"
+    result, files = _run_action(work / "notices", tmp_path, "apply", TEST_TO=hostile, **sending)
+    assert result.returncode == 1
+    assert "--test-to '$(touch pwned)' is neither" in result.stdout
+    assert not list((work / "notices").glob("pwned*"))
+    assert len(server.accepted) == 4
+
+
+def test_action_applies_the_approved_plan_file_only(
+    repo: tuple[Path, Path], tmp_path: Path, server: SandboxServer
+) -> None:
+    work, _ = repo
+    sending = {"COMMBOX_BASE_URL": server.url, "COMMBOX_API_TOKEN": "t0ken-for-the-sandbox"}
+    planned, files = _run_action(
+        work / "notices", tmp_path, "plan", ARGS="-out approved.plan", **sending
+    )
+    assert planned.returncode == 0, planned.stderr
+    (approved,) = set(re.findall(r"sha256:[0-9a-f]{64}", files["summary.md"]))
+    other = "sha256:" + "0" * 64
+
+    # A digest without a plan file, and a plan file whose digest was not approved: nothing.
+    result, files = _run_action(work / "notices", tmp_path, "apply", EXPECT_DIGEST=approved)
+    assert result.returncode == 1
+    assert "::error::expect-digest checks a plan file" in result.stdout
+    assert files["output.txt"] == "exit-code=1\n"
+    result, _ = _run_action(
+        work / "notices", tmp_path, "apply",
+        APPLY_PLAN="approved.plan", EXPECT_DIGEST=other, **sending,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"not the approved {other}" in result.stdout
+    assert server.received == []
+
+    result, files = _run_action(
+        work / "notices", tmp_path, "apply",
+        APPLY_PLAN="approved.plan", EXPECT_DIGEST=approved, **sending,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout
+    assert "Apply complete: 5 sent, 0 failed, 0 unknown." in files["summary.md"]
     assert len(server.accepted) == 5
 
 

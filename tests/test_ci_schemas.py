@@ -48,7 +48,7 @@ def test_the_init_workflow_passes(workflow: Path, schema: str) -> None:
 
 def test_every_job_of_the_init_workflow_has_a_timeout(workflow: Path) -> None:
     jobs = yaml.safe_load(workflow.read_text(encoding="utf-8"))["jobs"]
-    assert set(jobs) == {"plan", "apply"}
+    assert set(jobs) == {"plan", "apply", "test-send"}
     for job in jobs.values():
         assert 0 < job["timeout-minutes"] <= 60
 

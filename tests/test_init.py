@@ -128,6 +128,9 @@ def test_the_ci_workflow(tmp_path: Path) -> None:
     assert workflow["jobs"]["apply"]["permissions"]["contents"] == "write"
     assert workflow["jobs"]["apply"]["if"].endswith("github.ref == 'refs/heads/main'")
     assert workflow["jobs"]["apply"]["concurrency"]["cancel-in-progress"] is False
+    (test_step,) = [s for s in workflow["jobs"]["test-send"]["steps"] if s.get("uses") == action]
+    assert test_step["with"] == {"command": "apply", "test-to": "${{ inputs.test-to }}"}
+    assert workflow["jobs"]["test-send"]["permissions"] == {"contents": "read"}
     assert "ledger.must_exist: true" in text
     assert f"@v{__version__}" in text
     assert "__COMMBOX_YAML_VERSION__" not in text

@@ -23,8 +23,8 @@ PROJECT = {
 }
 
 
-def _run_on_terminal(root: Path, server: SandboxServer, answer: str) -> tuple[int, str]:
-    """Run apply with stdin, stdout and stderr on a pseudo-terminal; answer its prompt."""
+def _run_on_terminal(root: Path, server: SandboxServer, answer: str, *args: str) -> tuple[int, str]:
+    """Run apply ARGS with stdin, stdout and stderr on a pseudo-terminal; answer its prompt."""
     primary, secondary = pty.openpty()
     env = {
         **os.environ,
@@ -33,7 +33,7 @@ def _run_on_terminal(root: Path, server: SandboxServer, answer: str) -> tuple[in
         "NO_COLOR": "1",
     }
     child = subprocess.Popen(
-        [sys.executable, "-m", "commbox_yaml", "-C", str(root), "apply"],
+        [sys.executable, "-m", "commbox_yaml", "-C", str(root), "apply", *args],
         stdin=secondary,
         stdout=secondary,
         stderr=secondary,

@@ -18,6 +18,8 @@ from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
 from commbox_yaml.commands.plan import add_detail_option, add_selection_options, compute_plan
 from commbox_yaml.commands.reconcile import reconcile_first
 from commbox_yaml.commands.remote import api_token, destination, remote_client
+from commbox_yaml.commands.testsend import check_options as check_test_options
+from commbox_yaml.commands.testsend import run_test_sends
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import LedgerStore
@@ -34,6 +36,7 @@ from commbox_yaml.plan import (
 from commbox_yaml.report import REPORTERS
 from commbox_yaml.report.progress import Progress
 from commbox_yaml.send import Outcome, Sender, SendResult
+from commbox_yaml.testsend import parse_recipients
 
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -52,6 +55,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                 "commbox-yaml apply --sandbox --auto-approve",
                 "commbox-yaml apply release.plan",
                 "commbox-yaml apply --auto-approve --replace 'release-2.0[*]'",
+                "commbox-yaml apply --test-to me@example.com --test-to '+972 54-444-4444'",
             ],
             [*SEND_ENV, *PROJECT_ENV, "NO_COLOR"],
             [
@@ -86,10 +90,22 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="first read CommBox back for keys held as unknown (see 'reconcile')",
     )
+    parser.add_argument(
+        "--test-to",
+        action="append",
+        default=[],
+        metavar="RECIPIENT",
+        help="send every targeted message to this email address or phone number instead of "
+        "its recipients, under test: keys (real keys untouched); repeatable",
+    )
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     project = ctx.project()
+    recipients = None
+    if args.test_to:
+        check_test_options(args)
+        recipients = parse_recipients(args.test_to)
     if args.planfile and (args.target or args.replace):
         raise UserError(
             "a plan file already fixes --target and --replace; make a new plan to change them"
@@ -113,6 +129,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             "first run"
         )
     token = api_token(ctx, args.sandbox)
+    if recipients is not None:
+        return run_test_sends(ctx, args, recipients, ledger, target, token)
     with ledger.locked():
         for warning in ledger.warnings:
             ctx.console.err(f"warning: {warning}")

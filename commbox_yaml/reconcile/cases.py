@@ -14,6 +14,7 @@ from commbox_yaml.errors import UserError
 from commbox_yaml.keys import key_glob
 from commbox_yaml.ledger import KeyState, KeyStatus, LedgerView
 from commbox_yaml.readback import Item
+from commbox_yaml.testsend import is_test_key
 
 CLOCK_SKEW_S = 300.0  # each side of a send's window
 
@@ -55,8 +56,10 @@ def needs_reconcile(state: KeyState) -> bool:
 
 def select_keys(view: LedgerView, patterns: Sequence[str]) -> list[str]:
     """The keys to reconcile: every one that needs it, or those the patterns name."""
-    if not patterns:
-        return sorted(k for k, s in view.states.items() if needs_reconcile(s))
+    if not patterns:  # a test send left unknown blocks nothing: named, it is reported
+        return sorted(
+            k for k, s in view.states.items() if needs_reconcile(s) and not is_test_key(k)
+        )
     chosen: list[str] = []
     for pattern in patterns:
         regex = key_glob(pattern)
@@ -150,6 +153,11 @@ def case_for(key: str, state: KeyState, request: Request | None, now: float) -> 
             f" as object {state.object_id}" if state.object_id is not None else ""
         )
         return Finding(key, Result.NOTHING, f"not held: {shown}", state.object_id, address)
+    if is_test_key(key):
+        return held(
+            "a test send left unknown: test sends are not read back; look in the test "
+            "recipient's inbox. It blocks nothing: the next test send goes out again"
+        )
     if request is None:
         return held("no message of the project has this key now, so its text cannot be compared")
     if request.fingerprint != state.fingerprint:

@@ -6,7 +6,7 @@ from typing import Any
 
 from commbox_yaml.definitions import Definition
 from commbox_yaml.errors import Problem
-from commbox_yaml.keys import MAX_KEY_LENGTH
+from commbox_yaml.keys import MAX_KEY_LENGTH, TEST_PREFIX
 from commbox_yaml.render.items import CONTROL
 from commbox_yaml.render.message_file import message_file
 from commbox_yaml.render.model import STRUCTURAL, RenderedMessage
@@ -32,6 +32,14 @@ class MessageFields:
         if len(key) > MAX_KEY_LENGTH:
             raise self._key_too_long(definition, key, len(str(ledger_id)), item_key)
         self._check_one_line(definition, ledger_id, item_key)
+        if key.startswith(TEST_PREFIX):
+            raise failure(
+                definition.where("id"),
+                "id",
+                f"makes the ledger key {key[:60]!r}; keys starting with '{TEST_PREFIX}' are "
+                "kept for test sends (apply --test-to): choose another id",
+                item_key,
+            )
         if "when" in definition.data and not self._when(definition, scope, item_key):
             return RenderedMessage(definition, address, key, item_key, {}, skipped=True)
         values = self._fields(definition, scope, item_key)

@@ -1,0 +1,194 @@
+"""apply --test-to: send every targeted message to test recipients, under `test:` keys."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+
+from commbox_yaml.client import Client
+from commbox_yaml.commands.remote import remote_client
+from commbox_yaml.context import Context
+from commbox_yaml.errors import UserError, ValidationFailed
+from commbox_yaml.ledger import LedgerStore
+from commbox_yaml.output import Console
+from commbox_yaml.plan import make_plan
+from commbox_yaml.report.progress import Progress
+from commbox_yaml.send import Outcome, Sender, SendResult
+from commbox_yaml.testsend import Recipients, RedirectPlan, key_for_test, make_test_plan
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """--test-to sends the current messages as they are, to test recipients only: what
+    approves, re-sends or settles real sends does not go with it."""
+    for given, option in (
+        (args.planfile, "a plan file"),
+        (args.replace, "--replace"),
+        (args.reconcile, "--reconcile"),
+    ):
+        if given:
+            raise UserError(
+                f"--test-to cannot be used with {option}: a test send covers every targeted "
+                "message whatever its real action and never touches a real key; run it on "
+                "its own ('commbox-yaml apply --test-to RECIPIENT [--target ADDRESS]')"
+            )
+
+
+def run_test_sends(
+    ctx: Context,
+    args: argparse.Namespace,
+    recipients: Recipients,
+    ledger: LedgerStore,
+    target: str,
+    token: str,
+) -> int:
+    from commbox_yaml.commands.apply import EXIT_BY_SIGNAL, _signals_stop  # apply imports us
+
+    project = ctx.project()
+    with ledger.locked():
+        for warning in ledger.warnings:
+            ctx.console.err(f"warning: {warning}")
+        result = ctx.build(args.target)
+        if result.problems:
+            raise ValidationFailed(result.problems)
+        real = list(result.messages.keys())
+        view = ledger.read([*real, *(key_for_test(k) for k in real)], True)
+        for warning in view.warnings:
+            ctx.console.err(f"warning: {warning}")
+        plan = make_plan(result, view, ledger.display, (), args.target)
+        tests = make_test_plan(result, plan, view, recipients)
+        if not args.json:
+            _show(ctx.console, tests, ledger.display)
+        if not tests.sends:
+            return _finish(ctx, args, tests, [], None)
+        count = len(tests.sends)
+        if count > project.max_sends and not args.allow_bulk:
+            raise UserError(
+                f"this apply would send {count} test messages, over limits.max_sends "
+                f"({project.max_sends}); nothing was sent. Pass --allow-bulk if that is intended"
+            )
+        if not args.auto_approve:
+            _confirm(ctx.console, count, args.json)
+        stop = threading.Event()
+        caught: list[int] = []
+        with remote_client(ctx, args.sandbox, target, token) as client:
+            sender = _sender(ctx, client, ledger, stop, view.object_ids)
+            progress = Progress(ctx.console, count, quiet=args.json)
+            with _signals_stop(stop, caught):
+                try:
+                    results = sender.send_all(tests.planned, progress.update)
+                finally:
+                    progress.close()
+        if sender.refused:
+            ctx.console.err(f"error: {sender.refused}; apply stopped, nothing more was sent")
+        code = _finish(ctx, args, tests, results, sender.refused)
+        if caught:
+            return EXIT_BY_SIGNAL.get(signal.Signals(caught[0]), 1)
+        return code
+
+
+def _sender(
+    ctx: Context,
+    client: Client,
+    ledger: LedgerStore,
+    stop: threading.Event,
+    object_ids: dict[str, str],
+) -> Sender:
+    run_id = uuid.uuid4().hex[:12]
+    return Sender(ctx.project().api, client, ledger, ctx.console.redactor, run_id, stop, object_ids)
+
+
+def _show(console: Console, tests: RedirectPlan, ledger: str) -> None:
+    total = len(tests.sends) + len(tests.skipped)
+    console.out(
+        f"commbox-yaml apply --test-to: {len(tests.sends)} of {total} message"
+        f"{'s' if total != 1 else ''} to test-send to {', '.join(tests.recipients.all)}, "
+        f"ledger {ledger} (test: keys)"
+    )
+    console.out()
+    addresses = [s.address for s in tests.sends] + [s.address for s in tests.skipped]
+    width = max(map(len, addresses), default=0) + 2
+    for send in tests.sends:
+        mark = console.style("t", "green", "bold")
+        to = ", ".join(send.recipients)
+        console.out(f"  {mark} {send.address:<{width}} {send.channel} -> {to}")
+    for skip in tests.skipped:
+        console.out(f"    {skip.address:<{width}} skipped: {skip.reason}")
+    console.out()
+    console.out(
+        console.style(
+            f"Test sends: {len(tests.sends)} to send, {len(tests.skipped)} skipped. Real "
+            "messages are not sent, and their keys are not touched.",
+            "bold",
+        )
+    )
+
+
+def _confirm(console: Console, count: int, as_json: bool) -> None:
+    plural = "s" if count != 1 else ""
+    if as_json or not sys.stdin.isatty():
+        raise UserError(
+            f"apply would send {count} test message{plural} and needs approval: pass --auto-approve"
+        )
+    console.stdout.write(f"\nSend {count} test message{plural}? Only 'yes' is accepted: ")
+    console.stdout.flush()
+    if sys.stdin.readline().strip() != "yes":
+        raise UserError("apply cancelled; nothing was sent")
+
+
+def _finish(
+    ctx: Context,
+    args: argparse.Namespace,
+    tests: RedirectPlan,
+    results: Sequence[SendResult],
+    refused: str | None,
+) -> int:
+    counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
+    failed = counts[Outcome.FAILED] + counts[Outcome.UNKNOWN] > 0 or refused is not None
+    console = ctx.console
+    if args.json:
+        by_key = {r.key: r for r in results}
+        items = []
+        for send in tests.sends:
+            item = send.as_dict()
+            found = by_key.get(send.key)
+            item.update(_result(found) if found else {"outcome": None})
+            items.append(item)
+        console.json_with_list(
+            {
+                "format_version": "1",
+                "test_to": list(tests.recipients.all),
+                "summary": {o.value: n for o, n in counts.items()},
+                "tests": tests.summary(),
+                "skipped": [s.as_dict() for s in tests.skipped],
+            },
+            "results",
+            items,
+            {"error": refused},
+        )
+        return 1 if failed else 0
+    if not results:
+        console.out()
+        console.out("Nothing to test-send: no targeted message has a matching --test-to.")
+        return 0
+    line = (
+        f"Test sends complete: {counts[Outcome.SENT]} sent, {counts[Outcome.FAILED]} failed, "
+        f"{counts[Outcome.UNKNOWN]} unknown."
+    )
+    if counts[Outcome.NOT_SENT]:
+        line = line.replace("complete", "stopped")[:-1] + f", {counts[Outcome.NOT_SENT]} not sent."
+    console.out(console.style(line, "bold", "red" if failed else "green"))
+    if counts[Outcome.UNKNOWN]:
+        console.out(
+            "An unknown test send may have reached the test recipient: look there. It blocks "
+            "nothing: the next test send goes out again."
+        )
+    return 1 if failed else 0
+
+
+def _result(result: SendResult) -> dict[str, object]:
+    found = result.as_dict()
+    return {k: found[k] for k in ("outcome", "object_id", "status", "description", "attempts")}
