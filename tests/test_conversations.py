@@ -570,3 +570,17 @@ def test_get_object_lists_the_children_only_with_include_childs(
     assert all(c["object_id"] == object_id for c in childs)
     (last,) = plain["data"][0]["user"]["childs"]  # without includeChilds: the last message
     assert last["message"] == "two"
+
+
+def test_a_test_send_skips_a_reply_with_the_reason(
+    tmp_path: Path, server: SandboxServer, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make(tmp_path)
+    capsys.readouterr()
+    assert apply(root, "--test-to", "+972 54-111-1111") == 0
+    out = capsys.readouterr().out
+    assert "skipped: a reply goes to its parent's conversation" in out
+    assert [(p, d["UserStreamProviderId"]) for p, d, _ in posts(server)] == [
+        ("/streams/5fd0c1/objects", "972541111111")
+    ]
+    assert "open" not in key_states(root)  # a test send never marks the real key
