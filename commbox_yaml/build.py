@@ -107,6 +107,8 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
             secret = _secret_in_key(message, secrets, project)
             if secret is not None:
                 later.append(secret)
+                if replies is not None:
+                    replies.note_broken(message)
                 continue
             if targets:
                 matched.add(definition.name if message.item_key is None else message.address)
@@ -119,7 +121,9 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
             if replies is not None and is_reply(message):
                 problems = reply_problems(message) or _schema_checked(message, variables)
                 later.extend(problems)
-                if not problems:
+                if problems:
+                    replies.note_broken(message)
+                else:
                     replies.defer(message)
                 continue
             request, problems = _checked(message, variables, compiler)
@@ -128,6 +132,8 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
                 result.messages.add(request)
                 if replies is not None:
                     replies.note(request)
+            elif replies is not None:
+                replies.note_broken(message)
         if chosen:
             result.problems.extend(rendering)
             result.problems.extend(later)

@@ -125,13 +125,20 @@ class Conversations:
         self.parents: dict[str, Parent] = {}
         self.skipped: set[str] = set()
         self.replies: list[RenderedMessage] = []
-        self.others: dict[str, str] = {}  # replies left out by --target, and their parents
+        self.others: dict[str, str] = {}  # replies not made here (--target, errors): parents
         self.keys: dict[str, str] = {}  # ledger key -> address, where they differ
+        self.broken: set[str] = set()  # messages with errors of their own
 
     def note(self, request: Request) -> None:
         self.parents[request.address] = Parent.of(request)
         if request.key != request.address:
             self.keys[request.key] = request.address
+
+    def note_broken(self, message: RenderedMessage) -> None:
+        """A message with errors of its own: a reply to it says nothing more."""
+        self.broken.add(message.address)
+        if is_reply(message):
+            self.others[message.address] = str(message.values["reply_to"])
 
     def note_skipped(self, message: RenderedMessage) -> None:
         self.skipped.add(message.address)
@@ -155,11 +162,12 @@ class Conversations:
         parents' keys are read from the ledger with the store's own (`store.watch`)."""
         problems: list[Problem] = []
         replying = {**self.others, **{m.address: str(m.values["reply_to"]) for m in self.replies}}
-        known = set(self.parents) | self.skipped | set(replying)
+        known = set(self.parents) | self.skipped | set(replying) | self.broken
         for message in self.replies:
             found = self._parent(message, replying, known)
             if isinstance(found, Problem):
                 problems.append(found)
+            if not isinstance(found, Parent):  # a parent with errors: they are said already
                 continue
             request, made = compile_reply(compiler, message, found)
             problems.extend(made)
@@ -172,7 +180,7 @@ class Conversations:
 
     def _parent(
         self, message: RenderedMessage, replying: dict[str, str], known: set[str]
-    ) -> Parent | Problem:
+    ) -> Parent | Problem | None:
         definition = message.definition
         wanted = str(message.values["reply_to"])
 
@@ -214,6 +222,8 @@ class Conversations:
                 f"'{wanted}' has a for_each: name one of its messages, e.g. '{items[0]}' "
                 f'(reply_to: "{wanted}[{{{{ item }}}}]" for an item of the same key)'
             )
+        if wanted in self.broken:
+            return None
         if wanted in self.skipped:
             return problem(
                 f"'{wanted}' is skipped ('when' is false): a reply needs its parent in the plan"

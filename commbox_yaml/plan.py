@@ -159,9 +159,8 @@ class PlannedMessages(Sequence[PlannedMessage]):
     def following(self) -> PlannedMessages:
         """The replies that go right after their parent in this apply, in plan order."""
         after = self._decisions.following
-        return PlannedMessages(
-            self._decisions, array("q", (i for i in self._indexes if i in after))
-        )
+        chosen = (i for i in self._indexes if i in after) if after else ()
+        return PlannedMessages(self._decisions, array("q", chosen))
 
     def count(self, action: Action) -> int:
         code, actions = _CODES[action], self._decisions.actions
