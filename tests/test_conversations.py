@@ -410,6 +410,18 @@ message: hi
 """
 
 
+FE = """\
+name: fe
+channel: sms
+stream: sms
+id: fe-v1
+for_each: [1, 2]
+user_stream_provider_id: "972544444444"
+message: hi
+---
+"""
+
+
 @pytest.mark.parametrize(
     ("reply", "where", "text"),
     [
@@ -455,8 +467,42 @@ message: hi
             "19:1",
             "subject: not allowed in a reply (reply_to)",
         ),
+        (
+            "name: r\nchannel: sms\nreply_to: q\nmanager_id: 1\nmessage: x\n---\n"
+            "name: q\nchannel: sms\nreply_to: open\nmanager_id: 1\nmessage: x\n",
+            "17:11",
+            "'q' is itself a reply (to 'open'); reply to the conversation's first message",
+        ),
+        (
+            FE + "name: r\nchannel: sms\nreply_to: fe\nmanager_id: 1\nmessage: x\n",
+            "25:11",
+            "'fe' has a for_each: name one of its messages, e.g. 'fe[1]'",
+        ),
+        (
+            FE + "name: r\nchannel: sms\nreply_to: fe-v1[2]\nmanager_id: 1\nmessage: x\n",
+            "25:11",
+            "'fe-v1[2]' is the ledger key of 'fe[2]'; reply_to takes a message's address",
+        ),
+        (
+            "name: r\nchannel: sms\nreply_to: open\nmanager_id: 1\nuser_identity: 5\nmessage: x\n",
+            "19:1",
+            "user_identity: not allowed in a reply (reply_to): a reply's UserIdentity is its agent",
+        ),
     ],
-    ids=["missing", "self", "cycle", "channel", "to", "stream", "manager", "subject"],
+    ids=[
+        "missing",
+        "self",
+        "cycle",
+        "channel",
+        "to",
+        "stream",
+        "manager",
+        "subject",
+        "chain",
+        "for_each",
+        "key",
+        "user_identity",
+    ],
 )
 def test_a_wrong_reply_is_one_line_at_its_place(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], reply: str, where: str, text: str
