@@ -630,3 +630,21 @@ def test_a_test_send_skips_a_reply_with_the_reason(
         ("/streams/5fd0c1/objects", "972541111111")
     ]
     assert "open" not in key_states(root)  # a test send never marks the real key
+
+
+def test_new_replies_to_a_sent_parent_go_one_after_another_in_plan_order(
+    tmp_path: Path, server: SandboxServer, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opening = CONVERSATION.split("---\n")[1]
+    root = make(tmp_path, opening)
+    assert apply(root) == 0
+    replies = "".join(
+        f"---\nname: r{n}\nchannel: sms\nreply_to: open\nmanager_id: 1\nmessage: reply {n}\n"
+        for n in range(1, 6)
+    )
+    (root / "messages" / "main.yaml").write_text(opening + replies)
+    server.script(Fault(delay_s=0.3))  # the first reply is slow: none may overtake it
+    assert apply(root) == 0  # four workers
+    assert [data["Message"] for _, data, _ in posts(server)[1:]] == [
+        f"reply {n}" for n in range(1, 6)
+    ]

@@ -60,6 +60,7 @@ class Sender:
         order, into the conversation it made; a parent not sent leaves them held.
         `on_result(index, result)` hears of each as it is on disk, in any order."""
         self._replies: dict[str, list[tuple[int, PlannedMessage]]] = {}
+        self._siblings: dict[int, list[tuple[int, PlannedMessage, Prepared | None]]] = {}
         for number, reply in enumerate(following):
             assert reply.parent is not None
             self._replies.setdefault(reply.parent.key, []).append((len(messages) + number, reply))
@@ -108,6 +109,12 @@ class Sender:
                 held = (index, message, result, durable)
                 for reply_index, reply in self._replies.get(message.key, ()):
                     held = self._send_reply(reply_index, reply, result, held)
+                for later, sibling, made in self._siblings.get(index, ()):
+                    if self.halt.event.is_set():
+                        break  # reported as not sent
+                    outcome, durable = self._send(sibling, made)
+                    self._settle(held)  # this reply's claim flushed its outcome too
+                    held = (later, sibling, outcome, durable)
         finally:
             if held is not None:
                 self._settle(held)
@@ -179,15 +186,23 @@ class Sender:
         """What a worker calls for its next message; IndexError when there is none.
 
         A plan held in memory has every body made before sending starts, off the workers'
-        path. A larger one (its messages kept on disk, see store.SPILL_AFTER) has each read
-        and made by the worker that sends it: an apply never holds a whole fan-out.
+        path; replies to one conversation go one after another, in plan order, by the worker
+        that takes the first of them. A larger one (its messages kept on disk, see
+        store.SPILL_AFTER) has each read and made by the worker that sends it: an apply never
+        holds a whole fan-out.
         """
         # popleft is atomic: 32 workers take messages without a lock to queue up on
         if len(messages) <= store.SPILL_AFTER:
-            work = collections.deque(
-                (index, message, self.policy.prepare(message))
-                for index, message in enumerate(messages)
-            )
+            work: collections.deque[tuple[int, PlannedMessage, Prepared | None]]
+            work = collections.deque()
+            first: dict[str, int] = {}  # a parent's first reply here: the others go after it
+            for index, message in enumerate(messages):
+                item = (index, message, self.policy.prepare(message))
+                parent = message.parent
+                if parent is not None and first.setdefault(parent.key, index) != index:
+                    self._siblings.setdefault(first[parent.key], []).append(item)
+                else:
+                    work.append(item)
             return work.popleft
         numbers = collections.deque(range(len(messages)))
 
