@@ -290,6 +290,11 @@ def test_an_unknown_reply_is_reconciled_through_its_parents_children(
     found = {r["key"]: r for r in json.loads(capsys.readouterr().out)["results"]}
     assert (found["ack"]["result"], found["ack"]["object_id"]) == ("sent", stored.child_id)
     assert found["fixed"]["result"] == "absent"
+    reconciled = [e for e in events(root) if e["event"] == "reconciled"]
+    assert sorted((e["key"], e["parent"]) for e in reconciled) == [
+        ("ack", "open"),
+        ("fixed", "open"),
+    ]
     reads = [r.path for r in server.received if r.method == "GET"]
     assert f"/streams/5fd0c1/objects/{parent_id}?includeChilds=true" in reads
     plan = by_address(plan_json(root, capsys))

@@ -88,6 +88,8 @@ class Reconciler:
             "run": self.run_id,
             "result": finding.result.value,
         }
+        if case.request.parent_key is not None:  # a reply: its parent's key, as on its sends
+            event["parent"] = case.request.parent_key
         if finding.result is Result.SENT:
             event["object_id"] = finding.object_id
         event["description"] = finding.reason  # counts and ids only: no message content
