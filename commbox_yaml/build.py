@@ -6,10 +6,12 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import overload
 
 from commbox_yaml.channels import whatsapp_v2
 from commbox_yaml.compile import Compiler, Request
+from commbox_yaml.conversation import Conversations, is_reply, reply_problems
 from commbox_yaml.definitions import load_definitions
 from commbox_yaml.enums import ENUM_FIELDS, normalize_enum
 from commbox_yaml.errors import Problem, UserError
@@ -90,25 +92,43 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
     warned: set[str] = set()
     now = time.time()
     addresses = {d.name for d in loaded.definitions}  # for "did you mean" on a target
+    # Replies are made once every message is known: a parent may come after its reply.
+    replies = Conversations() if any("reply_to" in d.data for d in loaded.definitions) else None
     for definition in loaded.definitions:
-        if wanted and not any(name == definition.name for name, _ in wanted):
+        chosen = not wanted or any(name == definition.name for name, _ in wanted)
+        if not chosen and replies is None:
             continue
         rendering: list[Problem] = []
         later: list[Problem] = []  # of single messages: after the definition's own, as always
         for message in renderer.render(definition, rendering, result.messages.expect):
             if targets:
                 addresses.add(message.address)
-                if not _targeted(message, wanted):
+                if not (chosen and _targeted(message, wanted)):
+                    if replies is not None:  # not sent, but a targeted reply's parent may be it
+                        made = partial(_compiled, message, variables, compiler)
+                        replies.note_other(message, made)
                     continue
             secret = _secret_in_key(message, secrets, project)
             if secret is not None:
                 later.append(secret)
+                if replies is not None:
+                    replies.note_broken(message)
                 continue
             if targets:
                 matched.add(definition.name if message.item_key is None else message.address)
                 matched.add(definition.name)
             if message.skipped:
                 result.messages.add(message)
+                if replies is not None:
+                    replies.note_skipped(message)
+                continue
+            if replies is not None and is_reply(message):
+                problems = reply_problems(message) or _schema_checked(message, variables)
+                later.extend(problems)
+                if problems:
+                    replies.note_broken(message)
+                else:
+                    replies.defer(message)
                 continue
             request, problems = _checked(message, variables, compiler)
             later.extend(problems)
@@ -118,8 +138,15 @@ def build(project: Project, variables: Variables, targets: Sequence[str] = ()) -
                     result.warnings.append(warning)
             if request is not None:
                 result.messages.add(request)
-        result.problems.extend(rendering)
-        result.problems.extend(later)
+                if replies is not None:
+                    replies.note(request)
+            elif replies is not None:
+                replies.note_broken(message)
+        if chosen:
+            result.problems.extend(rendering)
+            result.problems.extend(later)
+    if replies is not None:
+        result.problems.extend(replies.link(compiler, result.messages))
     result.problems.extend(duplicate_key_problems(result.messages))
     if variables.given:  # only then is it worth parsing the templates for their names
         used = used_names(renderer.env, loaded.definitions)
@@ -134,13 +161,25 @@ def _checked(
     message: RenderedMessage, variables: Variables, compiler: Compiler
 ) -> tuple[Request | None, list[Problem]]:
     """A rendered message checked against its channel's schema, then made into its request."""
+    schema = _schema_checked(message, variables)
+    if schema:
+        return None, schema
+    return compiler.compile(message)
+
+
+def _compiled(message: RenderedMessage, variables: Variables, compiler: Compiler) -> Request | None:
+    return _checked(message, variables, compiler)[0]
+
+
+def _schema_checked(message: RenderedMessage, variables: Variables) -> list[Problem]:
+    """A rendered message checked against its channel's schema."""
     definition = message.definition
     for values in (message.values, message.sent or {}):
         for name in ENUM_FIELDS:
             if name in values:
                 values[name] = normalize_enum(name, values[name])
     # The values sent are checked; an error about one a secret made quotes the shown.
-    schema = schema_problems(
+    return schema_problems(
         message.values if message.sent is None else message.sent,
         definition.channel,
         definition.positions,
@@ -148,9 +187,6 @@ def _checked(
         origin_finder(definition, variables),
         None if message.sent is None else message.values,
     )
-    if schema:
-        return None, schema
-    return compiler.compile(message)
 
 
 def _check_targets(targets: Sequence[str], matched: set[str], addresses: set[str]) -> None:

@@ -94,6 +94,10 @@ class Request(OfMessage):
     # The data to send, when a template used a sensitive variable: `data`, and everything
     # shown, planned or fingerprinted, has `(sensitive)` in its place (see taint.py).
     sent: dict[str, Any] | None = None
+    # A reply (`reply_to`, conversation.py): its parent's ledger key and address. Its path
+    # holds the parent's object id, known when it is sent.
+    parent_key: str | None = None
+    parent_address: str | None = None
 
     method = "POST"
 
@@ -110,7 +114,10 @@ class Request(OfMessage):
     def path(self) -> str:
         if self.v2:
             return whatsapp_v2.PATH.format(path_segment(self.stream))
-        return f"/streams/{path_segment(self.stream)}/objects"
+        objects = f"/streams/{path_segment(self.stream)}/objects"
+        if self.parent_key is not None:  # a reply: conversation.child_path once it is sent
+            return f"{objects}/{{OBJECT_ID of {self.parent_key}}}/child"
+        return objects
 
     @property
     def sent_data(self) -> dict[str, Any]:
@@ -316,23 +323,35 @@ def file_ids_of(files: tuple[Attachment, ...] | list[Attachment]) -> list[dict[s
 
 
 def fingerprint_of(
-    stream: str, data: dict[str, Any], files: list[Attachment], secrets: Redactor | None = None
+    stream: str,
+    data: dict[str, Any],
+    files: list[Attachment],
+    secrets: Redactor | None = None,
+    parent: str | None = None,
 ) -> tuple[str, Mapping[str, str]]:
     """The request's fingerprint, and a hash per field (to name what changed later).
 
     Both are taken with every secret replaced by a fixed placeholder: they land in the ledger
     and in plan files, and a hash of a short secret is undone by trying every value. So a
     change of a secret alone changes nothing here. Attachment contents are files, not
-    variables: their hashes stay as they are.
+    variables: their hashes stay as they are. A reply's `parent` (its parent's ledger key)
+    is part of both.
     """
     file_ids = file_ids_of(files)
-    whole = canonical_json({"stream": stream, "body": {"data": data}, "files": file_ids})
+    of: dict[str, Any] = {"stream": stream, "body": {"data": data}, "files": file_ids}
+    if parent is not None:
+        of["parent"] = parent
+    whole = canonical_json(of)
     # Most requests hold no secret: one search of their text spares walking them.
     hidden = secrets if secrets is not None and secrets.may_occur(whole.decode()) else None
     if hidden is not None:
-        whole = canonical_json(_redacted(stream, data, file_ids, hidden))
+        whole = canonical_json(_redacted(stream, data, file_ids, hidden) | _parent(parent))
     fingerprint = "sha256:" + hashlib.sha256(whole).hexdigest()
-    return fingerprint, FieldHashes(stream, data, file_ids, hidden)
+    return fingerprint, FieldHashes(stream, data, file_ids, hidden, parent)
+
+
+def _parent(parent: str | None) -> dict[str, str]:
+    return {} if parent is None else {"parent": parent}
 
 
 def _redacted(
@@ -353,7 +372,9 @@ class FieldHashes(Mapping[str, str]):
         data: dict[str, Any],
         file_ids: list[dict[str, str]],
         secrets: Redactor | None = None,
+        parent: str | None = None,
     ) -> None:
+        self._parent = parent
         self._parts: tuple[str, dict[str, Any], list[dict[str, str]]] | None = (
             stream,
             data,
@@ -381,6 +402,8 @@ class FieldHashes(Mapping[str, str]):
                     hashes[key] = _digest(value)[:16]
             if file_ids:
                 hashes["files"] = _digest(file_ids)[:16]
+            if self._parent is not None:
+                hashes["parent"] = _digest(self._parent)[:16]
             self._hashes, self._parts = hashes, None
         return self._hashes
 

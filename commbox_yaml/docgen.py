@@ -28,17 +28,25 @@ class Row:
 
     path: str
     kind: str
-    required: bool
+    required: bool | str  # True, or when it is required ("yes, unless `reply_to`")
     description: str
 
 
 def rows(node: dict[str, Any], prefix: str = "") -> Iterator[Row]:
     """Every property under `node`, depth first; `[]` marks the items of a list."""
     required = set(node.get("required", ()))
+    # Required unless the `if` holds (a reply_to child takes them from its parent).
+    unless = set(node.get("else", {}).get("required", ())) if "if" in node else set()
     for name, sub in node.get("properties", {}).items():
         path = f"{prefix}{name}"
-        yield Row(path, kind(sub), name in required, sub.get("description", ""))
+        need: bool | str = name in required or (name in unless and _unless(node))
+        yield Row(path, kind(sub), need, sub.get("description", ""))
         yield from _nested(sub, path)
+
+
+def _unless(node: dict[str, Any]) -> str:
+    condition = " + ".join(f"`{k}`" for k in node["if"].get("required", ()))
+    return f"yes, unless {condition}"
 
 
 def _nested(sub: dict[str, Any], path: str) -> Iterator[Row]:
@@ -87,8 +95,14 @@ def table(found: Sequence[Row]) -> list[str]:
     lines = ["| key | takes | required | description |", "| --- | --- | --- | --- |"]
     for row in found:
         text = " ".join(row.description.split()).replace("|", "\\|")
-        lines.append(f"| `{row.path}` | {row.kind} | {'yes' if row.required else ''} | {text} |")
+        lines.append(f"| `{row.path}` | {row.kind} | {_required_text(row.required)} | {text} |")
     return lines
+
+
+def _required_text(required: bool | str) -> str:
+    if isinstance(required, str):
+        return required
+    return "yes" if required else ""
 
 
 def _one_of_required(node: dict[str, Any]) -> str:

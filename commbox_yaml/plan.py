@@ -32,6 +32,7 @@ class Action(Enum):
     UNCHANGED = "unchanged"
     CHANGED = "changed"
     UNKNOWN = "unknown"
+    WAIT = "wait"  # a reply waiting for its parent (conversation.py)
     SKIPPED = "skipped"
 
     @property
@@ -44,8 +45,19 @@ _SYMBOLS = {
     Action.UNCHANGED: "=",
     Action.CHANGED: "~",
     Action.UNKNOWN: "?",
+    Action.WAIT: ">",
     Action.SKIPPED: " ",
 }
+
+
+@dataclass(frozen=True)
+class ParentLink:
+    """A reply's parent: its address and key, and its object id once it is sent."""
+
+    address: str
+    key: str
+    object_id: Any = None  # from the ledger, or in an apply from the parent's reply
+    in_this_apply: bool = False  # the parent is `+` in this plan: the reply goes right after
 
 
 @dataclass(frozen=True)
@@ -55,16 +67,22 @@ class PlannedMessage(OfMessage):
     state: KeyState
     changed_fields: tuple[str, ...] = ()
     replace: bool = False  # a held message sent anyway because of --replace
+    parent: ParentLink | None = None  # a reply's parent (reply_to)
 
     @property
     def sends(self) -> bool:
         return self.action is Action.SEND
 
+    @property
+    def follows(self) -> bool:
+        """A reply waiting for a parent that this apply sends: it goes right after it."""
+        return self.action is Action.WAIT and self.parent is not None and self.parent.in_this_apply
+
 
 _ACTIONS = tuple(Action)
 _CODES = {action: code for code, action in enumerate(_ACTIONS)}
 # Held for a person's look: a compact plan still shows each of these in full.
-HELD = (Action.CHANGED, Action.UNKNOWN)
+HELD = (Action.CHANGED, Action.UNKNOWN, Action.WAIT)
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,7 @@ class _Decisions:
     actions: bytearray
     extra: dict[int, tuple[tuple[str, ...], bool]]
     ledger: LedgerView
+    following: frozenset[int] = frozenset()  # replies whose parent this plan sends
 
     def planned(self, index: int) -> PlannedMessage:
         entry = self.store[index]
@@ -95,7 +114,14 @@ class _Decisions:
         if isinstance(entry, Request):
             changed, replace = self.extra.get(index, ((), False))
             state = self.ledger.state(entry.key)
-            return PlannedMessage(entry.message, entry, action, state, changed, replace)
+            parent = None
+            if entry.parent_key is not None and entry.parent_address is not None:
+                parent_state = self.ledger.state(entry.parent_key)
+                object_id = parent_state.object_id if parent_sent(parent_state) else None
+                parent = ParentLink(
+                    entry.parent_address, entry.parent_key, object_id, index in self.following
+                )
+            return PlannedMessage(entry.message, entry, action, state, changed, replace, parent)
         return PlannedMessage(entry, None, action, self.ledger.state(entry.key))
 
 
@@ -129,6 +155,12 @@ class PlannedMessages(Sequence[PlannedMessage]):
         return PlannedMessages(
             self._decisions, array("q", (i for i in self._indexes if actions[i] == code))
         )
+
+    def following(self) -> PlannedMessages:
+        """The replies that go right after their parent in this apply, in plan order."""
+        after = self._decisions.following
+        chosen = (i for i in self._indexes if i in after) if after else ()
+        return PlannedMessages(self._decisions, array("q", chosen))
 
     def count(self, action: Action) -> int:
         code, actions = _CODES[action], self._decisions.actions
@@ -218,6 +250,11 @@ class Plan:
     def send_count(self) -> int:
         return self.messages.count(Action.SEND)
 
+    @property
+    def following(self) -> PlannedMessages:
+        """Replies (`>`) that go right after their parent, which this plan sends."""
+        return self.messages.following()
+
     def summary(self) -> dict[str, int]:
         return {action.value: self.messages.count(action) for action in Action}
 
@@ -270,9 +307,13 @@ def make_plan(
     known = {hash(key) for key in ledger.states}
     actions = bytearray(len(store))
     extra: dict[int, tuple[tuple[str, ...], bool]] = {}
+    replies: list[int] = []  # decided once their parents are
     for index in range(len(store)):
         if store.is_skipped(index):
             actions[index] = _CODES[Action.SKIPPED]
+            continue
+        if store.is_reply(index):
+            replies.append(index)
             continue
         if store.key_hash(index) not in known:
             actions[index] = _CODES[Action.SEND]  # never sent: sent, --replace or not
@@ -286,9 +327,55 @@ def make_plan(
         actions[index] = _CODES[action]
         if changed or replacing:
             extra[index] = (changed, replacing)
+    following = _decide_replies(store, ledger, replies, actions, extra, wanted)
     order = range(len(store)) if store.in_order else _plan_order(store)
-    messages = PlannedMessages(_Decisions(store, actions, extra, ledger), order)
+    messages = PlannedMessages(_Decisions(store, actions, extra, ledger, following), order)
     return Plan(messages, ledger, ledger_display, len(result.files), tuple(replace), tuple(targets))
+
+
+def _decide_replies(
+    store: BuiltMessages,
+    ledger: LedgerView,
+    replies: list[int],
+    actions: bytearray,
+    extra: dict[int, tuple[tuple[str, ...], bool]],
+    wanted: set[str],
+) -> frozenset[int]:
+    """A reply is decided as any message, except that one to send waits (`>`) while its
+    parent is not sent: right after the parent when this plan sends it, else until then.
+    Returns the replies that go after their parent in this apply."""
+    if not replies:
+        return frozenset()
+    send = _CODES[Action.SEND]
+    sending = {
+        store.key_hash(i)
+        for i in range(len(store))
+        if actions[i] == send and not store.is_reply(i) and not store.is_skipped(i)
+    }
+    following = set()
+    for index in replies:
+        request = store[index]
+        assert isinstance(request, Request)
+        assert request.parent_key is not None
+        action, changed = decide(request, ledger.state(request.key))
+        replacing = False
+        if action is not Action.SEND and request.key in wanted:
+            action, replacing = Action.SEND, True
+        if action is Action.SEND:
+            if hash(request.parent_key) in sending:
+                action = Action.WAIT
+                following.add(index)
+            elif not parent_sent(ledger.state(request.parent_key)):
+                action = Action.WAIT
+        actions[index] = _CODES[action]
+        if changed or replacing:
+            extra[index] = (changed, replacing)
+    return frozenset(following)
+
+
+def parent_sent(state: KeyState) -> bool:
+    """Whether a reply can go to its parent's conversation: the parent's last try was sent."""
+    return state.status is KeyStatus.SENT and state.object_id is not None
 
 
 def _plan_order(store: BuiltMessages) -> list[int]:
@@ -448,7 +535,7 @@ def stale_reasons(saved: SavedPlan, current: Plan) -> list[str]:
     for live in current.messages:
         mine = positions.get(live.key)
         if mine is None:
-            if live.sends:
+            if live.sends or live.follows:
                 new[live.key] = live.address
             continue
         for position in mine:

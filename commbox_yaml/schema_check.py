@@ -69,6 +69,11 @@ def _compile(node: Any) -> Check:
     for keyword, value in node.items():
         if keyword in _ANNOTATIONS or keyword in ("properties", "additionalProperties"):
             continue
+        if keyword in ("then", "else"):  # read with their `if` (alone, they assert nothing)
+            continue
+        if keyword == "if":
+            checks.append(_if(value, node.get("then", True), node.get("else", True)))
+            continue
         make = _KEYWORDS.get(keyword)
         if make is None:
             raise _Unsupported(keyword)
@@ -252,6 +257,11 @@ def _any_of(subs: Any) -> Check:
 def _all_of(subs: Any) -> Check:
     branches = [_compile(sub) for sub in subs]
     return lambda value: all(branch(value) for branch in branches)
+
+
+def _if(condition: Any, then: Any, otherwise: Any) -> Check:
+    test, yes, no = _compile(condition), _compile(then), _compile(otherwise)
+    return lambda value: yes(value) if test(value) else no(value)
 
 
 _KEYWORDS: dict[str, Callable[[Any], Check]] = {

@@ -34,6 +34,7 @@ SPILL_AFTER = 20_000  # messages kept as objects (about 60 MB); past it, records
 
 _WRITE_BUFFER = _READ_AHEAD = 1 << 20
 _SKIPPED = 1
+_REPLY = 2  # a reply_to child: planned against its parent's state
 
 Entry = Request | RenderedMessage  # a request, or a message skipped by `when`
 PlanOrder = tuple[str, int, NaturalKey]
@@ -66,6 +67,7 @@ class BuiltMessages:
         self._attachment_index: dict[Attachment, int] = {}
         self._key_hashes: set[int] = set()
         self._repeated: set[int] = set()  # key hashes seen twice: a duplicate key, or a collision
+        self._watched: set[str] = set()  # keys read from the ledger too: replies' parents
         self._last: PlanOrder | None = None
         self.in_order = True  # entries came sorted by plan_order, as plans list them
         self.request_count = 0
@@ -96,7 +98,7 @@ class BuiltMessages:
         self._definition_of.append(self._number_definition(definition))
         if isinstance(entry, Request):
             self.request_count += 1
-            self._flags.append(0)
+            self._flags.append(0 if entry.parent_key is None else _REPLY)
         else:
             self._flags.append(_SKIPPED)
             self._skipped[index] = entry
@@ -142,6 +144,8 @@ class BuiltMessages:
             entry.fingerprint,
             redacted,
             entry.sent,
+            entry.parent_key,
+            entry.parent_address,
         )
         data = marshal.dumps(record)
         try:
@@ -187,6 +191,17 @@ class BuiltMessages:
 
     def is_skipped(self, index: int) -> bool:
         return bool(self._flags[index] & _SKIPPED)
+
+    def watch(self, key: str) -> None:
+        """Read this key's ledger state too (a reply's parent, which --target may leave out)."""
+        self._watched.add(key)
+
+    def is_reply(self, index: int) -> bool:
+        return bool(self._flags[index] & _REPLY)
+
+    @property
+    def has_replies(self) -> bool:
+        return _REPLY in self._flags  # a reply is never skipped: its flag is _REPLY alone
 
     def key_hash(self, index: int) -> int:
         return self._hashes[index]
@@ -240,14 +255,25 @@ class BuiltMessages:
 
     def _request(self, record: tuple[Any, ...]) -> Request:
         number, address, key, item_key, values, stream, data, files, fingerprint, redacted, sent = (
-            record
+            record[:11]
         )
+        parent_key, parent_address = record[11:]
         message = RenderedMessage(self._definitions[number], address, key, item_key, values)
         attachments = tuple(self._attachments[n] for n in files)
         hashes = FieldHashes(
-            stream, data, file_ids_of(attachments), self._secrets if redacted else None
+            stream, data, file_ids_of(attachments), self._secrets if redacted else None, parent_key
         )
-        return Request(message, stream, data, attachments, fingerprint, hashes, sent)
+        return Request(
+            message,
+            stream,
+            data,
+            attachments,
+            fingerprint,
+            hashes,
+            sent,
+            parent_key,
+            parent_address,
+        )
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -291,10 +317,14 @@ class KeyFilter(Collection[str]):
         self._store = store
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and hash(key) in self._store._key_hashes
+        store = self._store
+        return isinstance(key, str) and (hash(key) in store._key_hashes or key in store._watched)
 
     def __len__(self) -> int:
-        return len(self._store._key_hashes)
+        store = self._store
+        if not store._watched:
+            return len(store._key_hashes)
+        return len(store._key_hashes | {hash(k) for k in store._watched})
 
     def __iter__(self) -> Iterator[str]:
         seen: set[str] = set()
@@ -303,6 +333,7 @@ class KeyFilter(Collection[str]):
             if key not in seen:
                 seen.add(key)
                 yield key
+        yield from sorted(self._store._watched - seen)
 
 
 def duplicate_key_problems(store: BuiltMessages) -> list[Problem]:

@@ -382,7 +382,7 @@ def test_json_results(tmp_path: Path, server: SandboxServer, capsys) -> None:
     assert main(["-C", str(tmp_path), "apply", "--auto-approve", "--json"]) == 1
     result = json.loads(capsys.readouterr().out)
     assert result["summary"] == {
-        "sent": 1, "failed": 0, "unknown": 1, "not_sent": 0, "taken": 0
+        "sent": 1, "failed": 0, "unknown": 1, "not_sent": 0, "taken": 0, "held": 0
     }  # fmt: skip
     outcomes = sorted(r["outcome"] for r in result["results"])
     assert outcomes == ["sent", "unknown"]

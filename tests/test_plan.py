@@ -46,7 +46,14 @@ def _plan_json(root: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> d
 def test_actions_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     project(tmp_path, TWO)
     plan = _plan_json(tmp_path, capsys)
-    assert plan["summary"] == {"send": 2, "unchanged": 0, "changed": 0, "unknown": 0, "skipped": 1}
+    assert plan["summary"] == {
+        "send": 2,
+        "unchanged": 0,
+        "changed": 0,
+        "unknown": 0,
+        "wait": 0,
+        "skipped": 1,
+    }
     _record_sent(tmp_path, "note", 11)
     _record_sent(tmp_path, "other", 12)
     plan = _plan_json(tmp_path, capsys)

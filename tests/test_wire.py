@@ -24,6 +24,9 @@ from tests.sending import apply
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 CREATE_OBJECT = json.loads((TESTS / "commbox" / "create-object.schema.json").read_text("utf-8"))
+# A reply (reply_to) is a Create Child Object body: CommBox's example's keys, in its order.
+CHILD = json.loads((TESTS / "commbox" / "create-child-object.json").read_text("utf-8"))
+CHILD_KEYS = list(CHILD["examples"]["On behalf of Agent - Sending an email"]["data"])
 PROJECTS = [
     *sorted(p for p in (TESTS / "cases" / "valid").iterdir() if p.is_dir()),
     TESTS / "reference" / "project",
@@ -72,6 +75,12 @@ def test_the_create_object_schema_is_a_valid_schema() -> None:
 def test_every_fixture_request_is_a_create_object_body(case: Path, tmp_path: Path) -> None:
     validator = jsonschema.Draft202012Validator(CREATE_OBJECT)
     for request in _requests(case, tmp_path):
+        if request.parent_key is not None:
+            data = _wire_body(request)["data"]
+            assert list(data) == CHILD_KEYS, request.address
+            assert isinstance(data["UserIdentity"], int), request.address
+            assert request.path.endswith(f"/objects/{{OBJECT_ID of {request.parent_key}}}/child")
+            continue
         errors = [
             f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
             for e in validator.iter_errors(_wire_body(request))

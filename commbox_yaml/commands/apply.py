@@ -148,13 +148,14 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         sends = plan.sends
         if not sends:
             return _finish(ctx, args, plan, [], None)
-        if len(sends) > project.max_sends and not args.allow_bulk:
+        count = len(sends) + len(plan.following)  # with the replies that go after a parent
+        if count > project.max_sends and not args.allow_bulk:
             raise UserError(
-                f"this apply would send {len(sends)} messages, over limits.max_sends "
+                f"this apply would send {count} messages, over limits.max_sends "
                 f"({project.max_sends}); nothing was sent. Pass --allow-bulk if that is intended"
             )
         if not args.planfile and not args.auto_approve:
-            _confirm(ctx.console, len(sends), args.json)
+            _confirm(ctx.console, count, args.json)
         with remote_client(ctx, args.sandbox, target, token) as client:
             return _send(ctx, args, plan, sends, ledger, client)
 
@@ -208,10 +209,11 @@ def _send(
         stop,
         plan.ledger.object_ids,
     )
-    progress = Progress(ctx.console, len(sends), quiet=args.json)
+    following = plan.following  # replies (`>`) that go right after their parent
+    progress = Progress(ctx.console, len(sends) + len(following), quiet=args.json)
     with _signals_stop(stop, caught):
         try:
-            results = sender.send_all(sends, progress.update)
+            results = sender.send_all(sends, progress.update, following)
         finally:
             progress.close()
     if sender.refused:
@@ -255,6 +257,8 @@ def _finish(
         line = line.replace("complete", "stopped")[:-1] + f", {counts[Outcome.NOT_SENT]} not sent."
     if counts[Outcome.TAKEN]:
         line = line[:-1] + f", {counts[Outcome.TAKEN]} taken by another apply."
+    if counts[Outcome.HELD]:
+        line = line[:-1] + f", {counts[Outcome.HELD]} held (their parent was not sent)."
     ctx.console.out(ctx.console.style(line, "bold", "red" if failed else "green"))
     if counts[Outcome.UNKNOWN]:
         ctx.console.out(

@@ -45,7 +45,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         parents=parents,
         help="show what apply would send (no network)",
         description="Show what apply would do for every message, against the send ledger:\n"
-        "+ send, = unchanged, ~ changed (held), ? unknown (held), blank: skipped by 'when'.\n"
+        "+ send, = unchanged, ~ changed (held), ? unknown (held), > a reply waiting for its\n"
+        "parent (reply_to), blank: skipped by 'when'.\n"
         "No network, no token. A KEY of --replace may be a quoted glob: * any run of\n"
         "characters, ? one character; [ and ] are literal ('release-2.0[*]').",
         epilog=epilog(

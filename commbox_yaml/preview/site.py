@@ -240,6 +240,7 @@ def _note(message: PlannedMessage) -> str:
     notes = {
         Action.CHANGED: "held: already sent with other content",
         Action.UNKNOWN: "held: the last try's outcome is unknown",
+        Action.WAIT: "held: a reply waiting for its parent to be sent",
         Action.UNCHANGED: "already sent with this content",
     }
     return notes.get(message.action, "")

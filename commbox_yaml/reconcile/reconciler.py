@@ -14,6 +14,7 @@ from commbox_yaml.readback import Reader
 from commbox_yaml.reconcile.cases import Case, Finding, Result, case_for, clusters
 from commbox_yaml.reconcile.decide import decide
 from commbox_yaml.reconcile.listing import ObjectReader
+from commbox_yaml.reconcile.replies import reconcile_replies
 
 
 class Reconciler:
@@ -57,6 +58,9 @@ class Reconciler:
         # Objects the ledger already accounts for: every key's last successful send, also of a
         # key held now (its object is from an earlier try, not from the one in question).
         claimed = dict(view.object_ids)
+        # Replies are read through their parent's conversation, once the parents are settled.
+        replies = [c for c in cases if c.request.parent_key is not None]
+        cases = [c for c in cases if c.request.parent_key is None]
         for path, window, members in clusters(cases):
             listing = self.objects.list_window(path, window)
             confirm = functools.partial(self.objects.confirm, path)
@@ -64,6 +68,13 @@ class Reconciler:
             for finding in decide(members, listing, claimed, now, confirm, after):
                 self._record(finding, members)
                 report(finding)
+        found_now = {f.key: f.object_id for f in findings if f.result is Result.SENT}
+        after = self.api.reconcile_after_s
+        for finding in reconcile_replies(
+            self.objects, replies, view, found_now, claimed, now, after
+        ):
+            self._record(finding, replies)
+            report(finding)
         return findings
 
     def _record(self, finding: Finding, cases: Sequence[Case]) -> None:
@@ -77,6 +88,8 @@ class Reconciler:
             "run": self.run_id,
             "result": finding.result.value,
         }
+        if case.request.parent_key is not None:  # a reply: its parent's key, as on its sends
+            event["parent"] = case.request.parent_key
         if finding.result is Result.SENT:
             event["object_id"] = finding.object_id
         event["description"] = finding.reason  # counts and ids only: no message content

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from commbox_yaml.compile import Request
+from commbox_yaml.conversation import child_path
 from commbox_yaml.output import Console
 from commbox_yaml.plan import PLAN_FORMAT, Against, Plan, PlannedMessage
 from commbox_yaml.report.against import against_object, removed
@@ -74,6 +75,15 @@ def planned_object(message: PlannedMessage, against: Against | None = None) -> d
             "changed_fields": [],
             "request": None,
         }
+    parent = message.parent
+    if parent is not None:
+        out["parent"] = {
+            "address": parent.address,
+            "key": parent.key,
+            "object_id": parent.object_id,
+        }
+        if parent.object_id is not None and message.request is not None:
+            out["request"]["path"] = child_path(message.request, parent.object_id)
     state = message.state
     out["replace"] = message.replace
     out["ledger"] = {

@@ -93,6 +93,8 @@ def new_value(request: Request, name: str, redactor: Redactor) -> str:
     value: Any
     if name == "stream":
         value = request.stream
+    elif name == "parent":
+        value = request.parent_address if request.parent_address is not None else _GONE
     elif name == "files":
         value = ", ".join(f"{f.name} ({human_size(f.size)})" for f in request.files)
     elif name.startswith("Content."):
@@ -137,6 +139,7 @@ _COUNT_WORDS = {
     Action.UNCHANGED: "unchanged",
     Action.CHANGED: "changed (held)",
     Action.UNKNOWN: "unknown (held)",
+    Action.WAIT: "waiting for their parent",
     Action.SKIPPED: "skipped",
 }
 
@@ -153,9 +156,11 @@ def summary_line(plan: Plan) -> str:
         f"Plan: {counts['send']} to send, {counts['unchanged']} unchanged, "
         f"{counts['changed']} changed (held), {counts['unknown']} unknown"
     )
+    if counts["wait"]:
+        line += f", {counts['wait']} waiting for their parent"
     if counts["skipped"]:
         line += f", {counts['skipped']} skipped"
-    sms = plan.sends.of_channel("sms")  # only these are read back
+    sms = [*plan.sends.of_channel("sms"), *plan.following.of_channel("sms")]  # only these are read
     sizes = (sms_of(m.request) for m in sms if m.request is not None)
     texts = [size.segments for size in sizes if size is not None]
     if texts:  # SMS is billed per segment
@@ -164,10 +169,29 @@ def summary_line(plan: Plan) -> str:
     return line + "."
 
 
+def wait_text(message: PlannedMessage) -> str:
+    """Why a `>` reply waits, and when it goes."""
+    parent = message.parent
+    assert parent is not None
+    if parent.in_this_apply:
+        return f"next: goes right after its parent {parent.address} in this apply"
+    return f"held: waiting for its parent {parent.address} (key {parent.key}) to be sent"
+
+
+def parent_text(message: PlannedMessage) -> str | None:
+    """`open[7] (object 294159)` for a reply; None for any other message."""
+    parent = message.parent
+    if parent is None:
+        return None
+    if parent.object_id is not None:
+        return f"{parent.address} (object {parent.object_id})"
+    return f"{parent.address} (not sent yet)"
+
+
 def stream_label(message: PlannedMessage) -> str:
     stream = message.message.values.get("stream")
     channel = message.message.definition.channel
     return f"{channel} -> {stream}" if stream is not None else channel
 
 
-ACTIONABLE = (Action.SEND, Action.CHANGED, Action.UNKNOWN)
+ACTIONABLE = (Action.SEND, Action.CHANGED, Action.UNKNOWN, Action.WAIT)

@@ -13,13 +13,15 @@ from commbox_yaml.report.describe import (
     changed_rows,
     compact,
     fields,
+    parent_text,
     stream_label,
     summary_line,
+    wait_text,
 )
 
 LIMIT = 60_000
 _ICONS = {Action.SEND: "+", Action.CHANGED: "~", Action.UNKNOWN: "?", Action.UNCHANGED: "=",
-          Action.SKIPPED: " "}  # fmt: skip
+          Action.WAIT: ">", Action.SKIPPED: " "}  # fmt: skip
 
 
 def _cell(text: str, redactor: Redactor) -> str:
@@ -44,6 +46,11 @@ def _section(message: PlannedMessage, redactor: Redactor) -> str:
         assert message.request is not None
         rows = fields(message.request, redactor)
         note = "Replacing the earlier send (`--replace`)." if message.replace else ""
+    if message.action is Action.WAIT:
+        note = wait_text(message).capitalize() + "."
+    parent = parent_text(message)
+    if parent is not None:
+        rows.insert(1, ("reply to", parent))
     lines += ["| field | value |", "| --- | --- |"]
     lines += [f"| {label} | {cell(text)} |" for label, text in rows]
     if note:
@@ -94,6 +101,7 @@ _COLUMNS = {
     Action.UNCHANGED: "`=` unchanged",
     Action.CHANGED: "`~` changed",
     Action.UNKNOWN: "`?` unknown",
+    Action.WAIT: "`>` wait",
     Action.SKIPPED: "skipped",
 }
 

@@ -13,14 +13,17 @@ from commbox_yaml.report.describe import (
     compact,
     counts_text,
     fields,
+    parent_text,
     stream_label,
     summary_line,
+    wait_text,
 )
 
 _COLOURS = {
     Action.SEND: "green",
     Action.CHANGED: "yellow",
     Action.UNKNOWN: "red",
+    Action.WAIT: "cyan",
     Action.UNCHANGED: "dim",
     Action.SKIPPED: "dim",
 }
@@ -122,9 +125,14 @@ def _show_actionable(console: Console, message: PlannedMessage) -> None:
             else "no outcome recorded (interrupted)"
         )
         rows = [("key", message.key), ("last try", f"{(state.last_at or '')[:16]} UTC: {reason}")]
+    parent = parent_text(message)
+    if parent is not None:
+        rows.insert(1, ("reply to", parent))
     for label, text in rows:
         console.out(f"      {label:<8} {text}")
-    if message.replace:
+    if message.action is Action.WAIT:
+        console.out(f"      {wait_text(message)}")
+    elif message.replace:
         console.out("      replacing: sent again because of --replace")
     elif message.action is Action.CHANGED:
         console.out(f"      held: not sent again unless --replace {message.key}")

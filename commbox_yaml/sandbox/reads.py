@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from commbox_yaml.sandbox.children import StoredChild, child_item
 from commbox_yaml.sandbox.shapes import ReadStyle, StoredObject, full_object, list_item
 from commbox_yaml.sandbox.wire import Answer, error_answer, json_bytes, response_time, utc_now
 
@@ -90,11 +91,15 @@ def one_answer(
     object_id: str,
     query: Query,
     style: ReadStyle,
+    children_of: Callable[[int], Sequence[StoredChild]] = lambda object_id: (),
 ) -> Answer:
     children = _first(query, "includeChilds", "false").lower() == "true"
     for stored in objects:
         if stored.stream_id == stream_id and str(stored.object_id) == object_id:
-            return _ok([full_object(stored, style, children)])
+            # The last communication at the top: the newest child first. Without
+            # includeChilds, only the last message (CommBox's note on Get_Object).
+            added = [child_item(c) for c in reversed(children_of(stored.object_id))]
+            return _ok([full_object(stored, style, children, added)])
     return error_answer(404, f"object {object_id} not found in stream {stream_id}")
 
 

@@ -6,6 +6,7 @@ import threading
 from email.message import Message
 from typing import Any, TextIO
 
+from commbox_yaml.sandbox.children import StoredChild
 from commbox_yaml.sandbox.shapes import StoredObject
 from commbox_yaml.sandbox.wire import (
     Answer,
@@ -39,6 +40,8 @@ class Records:
         self._print_lock = threading.Lock()
         self._received: list[Received] = []
         self._objects: list[StoredObject] = []
+        self._children: dict[int, list[StoredChild]] = {}  # by their object's id, oldest first
+        self._made: set[tuple[str, int]] = set()  # (stream, object id) of every object made
 
     @property
     def received(self) -> list[Received]:
@@ -49,6 +52,16 @@ class Records:
     def objects(self) -> list[StoredObject]:
         with self._lock:
             return list(self._objects)
+
+    def has_object(self, stream_id: str, object_id: str) -> int | None:
+        """The object's id when this sandbox made it in that stream (stored or not)."""
+        number = int(object_id) if object_id.isdigit() else None
+        with self._lock:
+            return number if number is not None and (stream_id, number) in self._made else None
+
+    def children_of(self, object_id: int) -> list[StoredChild]:
+        with self._lock:
+            return list(self._children.get(object_id, ()))
 
     def count(self, **criteria: Any) -> int:
         return sum(
@@ -72,11 +85,14 @@ class Records:
         headers: Message,
         parsed: Parsed,
         answer: Answer,
+        parent: int | None = None,
+        *,
         body: Any = None,
         objects: list[tuple[int, dict[str, Any]]] | None = None,
         whatsapp_ids: tuple[str, ...] = (),
     ) -> Answer:
-        """Keep the request (and the object it created), print its line; returns `answer`."""
+        """Keep the request (and the object it created, or with `parent`, the child it added
+        to that object), print its line; returns `answer`."""
         # Recorded before the answer is written: a client that has its answer finds it here.
         received = Received(
             method=method,
@@ -99,12 +115,22 @@ class Records:
         with self._lock:
             if self._record_requests:
                 self._received.append(received)
-            for object_id, data in objects if self._store_objects else []:
-                if not stream_id:
-                    break
-                serial = len(self._objects)
-                stored = StoredObject(object_id, stream_id, data, received.time, serial)
-                self._objects.append(stored)
+            made, data = answer.object_id, parsed.data
+            if parent is None and stream_id:
+                self._made.update((stream_id, object_id) for object_id, _ in objects)
+                if made is not None:
+                    self._made.add((stream_id, made))
+            if not self._store_objects:
+                pass
+            elif parent is not None:
+                if made is not None and data is not None:
+                    child = StoredChild(made, parent, data, received.time)
+                    self._children.setdefault(parent, []).append(child)
+            elif stream_id:
+                for object_id, stored_data in objects:
+                    serial = len(self._objects)
+                    stored = StoredObject(object_id, stream_id, stored_data, received.time, serial)
+                    self._objects.append(stored)
             self._lock.notify_all()
         self._print(log_line(received))
         return answer

@@ -9,6 +9,7 @@ from email.message import Message
 from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from commbox_yaml.sandbox.children import CHILD_PATH, check_child
 from commbox_yaml.sandbox.faults import FaultSchedule
 from commbox_yaml.sandbox.reads import OBJECT_PATH, Paging, list_answer, one_answer
 from commbox_yaml.sandbox.records import Records
@@ -62,6 +63,9 @@ class Routes:
 
     def handle(self, method: str, target: str, headers: Message, body: bytes) -> Answer:
         path = urlsplit(target).path
+        child = CHILD_PATH.fullmatch(path)
+        if child is not None:
+            return self._child(method, target, headers, body, child.group(1), child.group(2))
         match = OBJECTS_PATH.fullmatch(path)
         found = match or OBJECT_PATH.fullmatch(path)
         if method == "GET" and found:
@@ -90,6 +94,27 @@ class Routes:
         answer = self._decide(fault, headers, parsed)
         return record(method, target, stream_id, headers, parsed, answer)
 
+    def _child(
+        self, method: str, target: str, headers: Message, body: bytes, stream: str, object_id: str
+    ) -> Answer:
+        """Create Child Object: a message added to an object's conversation (children.py)."""
+        stream_id, object_id = unquote(stream), unquote(object_id)
+        if method != "POST":
+            answer = error_answer(501, f"{method} is not supported here; use POST")
+            return self.records.record(method, target, stream_id, headers, Parsed(), answer)
+        fault = self.faults.next()
+        parsed = parse_body(headers.get("Content-Type"), body)
+        if parsed.data is not None:  # the child's own rules, not Create Object's
+            parsed = Parsed(parsed.data, parsed.files, tuple(check_child(parsed.data)))
+        self._sleep(self.latency_ms / 1000 + fault.delay_s)
+        parent = self.records.has_object(stream_id, object_id)
+        quiet = not (fault.drop or fault.answers_error)
+        if parent is None and quiet and self._authorized(headers.get("Authorization")):
+            answer = error_answer(404, f"object {object_id} not found in stream {stream_id}")
+        else:
+            answer = self._decide(fault, headers, parsed)
+        return self.records.record(method, target, stream_id, headers, parsed, answer, parent)
+
     def unreadable(self, method: str, target: str, headers: Message) -> Answer:
         """A request whose body could not be read: 400, and the connection closes."""
         answer = error_answer(400, "the request body could not be read (check Content-Length)")
@@ -111,7 +136,8 @@ class Routes:
             answer = error_answer(401)
         elif one is not None:
             object_id = unquote(one.group(2))
-            answer = one_answer(self.records.objects, stream_id, object_id, query, self.read_style)
+            objects, children = self.records.objects, self.records.children_of
+            answer = one_answer(objects, stream_id, object_id, query, self.read_style, children)
         else:
             objects = self.records.objects
             answer = list_answer(objects, stream_id, query, self.paging, self.read_style)

@@ -11,6 +11,7 @@ import threading
 from types import TracebackType
 from typing import Any, Generic, TextIO, TypeVar, cast, overload
 
+from commbox_yaml.sandbox.children import StoredChild
 from commbox_yaml.sandbox.faults import FaultSchedule
 from commbox_yaml.sandbox.listener import Listener
 from commbox_yaml.sandbox.reads import PAGE_SIZE_MAX, Paging
@@ -228,6 +229,10 @@ class SandboxServer:
     def objects(self) -> list[StoredObject]:
         """Every object created, in order: what the read endpoints serve."""
         return self._records.objects
+
+    def children_of(self, object_id: int) -> list[StoredChild]:
+        """The messages added to an object's conversation (Create Child Object), oldest first."""
+        return self._records.children_of(object_id)
 
     def count(self, **criteria: Any) -> int:
         """How many received requests match, e.g. `count(outcome="accepted", stream_id="s")`."""

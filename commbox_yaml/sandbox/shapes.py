@@ -61,8 +61,14 @@ def list_item(stored: StoredObject, style: ReadStyle) -> dict[str, Any]:
     return _first_shape(_Fields(stored, style))
 
 
-def full_object(stored: StoredObject, style: ReadStyle, children: bool) -> dict[str, Any]:
-    """One object as `Get_Object` answers it (`children`: `includeChilds=true`)."""
+def full_object(
+    stored: StoredObject,
+    style: ReadStyle,
+    children: bool,
+    added: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One object as `Get_Object` answers it (`children`: `includeChilds=true`, with the
+    messages `added` to its conversation, newest first, above its own)."""
     f = _Fields(stored, style)
     return {
         "objectId": stored.object_id,
@@ -85,8 +91,19 @@ def full_object(stored: StoredObject, style: ReadStyle, children: bool) -> dict[
         "type": f.number("Type", 0),
         "isManager": False,
         # Documented inside `user`: the messages, only when asked for (the last one otherwise).
-        "user": {**f.user(text_ids=True, locale_key="locale"), "childs": f.children(children)},
+        "user": {
+            **f.user(text_ids=True, locale_key="locale"),
+            "childs": _messages(added or [], f.children(True), children),
+        },
     }
+
+
+def _messages(
+    added: list[dict[str, Any]], own: list[dict[str, Any]], every: bool
+) -> list[dict[str, Any]]:
+    """The conversation's messages, newest first: all of them, or only the last one."""
+    messages = [*added, *own]
+    return messages if every else messages[:1]
 
 
 def _first_shape(f: _Fields) -> dict[str, Any]:

@@ -15,6 +15,7 @@ class Outcome(Enum):
     UNKNOWN = "unknown"
     NOT_SENT = "not_sent"  # apply stopped before this request went out
     TAKEN = "taken"  # another apply claimed or sent the key since this one planned
+    HELD = "held"  # a reply whose parent this apply did not send: it waits (`>`)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import urllib3
 from commbox_yaml.channels.whatsapp_v2 import past_schedule
 from commbox_yaml.client import Client, NotSent, Reply, ReplyLost
 from commbox_yaml.compile import Request
+from commbox_yaml.conversation import child_path
 from commbox_yaml.ledger import LedgerStore
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.project import ApiSettings
@@ -92,6 +93,14 @@ class MessagePolicy:
         past = past_schedule(request.sent_data, time.time()) if request.v2 else None
         if past is not None:  # WhatsApp would deliver it at once, not when it was meant
             return SendResult(message.address, message.key, Outcome.FAILED, description=past)
+        path = request.path
+        if message.parent is not None:  # a reply: in its parent's conversation
+            if message.parent.object_id is None:
+                return SendResult(
+                    message.address, message.key, Outcome.HELD,
+                    description=f"its parent {message.parent.address} has no object id",
+                )  # fmt: skip
+            path = child_path(request, message.parent.object_id)
         attempt = 0
         while True:
             if not self.pace.wait_turn(self.halt.event):
@@ -103,7 +112,7 @@ class MessagePolicy:
                     description="another apply claimed or sent it since this one planned",
                 )  # fmt: skip
             self.pace.gate()
-            outcome = self._attempt(request, body, content_type)
+            outcome = self._attempt(request, path, body, content_type)
             if outcome.retry_after is None:
                 return self._finish(message, outcome, attempt, started)
             self.event(
@@ -189,6 +198,8 @@ class MessagePolicy:
             "fingerprint": request.fingerprint,
             "run": self.run_id,
         }
+        if request.parent_key is not None:  # a reply: its parent's key
+            event["parent"] = request.parent_key
         event.update({k: v for k, v in fields.items() if v is not None})
         if "description" in event:
             event["description"] = self.redactor.text(str(event["description"]))
@@ -217,7 +228,7 @@ class MessagePolicy:
         body, content_type = urllib3.encode_multipart_formdata(fields)
         return body, content_type
 
-    def _attempt(self, request: Request, body: bytes, content_type: str) -> Verdict:
+    def _attempt(self, request: Request, path: str, body: bytes, content_type: str) -> Verdict:
         judged: list[Verdict] = []
 
         def in_step(reply: Reply) -> bool:
@@ -225,7 +236,7 @@ class MessagePolicy:
             return not judged[0].out_of_step
 
         try:
-            self.client.post(request.path, body, content_type, in_step)
+            self.client.post(path, body, content_type, in_step)
         except NotSent as exc:
             if exc.fatal:
                 # Nothing was sent, and nothing will be to this server.

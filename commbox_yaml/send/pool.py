@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
@@ -51,9 +52,18 @@ class Sender:
         self,
         messages: Sequence[PlannedMessage],
         on_result: Callable[[int, SendResult], None] = lambda index, result: None,
+        following: Sequence[PlannedMessage] = (),
     ) -> list[SendResult]:
-        """Send every message, `concurrency` at a time; results in the messages' order.
+        """Send every message, `concurrency` at a time; results in the messages' order, then
+        those of `following`: replies (`>`) whose parent is among `messages`. The worker that
+        sends a parent sends its replies right after its reply, one after another in plan
+        order, into the conversation it made; a parent not sent leaves them held.
         `on_result(index, result)` hears of each as it is on disk, in any order."""
+        self._replies: dict[str, list[tuple[int, PlannedMessage]]] = {}
+        self._siblings: dict[int, list[tuple[int, PlannedMessage, Prepared | None]]] = {}
+        for number, reply in enumerate(following):
+            assert reply.parent is not None
+            self._replies.setdefault(reply.parent.key, []).append((len(messages) + number, reply))
         self._take = self._work(messages)
         self._results: dict[int, SendResult] = {}
         self._report_lock = threading.Lock()
@@ -72,7 +82,11 @@ class Sender:
             if index not in results:  # only these are read again
                 message = messages[index]
                 results[index] = SendResult(message.address, message.key, Outcome.NOT_SENT)
-        return [results[i] for i in range(len(messages))]
+        for waiting in self._replies.values():
+            for index, reply in waiting:
+                if index not in results:
+                    results[index] = SendResult(reply.address, reply.key, Outcome.NOT_SENT)
+        return [results[i] for i in range(len(messages) + len(following))]
 
     def _worker(self) -> None:
         held: _Held | None = None  # a result whose outcome may not be on disk yet
@@ -93,9 +107,47 @@ class Sender:
                 if held is not None:  # this message's claim flushed its outcome too
                     self._settle(held)
                 held = (index, message, result, durable)
+                for reply_index, reply in self._replies.get(message.key, ()):
+                    held = self._send_reply(reply_index, reply, result, held)
+                for later, sibling, made in self._siblings.get(index, ()):
+                    if self.halt.event.is_set():
+                        break  # reported as not sent
+                    outcome, durable = self._send(sibling, made)
+                    self._settle(held)  # this reply's claim flushed its outcome too
+                    held = (later, sibling, outcome, durable)
         finally:
             if held is not None:
                 self._settle(held)
+
+    def _send_reply(
+        self, index: int, reply: PlannedMessage, parent: SendResult, held: _Held
+    ) -> _Held:
+        """A reply sent right after its parent's result, into the object it made; held (no
+        ledger event: the next plan shows it `>`) when the parent was not sent."""
+        assert reply.parent is not None
+        if parent.outcome is not Outcome.SENT or parent.object_id is None:
+            why = parent.outcome.value if parent.outcome is not Outcome.SENT else "no object id"
+            description = (
+                f"its parent {parent.address} was not sent ({why}): it waits ('>') until its "
+                "parent is sent"
+            )
+            self._settle((index, reply, self._held(reply, description), None))
+            return held
+        if self.halt.event.is_set():
+            self._settle(
+                (index, reply, SendResult(reply.address, reply.key, Outcome.NOT_SENT), None)
+            )
+            return held
+        linked = dataclasses.replace(
+            reply, parent=dataclasses.replace(reply.parent, object_id=parent.object_id)
+        )
+        result, durable = self._send(linked, None)
+        self._settle(held)  # this reply's claim flushed its outcome too
+        return (index, linked, result, durable)
+
+    @staticmethod
+    def _held(reply: PlannedMessage, description: str) -> SendResult:
+        return SendResult(reply.address, reply.key, Outcome.HELD, description=description)
 
     def _send(
         self, message: PlannedMessage, prepared: Prepared | None
@@ -134,15 +186,23 @@ class Sender:
         """What a worker calls for its next message; IndexError when there is none.
 
         A plan held in memory has every body made before sending starts, off the workers'
-        path. A larger one (its messages kept on disk, see store.SPILL_AFTER) has each read
-        and made by the worker that sends it: an apply never holds a whole fan-out.
+        path; replies to one conversation go one after another, in plan order, by the worker
+        that takes the first of them. A larger one (its messages kept on disk, see
+        store.SPILL_AFTER) has each read and made by the worker that sends it: an apply never
+        holds a whole fan-out.
         """
         # popleft is atomic: 32 workers take messages without a lock to queue up on
         if len(messages) <= store.SPILL_AFTER:
-            work = collections.deque(
-                (index, message, self.policy.prepare(message))
-                for index, message in enumerate(messages)
-            )
+            work: collections.deque[tuple[int, PlannedMessage, Prepared | None]]
+            work = collections.deque()
+            first: dict[str, int] = {}  # a parent's first reply here: the others go after it
+            for index, message in enumerate(messages):
+                item = (index, message, self.policy.prepare(message))
+                parent = message.parent
+                if parent is not None and first.setdefault(parent.key, index) != index:
+                    self._siblings.setdefault(first[parent.key], []).append(item)
+                else:
+                    work.append(item)
             return work.popleft
         numbers = collections.deque(range(len(messages)))
 
