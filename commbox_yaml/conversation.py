@@ -71,10 +71,19 @@ class Parent:
     customer_sent: Any  # ... and as sent (a sensitive value's real one)
     customer_type: Any  # UserStreamProviderType
     written_stream: Any  # the parent's `stream:` as written (an alias, or a raw id)
+    # False for a v2 WhatsApp template sent without object_data: CommBox keeps no object
+    opens_conversation: bool = True
 
     @classmethod
     def of(cls, request: Request) -> Parent:
         data, sent = request.data, request.sent_data
+        opens = True
+        if request.v2:  # the Create Object fields are its object_data, the customer its `to`
+            opens = "object_data" in data
+            to = data["template_data"]["to"], sent["template_data"]["to"]
+            data, sent = data.get("object_data") or {}, sent.get("object_data") or {}
+            data = {"UserStreamProviderId": to[0], **data}
+            sent = {"UserStreamProviderId": to[1], **sent}
         return cls(
             request.address,
             request.key,
@@ -84,6 +93,7 @@ class Parent:
             sent.get("UserStreamProviderId"),
             data.get("UserStreamProviderType"),
             request.message.values.get("stream"),
+            opens,
         )
 
 
@@ -195,6 +205,12 @@ class Conversations:
                 return problem(
                     f"'{wanted}' is {_a(parent.channel)} message; {_a(definition.channel)} "
                     "message cannot reply in its conversation (a reply has its parent's channel)"
+                )
+            if not parent.opens_conversation:
+                return problem(
+                    f"'{wanted}' is a WhatsApp v2 template without Create Object fields: it "
+                    "opens no CommBox conversation to reply in; give it a 'message' (sent as "
+                    "object_data, which opens one)"
                 )
             return parent
         if wanted in replying:

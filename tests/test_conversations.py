@@ -653,3 +653,56 @@ def test_new_replies_to_a_sent_parent_go_one_after_another_in_plan_order(
     assert [data["Message"] for _, data, _ in posts(server)[1:]] == [
         f"reply {n}" for n in range(1, 6)
     ]
+
+
+# -- a WhatsApp v2 template as the parent -------------------------------------------------------
+
+V2_PARENT = """\
+name: notice
+channel: whatsapp
+api: v2
+stream: wa2
+to: "+972 54-444-4444"
+template: {{name: maintenance_window, language: en}}
+{message}---
+name: follow
+channel: whatsapp
+reply_to: notice
+manager_id: 36574658
+message: "reminder: maintenance tonight"
+"""
+
+
+def _v2_project(root: Path, message: str) -> Path:
+    commbox = COMMBOX.format(concurrency=4).replace(
+        "streams:\n", "streams:\n  wa2: hNyRN_fLUy7rrOrN9jLpipA==\n"
+    )
+    return project(root, V2_PARENT.format(message=message), "{}\n", commbox=commbox)
+
+
+def test_a_v2_template_without_a_message_opens_no_conversation_to_reply_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _v2_project(tmp_path, "")
+    capsys.readouterr()
+    assert run(root, "validate") == 1
+    err = capsys.readouterr().err
+    assert "reply_to: 'notice' is a WhatsApp v2 template without Create Object fields" in err
+    assert "give it a 'message'" in err
+
+
+def test_a_reply_to_a_v2_template_goes_to_the_object_its_object_data_opened(
+    tmp_path: Path, env: None, server: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _v2_project(tmp_path, 'message: "maintenance tonight"\n')
+    assert apply(root) == 0
+    v2, child = [r for r in server.received if r.method == "POST"]
+    assert v2.path.startswith("/v2/whatsapp/sendtemplatedmessage/")
+    (opened,) = [i for i in v2.body["data"] if "object_data" in i]
+    object_id = key_states(root)["notice"].object_id
+    assert object_id is not None
+    assert child.path == f"/streams/hNyRN_fLUy7rrOrN9jLpipA%3D%3D/objects/{object_id}/child"
+    # The customer is the template's recipient, as CommBox's object has it.
+    assert child.data is not None
+    assert child.data["UserStreamProviderId"] == "972544444444"
+    assert opened["object_data"]["UserStreamProviderId"] == "972544444444"
