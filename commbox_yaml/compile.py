@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from commbox_yaml.channels import CHANNELS, whatsapp_v2
-from commbox_yaml.channels.base import Channel, ContentParts
+from commbox_yaml.channels.base import Channel, ContentParts, user_object, wire_phone
 from commbox_yaml.errors import Problem, UserError
 from commbox_yaml.files import human_size
-from commbox_yaml.phones import normalize_phone
 from commbox_yaml.project import Project
-from commbox_yaml.redact import REDACTED, Redactor
+from commbox_yaml.redact import Redactor
 from commbox_yaml.render import OfMessage, RenderedMessage
 from commbox_yaml.source import PathKey
 from commbox_yaml.streams import StreamIdError, path_segment, resolve
@@ -40,14 +39,6 @@ WIRE_ORDER: tuple[tuple[str, str], ...] = (
     ("message", "Message"),
     ("create_child_object", "createChildObject"),
     ("user", "User"),
-)
-USER_FIELDS: tuple[tuple[str, str], ...] = (
-    ("unique_id", "UniqueId"),
-    ("last_name", "LastName"),
-    ("first_name", "FirstName"),
-    ("phone1", "Phone1"),
-    ("email", "Email"),
-    ("remarks", "Remarks"),
 )
 # Built-in table only, so a MIME type (part of the fingerprint) is the same on every machine.
 _MIME = mimetypes.MimeTypes(filenames=())
@@ -292,20 +283,6 @@ def _changed_literals(
             )
 
 
-def _user(user: dict[str, Any]) -> dict[str, Any]:
-    """The User object; Phone1 as the digits CommBox wants."""
-    out = {wire: user[name] for name, wire in USER_FIELDS if name in user}
-    if isinstance(out.get("Phone1"), str):
-        out["Phone1"] = _phone(out["Phone1"])
-    return out
-
-
-def _phone(value: Any) -> str:
-    """A phone number as the digits CommBox wants; the placeholder of a secret stays one."""
-    text = str(value)
-    return text if text == REDACTED else normalize_phone(text)
-
-
 def _withheld(problem: Problem) -> Problem:
     """A problem met only with the real sensitive values: its wording could quote one."""
     return Problem(
@@ -453,9 +430,9 @@ def _wire_data(
                 data[wire] = content
         elif name == "user":
             if "user" in values:
-                data[wire] = _user(values["user"])
+                data[wire] = user_object(values["user"])
         elif name in channel.phone_fields and name in values:
-            data[wire] = _phone(values[name])
+            data[wire] = wire_phone(values[name])
         elif name in values:
             data[wire] = values[name]
         elif name in channel.presets:

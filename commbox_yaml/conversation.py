@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from commbox_yaml.channels import CHANNELS
-from commbox_yaml.compile import Compiler, Request, _changed_literals, _phone, fingerprint_of
+from commbox_yaml.channels.base import wire_phone
+from commbox_yaml.compile import Compiler, Request, _changed_literals, fingerprint_of
 from commbox_yaml.errors import Problem
 from commbox_yaml.hints import did_you_mean
 from commbox_yaml.render import RenderedMessage
@@ -321,7 +322,7 @@ def child_data(
     channel = CHANNELS[channel_name]
     own = values.get("user_stream_provider_id")
     if own is not None and "user_stream_provider_id" in channel.phone_fields:
-        own = _phone(own)
+        own = wire_phone(own)
     data: dict[str, Any] = {
         "IsManager": True,
         "UserIdentity": values.get("manager_id"),

@@ -36,11 +36,35 @@ class Channel:
     phone_fields: tuple[str, ...] = ()
 
 
+USER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("unique_id", "UniqueId"),
+    ("last_name", "LastName"),
+    ("first_name", "FirstName"),
+    ("phone1", "Phone1"),
+    ("email", "Email"),
+    ("remarks", "Remarks"),
+)
+
+
+def wire_phone(value: Any) -> str:
+    """A phone number as the digits CommBox wants; the placeholder of a secret stays one."""
+    text = str(value)
+    return text if text == REDACTED else normalize_phone(text)
+
+
+def user_object(user: Mapping[str, Any]) -> dict[str, Any]:
+    """The User object, in CommBox's order; Phone1 as the digits CommBox wants."""
+    out = {wire: user[name] for name, wire in USER_FIELDS if name in user}
+    if isinstance(out.get("Phone1"), str):
+        out["Phone1"] = wire_phone(out["Phone1"])
+    return out
+
+
 def phones(values: Mapping[str, Any], parts: ContentParts) -> None:
     """`to:` as Content.to, a list of phone numbers as digits (SMS, WhatsApp)."""
     if "to" in values:
         # The placeholder of a sensitive number stays one in what is shown (taint.py).
         to = values["to"]
         written = [to] if isinstance(to, str) else to  # one number: a WhatsApp v2 `to`
-        numbers = [str(v) if str(v) == REDACTED else normalize_phone(str(v)) for v in written]
+        numbers = [wire_phone(v) for v in written]
         parts.put("to", numbers, "to")

@@ -19,8 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from commbox_yaml.phones import normalize_phone
-from commbox_yaml.redact import REDACTED
+from commbox_yaml.channels.base import user_object, wire_phone
 
 if TYPE_CHECKING:
     from commbox_yaml.definitions import Definition
@@ -178,7 +177,7 @@ def item(values: Mapping[str, Any], presets: Mapping[str, int]) -> dict[str, Any
     if moment is not None:
         out["schedule"] = int(moment.timestamp())
     to = values["to"]
-    phone = _phone(to if isinstance(to, str) else to[0])
+    phone = wire_phone(to if isinstance(to, str) else to[0])
     template = values["template"]
     out["template_data"] = {
         "to": phone,
@@ -242,9 +241,9 @@ def object_data(
         if name in values:
             value = values[name]
             if name == "user":
-                value = _user(value)
+                value = user_object(value)
             elif name == "user_stream_provider_id":
-                value = _phone(value)
+                value = wire_phone(value)
             out[wire] = value
         elif whole and name in presets:
             out[wire] = presets[name]
@@ -253,20 +252,6 @@ def object_data(
     for key, value in (values.get("raw") or {}).items():
         out[key] = value
     return out
-
-
-def _user(user: Mapping[str, Any]) -> dict[str, Any]:
-    from commbox_yaml.compile import USER_FIELDS
-
-    out = {wire: user[name] for name, wire in USER_FIELDS if name in user}
-    if isinstance(out.get("Phone1"), str):
-        out["Phone1"] = _phone(out["Phone1"])
-    return out
-
-
-def _phone(value: Any) -> str:
-    text = str(value)
-    return text if text == REDACTED else normalize_phone(text)
 
 
 def shown_rows(item: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import signal
 import sys
-import threading
-import uuid
-from collections.abc import Iterator, Sequence
-from types import FrameType
+from collections.abc import Sequence
 from typing import Any
 
 from commbox_yaml.client import Client
@@ -18,6 +13,7 @@ from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
 from commbox_yaml.commands.plan import add_detail_option, add_selection_options, compute_plan
 from commbox_yaml.commands.reconcile import reconcile_first
 from commbox_yaml.commands.remote import api_token, destination, remote_client
+from commbox_yaml.commands.sending import send_planned
 from commbox_yaml.commands.testsend import check_options as check_test_options
 from commbox_yaml.commands.testsend import run_test_sends
 from commbox_yaml.context import Context
@@ -34,11 +30,8 @@ from commbox_yaml.plan import (
     stale_reasons,
 )
 from commbox_yaml.report import REPORTERS
-from commbox_yaml.report.progress import Progress
-from commbox_yaml.send import Outcome, Sender, SendResult
+from commbox_yaml.send import Outcome, SendResult
 from commbox_yaml.testsend import parse_recipients
-
-EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -198,30 +191,12 @@ def _send(
     ledger: Any,
     client: Client,
 ) -> int:
-    stop = threading.Event()
-    caught: list[int] = []
-    sender = Sender(
-        ctx.project().api,
-        client,
-        ledger,
-        ctx.console.redactor,
-        uuid.uuid4().hex[:12],
-        stop,
-        plan.ledger.object_ids,
-    )
     following = plan.following  # replies (`>`) that go right after their parent
-    progress = Progress(ctx.console, len(sends) + len(following), quiet=args.json)
-    with _signals_stop(stop, caught):
-        try:
-            results = sender.send_all(sends, progress.update, following)
-        finally:
-            progress.close()
-    if sender.refused:
-        ctx.console.err(f"error: {sender.refused}; apply stopped, nothing more was sent")
-    code = _finish(ctx, args, plan, results, sender.refused)
-    if caught:
-        return EXIT_BY_SIGNAL.get(signal.Signals(caught[0]), 1)
-    return code
+    results, refused, by_signal = send_planned(
+        ctx, client, ledger, plan.ledger.object_ids, sends, args.json, following
+    )
+    code = _finish(ctx, args, plan, results, refused)
+    return code if by_signal is None else by_signal
 
 
 def _finish(
@@ -279,22 +254,3 @@ def _nothing_to_send(plan: Plan) -> str:
     if not held:
         return "No changes: nothing to send."
     return f"Nothing to send: {', '.join(held)} held (see the plan above)."
-
-
-@contextlib.contextmanager
-def _signals_stop(stop: threading.Event, caught: list[int]) -> Iterator[None]:
-    """SIGINT/SIGTERM: start nothing new, let requests in flight finish and be recorded."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        caught.append(signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in EXIT_BY_SIGNAL}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-import uuid
 from collections.abc import Sequence
 
-from commbox_yaml.client import Client
 from commbox_yaml.commands.remote import remote_client
+from commbox_yaml.commands.sending import send_planned
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
 from commbox_yaml.ledger import LedgerStore
 from commbox_yaml.output import Console
 from commbox_yaml.plan import make_plan
-from commbox_yaml.report.progress import Progress
-from commbox_yaml.send import Outcome, Sender, SendResult
+from commbox_yaml.send import Outcome, SendResult
 from commbox_yaml.testsend import Recipients, RedirectPlan, key_for_test, make_test_plan
 
 
@@ -45,8 +41,6 @@ def run_test_sends(
     target: str,
     token: str,
 ) -> int:
-    from commbox_yaml.commands.apply import EXIT_BY_SIGNAL, _signals_stop  # apply imports us
-
     project = ctx.project()
     with ledger.locked():
         for warning in ledger.warnings:
@@ -72,33 +66,12 @@ def run_test_sends(
             )
         if not args.auto_approve:
             _confirm(ctx.console, count, args.json)
-        stop = threading.Event()
-        caught: list[int] = []
         with remote_client(ctx, args.sandbox, target, token) as client:
-            sender = _sender(ctx, client, ledger, stop, view.object_ids)
-            progress = Progress(ctx.console, count, quiet=args.json)
-            with _signals_stop(stop, caught):
-                try:
-                    results = sender.send_all(tests.planned, progress.update)
-                finally:
-                    progress.close()
-        if sender.refused:
-            ctx.console.err(f"error: {sender.refused}; apply stopped, nothing more was sent")
-        code = _finish(ctx, args, tests, results, sender.refused)
-        if caught:
-            return EXIT_BY_SIGNAL.get(signal.Signals(caught[0]), 1)
-        return code
-
-
-def _sender(
-    ctx: Context,
-    client: Client,
-    ledger: LedgerStore,
-    stop: threading.Event,
-    object_ids: dict[str, str],
-) -> Sender:
-    run_id = uuid.uuid4().hex[:12]
-    return Sender(ctx.project().api, client, ledger, ctx.console.redactor, run_id, stop, object_ids)
+            results, refused, by_signal = send_planned(
+                ctx, client, ledger, view.object_ids, tests.planned, args.json
+            )
+        code = _finish(ctx, args, tests, results, refused)
+        return code if by_signal is None else by_signal
 
 
 def _show(console: Console, tests: RedirectPlan, ledger: str) -> None:

@@ -1,0 +1,74 @@
+"""The send phase apply and its test sends share: the workers, the progress, the signals."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from types import FrameType
+
+from commbox_yaml.client import Client
+from commbox_yaml.context import Context
+from commbox_yaml.ledger import LedgerStore
+from commbox_yaml.plan import PlannedMessage
+from commbox_yaml.report.progress import Progress
+from commbox_yaml.send import Sender, SendResult
+
+EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def send_planned(
+    ctx: Context,
+    client: Client,
+    ledger: LedgerStore,
+    object_ids: Mapping[str, str],
+    sends: Sequence[PlannedMessage],
+    quiet: bool,
+    following: Sequence[PlannedMessage] = (),
+) -> tuple[list[SendResult], str | None, int | None]:
+    """Send `sends` (then `following`, each right after its parent), showing progress.
+
+    Returns the results, why the whole apply stopped (already said on stderr), and the exit
+    code a SIGINT/SIGTERM asks for, if one came: the sends in flight finish and are recorded."""
+    stop = threading.Event()
+    caught: list[int] = []
+    sender = Sender(
+        ctx.project().api,
+        client,
+        ledger,
+        ctx.console.redactor,
+        uuid.uuid4().hex[:12],
+        stop,
+        object_ids,
+    )
+    progress = Progress(ctx.console, len(sends) + len(following), quiet=quiet)
+    with signals_stop(stop, caught):
+        try:
+            results = sender.send_all(sends, progress.update, following)
+        finally:
+            progress.close()
+    if sender.refused:
+        ctx.console.err(f"error: {sender.refused}; apply stopped, nothing more was sent")
+    by_signal = EXIT_BY_SIGNAL.get(signal.Signals(caught[0]), 1) if caught else None
+    return results, sender.refused, by_signal
+
+
+@contextlib.contextmanager
+def signals_stop(stop: threading.Event, caught: list[int]) -> Iterator[None]:
+    """SIGINT/SIGTERM: start nothing new, let requests in flight finish and be recorded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in EXIT_BY_SIGNAL}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
