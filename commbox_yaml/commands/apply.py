@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,13 +12,12 @@ from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
 from commbox_yaml.commands.plan import add_detail_option, add_selection_options, compute_plan
 from commbox_yaml.commands.reconcile import reconcile_first
 from commbox_yaml.commands.remote import api_token, destination, remote_client
-from commbox_yaml.commands.sending import send_planned
+from commbox_yaml.commands.sending import confirm, send_planned
 from commbox_yaml.commands.testsend import check_options as check_test_options
 from commbox_yaml.commands.testsend import run_test_sends
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import LedgerStore
-from commbox_yaml.output import Console
 from commbox_yaml.plan import (
     Plan,
     PlannedMessage,
@@ -148,7 +146,13 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                 f"({project.max_sends}); nothing was sent. Pass --allow-bulk if that is intended"
             )
         if not args.planfile and not args.auto_approve:
-            _confirm(ctx.console, count, args.json)
+            confirm(
+                ctx.console,
+                count,
+                args.json,
+                "message",
+                "--auto-approve, or apply a saved plan file",
+            )
         with remote_client(ctx, args.sandbox, target, token) as client:
             return _send(ctx, args, plan, sends, ledger, client)
 
@@ -167,20 +171,6 @@ def _replan(ctx: Context, args: argparse.Namespace, ledger: LedgerStore, saved: 
             f"{listed}. Run 'commbox-yaml plan' again"
         )
     return plan
-
-
-def _confirm(console: Console, count: int, as_json: bool) -> None:
-    if as_json or not sys.stdin.isatty():
-        raise UserError(
-            f"apply would send {count} message{'s' if count != 1 else ''} and needs approval: "
-            "pass --auto-approve, or apply a saved plan file"
-        )
-    console.stdout.write(
-        f"\nSend {count} message{'s' if count != 1 else ''}? Only 'yes' is accepted: "
-    )
-    console.stdout.flush()
-    if sys.stdin.readline().strip() != "yes":
-        raise UserError("apply cancelled; nothing was sent")
 
 
 def _send(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -11,7 +12,9 @@ from types import FrameType
 
 from commbox_yaml.client import Client
 from commbox_yaml.context import Context
+from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import LedgerStore
+from commbox_yaml.output import Console
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.report.progress import Progress
 from commbox_yaml.send import Sender, SendResult
@@ -72,3 +75,14 @@ def signals_stop(stop: threading.Event, caught: list[int]) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def confirm(console: Console, count: int, as_json: bool, noun: str, otherwise: str) -> None:
+    """Ask on a terminal before sending `count` of `noun`; elsewhere, say what approves it."""
+    what = f"{count} {noun}{'s' if count != 1 else ''}"
+    if as_json or not sys.stdin.isatty():
+        raise UserError(f"apply would send {what} and needs approval: pass {otherwise}")
+    console.stdout.write(f"\nSend {what}? Only 'yes' is accepted: ")
+    console.stdout.flush()
+    if sys.stdin.readline().strip() != "yes":
+        raise UserError("apply cancelled; nothing was sent")

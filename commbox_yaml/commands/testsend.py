@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from commbox_yaml.commands.remote import remote_client
-from commbox_yaml.commands.sending import send_planned
+from commbox_yaml.commands.sending import confirm, send_planned
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
 from commbox_yaml.ledger import LedgerStore
@@ -65,7 +64,7 @@ def run_test_sends(
                 f"({project.max_sends}); nothing was sent. Pass --allow-bulk if that is intended"
             )
         if not args.auto_approve:
-            _confirm(ctx.console, count, args.json)
+            confirm(ctx.console, count, args.json, "test message", "--auto-approve")
         with remote_client(ctx, args.sandbox, target, token) as client:
             results, refused, by_signal = send_planned(
                 ctx, client, ledger, view.object_ids, tests.planned, args.json
@@ -101,18 +100,6 @@ def _show(console: Console, tests: RedirectPlan, ledger: str) -> None:
             "bold",
         )
     )
-
-
-def _confirm(console: Console, count: int, as_json: bool) -> None:
-    plural = "s" if count != 1 else ""
-    if as_json or not sys.stdin.isatty():
-        raise UserError(
-            f"apply would send {count} test message{plural} and needs approval: pass --auto-approve"
-        )
-    console.stdout.write(f"\nSend {count} test message{plural}? Only 'yes' is accepted: ")
-    console.stdout.flush()
-    if sys.stdin.readline().strip() != "yes":
-        raise UserError("apply cancelled; nothing was sent")
 
 
 def _finish(
