@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -74,19 +75,48 @@ class Row:
     detail: str = ""
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None, out: str = os.devnull) -> Run:
-    """Wall time and peak RSS (from wait4) of one process; stdout to `out`."""
-    with open(out, "wb") as sink:
+# Every measured process is started by this small launcher, itself started before any row
+# runs. Linux keeps a process's peak RSS across fork and exec: a command started by this
+# script once it has grown (an in-process sandbox, a generated ledger) would report at least
+# this script's own peak as its own.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    job = json.loads(line)
+    with open(job["out"], "wb") as sink:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.PIPE, env=env)
-        assert proc.stderr is not None
+        proc = subprocess.Popen(job["argv"], stdout=sink, stderr=subprocess.PIPE, env=job["env"])
         err = proc.stderr.read()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{err.decode()[-2000:]}")
-    return Run(seconds, usage.ru_maxrss / 1024)
+    print(json.dumps({"seconds": seconds, "rss_kb": usage.ru_maxrss,
+                      "code": os.waitstatus_to_exitcode(status),
+                      "err": err.decode(errors="replace")[-2000:]}), flush=True)
+"""
+_launcher: subprocess.Popen[str] | None = None
+
+
+def _launch(argv: list[str], env: dict[str, str] | None, out: str) -> dict[str, Any]:
+    global _launcher
+    if _launcher is None:
+        _launcher = subprocess.Popen(
+            [PYTHON, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+    assert _launcher.stdin is not None
+    assert _launcher.stdout is not None
+    job = {"argv": argv, "env": dict(os.environ) if env is None else env, "out": out}
+    _launcher.stdin.write(json.dumps(job) + "\n")
+    _launcher.stdin.flush()
+    answer: dict[str, Any] = json.loads(_launcher.stdout.readline())
+    return answer
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, out: str = os.devnull) -> Run:
+    """Wall time and peak RSS (from wait4, in the launcher) of one process; stdout to `out`."""
+    done = _launch(argv, env, out)
+    if done["code"] != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({done['code']}):\n{done['err']}")
+    return Run(done["seconds"], done["rss_kb"] / 1024)
 
 
 def alternate(rounds: int, sides: dict[str, Callable[[], Run]]) -> dict[str, list[Run]]:
@@ -233,6 +263,7 @@ def row_scale(rounds: int, notes: dict[str, list[Run]]) -> list[Row]:
 _PARTS = """
 import gc, io, json, sys
 from pathlib import Path
+from typing import Any
 from commbox_yaml.context import Context
 from commbox_yaml.output import Console
 import commbox_yaml.build, jinja2.sandbox, jsonschema
@@ -546,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args(argv)
     WORK.mkdir(exist_ok=True)
+    _launch(["true"], None, os.devnull)  # the launcher starts while this process is small
     rows: list[Row] = []
     notes: dict[str, list[Run]] = {}
     for name in args.row or ROWS:
