@@ -18,9 +18,8 @@ from commbox_yaml.commands.testsend import run_test_sends
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError
 from commbox_yaml.ledger import LedgerStore
-from commbox_yaml.plan import (
-    Plan,
-    PlannedMessage,
+from commbox_yaml.plan import Plan, PlannedMessage
+from commbox_yaml.planfile import (
     SavedPlan,
     check_destination,
     check_digest,

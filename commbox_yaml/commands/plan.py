@@ -11,7 +11,8 @@ from commbox_yaml.commands.remote import destination
 from commbox_yaml.context import Context
 from commbox_yaml.errors import ValidationFailed
 from commbox_yaml.ledger import LedgerStore
-from commbox_yaml.plan import Plan, make_plan, save_plan
+from commbox_yaml.plan import Plan, make_plan
+from commbox_yaml.planfile import save_plan
 from commbox_yaml.report import REPORTERS
 from commbox_yaml.report.describe import COMPACT_AFTER
 
