@@ -706,3 +706,16 @@ def test_a_reply_to_a_v2_template_goes_to_the_object_its_object_data_opened(
     assert child.data is not None
     assert child.data["UserStreamProviderId"] == "972544444444"
     assert opened["object_data"]["UserStreamProviderId"] == "972544444444"
+
+
+def test_the_preview_shows_a_reply_in_its_parents_conversation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make(tmp_path)
+    site = tmp_path / "site"
+    assert run(root, "preview", "--out", str(site)) == 0
+    (page,) = (site / "messages").glob("ack-*.html")
+    text = page.read_text("utf-8")
+    assert "<dt>In reply to</dt><dd>open (in its conversation)</dd>" in text
+    assert "<dt>To</dt><dd>972544444444</dd>" in text
+    assert "<dt>Agent (UserIdentity)</dt><dd>36574658</dd>" in text

@@ -258,7 +258,11 @@ def _head(
     rows: list[tuple[str, str]] = []
     if request.v2:
         return whatsapp_v2.shown_rows(data)
-    if request.channel == "email":
+    if request.parent_key is not None:  # a reply: its conversation has subject and recipients
+        rows.append(("In reply to", f"{request.parent_address} (in its conversation)"))
+        rows.append(("To", _recipients(data, content)))
+        rows.append(("Agent (UserIdentity)", str(data.get("UserIdentity", ""))))
+    elif request.channel == "email":
         rows.append(("Subject", str(content.get("subject", ""))))
         rows.append(("From (stream)", str(request.stream)))
         for label in ("to", "cc", "bcc"):
