@@ -131,6 +131,16 @@ def test_quick_check_edges() -> None:
     _agrees("commbox", {**VALID["commbox"], "version": 1.0})
     _agrees("commbox", {**VALID["commbox"], "version": True})
     _agrees("commbox", {**VALID["commbox"], "streams": {"-bad": "1"}})
+    # if/then/else: a reply needs manager_id and no stream, recipients or template
+    reply = {"name": "r", "channel": "whatsapp", "reply_to": "wa", "message": "x"}
+    _agrees("whatsapp", reply)
+    _agrees("whatsapp", {**reply, "manager_id": 5})
+    _agrees("whatsapp", {**reply, "manager_id": 5, "message_file": "x.txt"})
+    wa = VALID["whatsapp"]
+    _agrees("whatsapp", {**wa, "api": "v2", "schedule": "2027-01-14T09:00:00+00:00"})
+    _agrees("whatsapp", {**wa, "api": "v3"})
+    _agrees("whatsapp", {k: v for k, v in wa.items() if k != "template"})
+    _agrees("sms", {**sms, "to": ["972544444444", 5]})  # items: one item fails
 
 
 def test_a_schema_with_a_keyword_it_does_not_know_has_no_quick_check() -> None:
