@@ -513,3 +513,67 @@ def test_the_sandbox_command_takes_whatsapp_invalid(http: urllib3.PoolManager) -
     )
     assert [r.status for r in replies] == [206, 206, 200]
     assert "id" in replies[2].json()["data"][0]
+
+
+# -- stray replies: a v2 request is for one recipient ---------------------------------------------
+
+TWO = """\
+name: notice
+channel: whatsapp
+api: v2
+stream: wa
+for_each: [["a", "972544444444"], ["b", "972533333333"]]
+key: "{{ item[0] }}"
+to: "{{ item[1] }}"
+template: {name: notice, language: en}
+"""
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        _answer({"recipient": "972599999999", "id": "wamid.OTHER", "status": 200}),
+        _answer({"recipient": 972599999999, "status": 400, "failed": "not a WhatsApp user"}),
+        Fault(
+            status=206,
+            body=json.dumps(
+                {
+                    "status": "206",
+                    "description": "Provider returned failure",
+                    "data": [{"recipient": "972599999999", "status": 400, "failed": "x"}],
+                }
+            ).encode(),
+        ),
+    ],
+    ids=["sent-to-another", "failed-for-another", "206-for-another"],
+)
+def test_a_reply_about_another_recipient_is_unknown_never_sent_or_failed(
+    tmp_path: Path, server: SandboxServer, monkeypatch: pytest.MonkeyPatch, fault: Fault
+) -> None:
+    """A reply whose item names another recipient answers some other request (a stray copy on
+    an out-of-step connection): it proves nothing of this one, neither sent nor failed."""
+    root = project(tmp_path, SIMPLE.format(extra=""), commbox=COMMBOX)
+    point_at(monkeypatch, server.url, "t0ken")
+    server.script(fault)
+    assert apply(root) == 1
+    (last,) = [e for e in events(root) if e["event"] not in ("pending",)]
+    assert last["event"] == "unknown"
+    assert "for another recipient" in str(last["description"])
+    assert "out of step" in str(last["description"])
+
+
+def test_a_whatsapp_id_answered_twice_in_one_run_is_unknown_the_second_time(
+    tmp_path: Path, server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project(tmp_path, TWO, commbox=COMMBOX + "api:\n  concurrency: 1\n")
+    point_at(monkeypatch, server.url, "t0ken")
+    server.script(
+        _answer({"recipient": "972544444444", "id": "wamid.SAME", "status": 200}),
+        _answer({"id": "wamid.SAME", "status": 200}),
+    )
+    assert apply(root) == 1
+    outcomes = {e["key"]: e for e in events(root) if e["event"] != "pending"}
+    assert outcomes["notice[a]"]["event"] == "sent"
+    assert outcomes["notice[a]"]["whatsapp_id"] == "wamid.SAME"
+    assert outcomes["notice[b]"]["event"] == "unknown"
+    assert "answered for notice[a] earlier in this run" in str(outcomes["notice[b]"]["description"])

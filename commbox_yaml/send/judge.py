@@ -30,12 +30,13 @@ class ReplyJudge:
         self._halt = halt
         self._max_retry_after_s = max_retry_after_s
 
-    def classify(self, reply: Reply, key: str, v2: bool = False) -> Verdict:
-        """`v2`: the reply of CommBox's v2 WhatsApp endpoint (SPEC section 11)."""
+    def classify(self, reply: Reply, key: str, recipient: str | None = None) -> Verdict:
+        """With `recipient` (its phone number, as sent): the reply of CommBox's v2 WhatsApp
+        endpoint to a request for that one recipient (SPEC section 11)."""
         status = reply.status
         payload = _json(reply.body)
-        if v2 and 200 <= status < 300:
-            return self._templated(status, payload, key, reply)
+        if recipient is not None and 200 <= status < 300:
+            return self._templated(status, payload, key, recipient, reply)
         if 200 <= status < 300:
             return self._created(status, payload, key)
 
@@ -81,11 +82,24 @@ class ReplyJudge:
             )
         return Verdict(Outcome.SENT, status, None, object_id=object_id)
 
-    def _templated(self, status: int, payload: Any, key: str, reply: Reply) -> Verdict:
+    def _templated(
+        self, status: int, payload: Any, key: str, recipient: str, reply: Reply
+    ) -> Verdict:
         """A 2xx of the v2 endpoint: its one item says sent (status 200 and a WhatsApp id),
-        failed (a 206, or another item status), or nothing readable (unknown)."""
+        failed (a 206, or another item status), or nothing readable (unknown). An item for
+        another recipient, or a WhatsApp id already answered in this run, is a stray reply."""
         data = payload.get("data") if isinstance(payload, dict) else None
         items = [i for i in data if isinstance(i, dict)] if isinstance(data, list) else []
+        other = next((i for i in items if not _same_recipient(i.get("recipient"), recipient)), None)
+        if other is not None:  # this request was for one recipient: the reply is another's
+            return Verdict(
+                Outcome.UNKNOWN,
+                status,
+                f"the server answered {status} for another recipient: the connection was out "
+                "of step (a stray reply), so this request's own reply was not read; the "
+                "connection was closed",
+                out_of_step=True,
+            )
         if status == 206 or any(i.get("status") not in (200, "200", None) for i in items):
             texts = [self._description(payload, reply)] if status == 206 else []
             for entry in items:
@@ -106,6 +120,17 @@ class ReplyJudge:
         ):
             return Verdict(
                 Outcome.UNKNOWN, status, f"the server answered {status} without a WhatsApp id"
+            )
+        with self._ids.lock:
+            earlier = self._ids.answered.setdefault(f"whatsapp:{message_id}", key)
+        if earlier != key:
+            return Verdict(
+                Outcome.UNKNOWN,
+                status,
+                f"the server answered {status} with a WhatsApp message id answered for "
+                f"{earlier} earlier in this run: the connection was out of step (a stray "
+                "reply); the connection was closed",
+                out_of_step=True,
             )
         object_id = commbox_object_id(items[0].get("object_id"))
         if object_id is not None:
@@ -145,6 +170,16 @@ def _retry_after(value: str | None, cap: float) -> float:
     """Seconds to wait: Retry-After as seconds or an HTTP date, capped; backoff when absent."""
     seconds = retry_after_seconds(value)
     return -1.0 if seconds is None else min(max(seconds, 0.0), cap)
+
+
+def _same_recipient(named: Any, recipient: str) -> bool:
+    """Whether an item's `recipient` (a string or a number of digits; absent says nothing)
+    is the phone number the request was for."""
+    if named is None:
+        return True
+    if isinstance(named, bool) or not isinstance(named, (str, int)):
+        return False
+    return "".join(ch for ch in str(named) if ch.isdigit()) == recipient
 
 
 def _json(data: bytes) -> Any:

@@ -230,9 +230,11 @@ class MessagePolicy:
 
     def _attempt(self, request: Request, path: str, body: bytes, content_type: str) -> Verdict:
         judged: list[Verdict] = []
+        # A v2 template goes to one recipient: its reply must be about that one.
+        recipient = str(request.sent_data["template_data"]["to"]) if request.v2 else None
 
         def in_step(reply: Reply) -> bool:
-            judged.append(self.judge.classify(reply, request.key, request.v2))
+            judged.append(self.judge.classify(reply, request.key, recipient))
             return not judged[0].out_of_step
 
         try:
