@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import urllib3
 
 from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyState, Ledger
@@ -154,6 +155,26 @@ def raw_server(handler: Callable[[socket.socket, list[bytes]], None]) -> Iterato
         yield running
     finally:
         running.close()
+
+
+@contextlib.contextmanager
+def sandbox_command(http: urllib3.PoolManager, *options: str) -> Iterator[tuple[str, str]]:
+    """`commbox-yaml sandbox --port 0 OPTIONS` run as a user runs it, in a process of its own:
+    its URL and the line it prints of its faults; stopped (SIGTERM) when the block ends."""
+    command = [sys.executable, "-m", "commbox_yaml", "sandbox", "--port", "0", *options]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            first, _export, faults = (process.stdout.readline() for _ in range(3))
+            yield first.split()[4], faults.strip()
+            http.clear()
+            process.terminate()
+            process.communicate(timeout=5)
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:

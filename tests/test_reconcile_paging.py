@@ -27,7 +27,7 @@ from commbox_yaml.cli import main
 from commbox_yaml.ledger import KeyStatus, Ledger
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.projects import write
-from tests.sending import apply, delivered, ledger_path, point_at
+from tests.sending import apply, delivered, ledger_path, point_at, sandbox_command
 
 TOKEN = "tok-paging-6c1d9e"
 STREAM = "5fd0c1"
@@ -201,36 +201,20 @@ def test_the_sandbox_pages_as_configured(http: urllib3.PoolManager) -> None:
 
 
 def test_the_sandbox_command_takes_first_page_and_page_cap(http: urllib3.PoolManager) -> None:
-    command = [
-        sys.executable, "-m", "commbox_yaml", "sandbox", "--port", "0",
-        "--first-page", "0", "--page-cap", "2",
-    ]  # fmt: skip
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            assert process.stdout is not None
-            first, _export, settings = (process.stdout.readline() for _ in range(3))
-            url = first.split()[4]
-            post_others(http, url, 3)
-            now = int(time.time())
-            window = {"unixStartTime": now - 60, "unixEndTime": now + 60, "sort": "asc"}
-            pages = [
-                http.request(
-                    "GET",
-                    f"{url}/streams/{STREAM}/objects",
-                    fields={**window, "pageNumber": page},
-                    headers={"Authorization": f"Bearer {TOKEN}"},
-                ).json()["data"]
-                for page in (0, 1, 2)
-            ]
-            http.clear()
-            process.terminate()
-            process.communicate(timeout=5)
-        finally:
-            if process.poll() is None:
-                process.kill()
-    assert settings.strip() == "faults: pages counted from 0, at most 2 objects a page"
+    with sandbox_command(http, "--first-page", "0", "--page-cap", "2") as (url, settings):
+        post_others(http, url, 3)
+        now = int(time.time())
+        window = {"unixStartTime": now - 60, "unixEndTime": now + 60, "sort": "asc"}
+        pages = [
+            http.request(
+                "GET",
+                f"{url}/streams/{STREAM}/objects",
+                fields={**window, "pageNumber": page},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ).json()["data"]
+            for page in (0, 1, 2)
+        ]
+    assert settings == "faults: pages counted from 0, at most 2 objects a page"
     assert [len(page) for page in pages] == [2, 1, 0]
     assert pages[0][0]["message"] == "someone else's message 0"
     for flag, value in (("--first-page", "2"), ("--page-cap", "0"), ("--page-cap", "101")):

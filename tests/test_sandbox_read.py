@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,6 +14,7 @@ import urllib3
 from urllib3.exceptions import ProtocolError
 
 from commbox_yaml.sandbox import FIRST_ID, Fault, SandboxServer
+from tests.sending import sandbox_command
 
 TOKEN = "sandbox-read-token"
 STREAM = "hNyRN_fLUy7rrOrN9jLpipA=="
@@ -247,32 +246,17 @@ def test_a_stored_fault_needs_an_error_or_a_drop() -> None:
 
 
 def test_the_cli_flags_announce_the_new_faults(http: urllib3.PoolManager) -> None:
-    command = [
-        sys.executable, "-m", "commbox_yaml", "sandbox", "--port", "0",
-        "--store-then-fail-every", "1", "--refuse-reads",
-    ]  # fmt: skip
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            assert process.stdout is not None
-            first, _export, faults = (process.stdout.readline() for _ in range(3))
-            url = first.split()[4]
-            response = http.request(
-                "POST",
-                f"{url}/streams/s1/objects",
-                body=json.dumps({"data": data(1)}).encode(),
-                headers={"Content-Type": "application/json", "Authorization": "Bearer t"},
-            )
-            read = http.request(
-                "GET", f"{url}/streams/s1/objects/{FIRST_ID}", headers={"Authorization": "Bearer t"}
-            )
-            http.clear()
-            process.terminate()
-            process.communicate(timeout=5)
-        finally:
-            if process.poll() is None:
-                process.kill()
-    assert faults.strip() == "faults: stored then 500 every request, reads refused (401)"
+    options = ("--store-then-fail-every", "1", "--refuse-reads")
+    with sandbox_command(http, *options) as (url, faults):
+        response = http.request(
+            "POST",
+            f"{url}/streams/s1/objects",
+            body=json.dumps({"data": data(1)}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer t"},
+        )
+        read = http.request(
+            "GET", f"{url}/streams/s1/objects/{FIRST_ID}", headers={"Authorization": "Bearer t"}
+        )
+    assert faults == "faults: stored then 500 every request, reads refused (401)"
     assert response.status == 500
     assert read.status == 401

@@ -7,8 +7,6 @@ import copy
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import urllib3
 from commbox_yaml.cli import main
 from commbox_yaml.sandbox import Fault, SandboxServer
 from tests.projects import build_project, project
-from tests.sending import apply, events, point_at
+from tests.sending import apply, events, point_at, sandbox_command
 
 HERE = Path(__file__).parent / "commbox"
 DOCUMENTED = json.loads((HERE / "whatsapp-v2.requests.json").read_text())
@@ -478,36 +476,19 @@ def test_a_sensitive_code_is_sent_but_never_shown(
 
 
 def test_the_sandbox_command_takes_whatsapp_invalid(http: urllib3.PoolManager) -> None:
-    command = [
-        sys.executable, "-m", "commbox_yaml", "sandbox", "--port", "0",
-        "--whatsapp-invalid", "+972 52-222-2222", "--whatsapp-invalid", "972533333333",
-    ]  # fmt: skip
     template = {"name": "t", "language": {"code": "en"}, "components": []}
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            assert process.stdout is not None
-            first, _export, faults = (process.stdout.readline() for _ in range(3))
-            url = first.split()[4]
-            replies = [
-                http.request(
-                    "POST",
-                    url + PATH,
-                    body=json.dumps(
-                        {"data": [{"template_data": {"to": to, "template": template}}]}
-                    ),
-                    headers={"Content-Type": "application/json", "Authorization": "Bearer t"},
-                )
-                for to in ("972522222222", "972533333333", "972544444444")
-            ]
-            http.clear()
-            process.terminate()
-            process.communicate(timeout=5)
-        finally:
-            if process.poll() is None:
-                process.kill()
-    assert faults.strip() == (
+    invalid = ("--whatsapp-invalid", "+972 52-222-2222", "--whatsapp-invalid", "972533333333")
+    with sandbox_command(http, *invalid) as (url, faults):
+        replies = [
+            http.request(
+                "POST",
+                url + PATH,
+                body=json.dumps({"data": [{"template_data": {"to": to, "template": template}}]}),
+                headers={"Content-Type": "application/json", "Authorization": "Bearer t"},
+            )
+            for to in ("972522222222", "972533333333", "972544444444")
+        ]
+    assert faults == (
         "faults: v2 WhatsApp templates to +972 52-222-2222, 972533333333 answered 206 "
         "(not a WhatsApp user)"
     )
