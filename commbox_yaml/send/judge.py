@@ -72,14 +72,7 @@ class ReplyJudge:
             )
         holder = self._known_id(object_id, key)
         if holder is not None:
-            return Verdict(
-                Outcome.UNKNOWN,
-                status,
-                f"the server answered {status} with object {object_id}, which {holder}: the "
-                "connection was out of step (a stray reply), so this request's own reply was "
-                "not read; the connection was closed",
-                out_of_step=True,
-            )
+            return _stray(status, f"with object {object_id}, which {holder}")
         return Verdict(Outcome.SENT, status, None, object_id=object_id)
 
     def _templated(
@@ -92,14 +85,7 @@ class ReplyJudge:
         items = [i for i in data if isinstance(i, dict)] if isinstance(data, list) else []
         other = next((i for i in items if not _same_recipient(i.get("recipient"), recipient)), None)
         if other is not None:  # this request was for one recipient: the reply is another's
-            return Verdict(
-                Outcome.UNKNOWN,
-                status,
-                f"the server answered {status} for another recipient: the connection was out "
-                "of step (a stray reply), so this request's own reply was not read; the "
-                "connection was closed",
-                out_of_step=True,
-            )
+            return _stray(status, "for another recipient")
         if status == 206 or any(i.get("status") not in (200, "200", None) for i in items):
             texts = [self._description(payload, reply)] if status == 206 else []
             for entry in items:
@@ -124,25 +110,14 @@ class ReplyJudge:
         with self._ids.lock:
             earlier = self._ids.answered.setdefault(f"whatsapp:{message_id}", key)
         if earlier != key:
-            return Verdict(
-                Outcome.UNKNOWN,
-                status,
-                f"the server answered {status} with a WhatsApp message id answered for "
-                f"{earlier} earlier in this run: the connection was out of step (a stray "
-                "reply); the connection was closed",
-                out_of_step=True,
+            return _stray(
+                status, f"with a WhatsApp message id answered for {earlier} earlier in this run"
             )
         object_id = commbox_object_id(items[0].get("object_id"))
         if object_id is not None:
             holder = self._known_id(object_id, key)
             if holder is not None:
-                return Verdict(
-                    Outcome.UNKNOWN,
-                    status,
-                    f"the server answered {status} with object {object_id}, which {holder}: "
-                    "the connection was out of step (a stray reply); the connection was closed",
-                    out_of_step=True,
-                )
+                return _stray(status, f"with object {object_id}, which {holder}")
         return Verdict(Outcome.SENT, status, None, object_id=object_id, whatsapp_id=message_id)
 
     def _known_id(self, object_id: int, key: str) -> str | None:
@@ -170,6 +145,17 @@ def _retry_after(value: str | None, cap: float) -> float:
     """Seconds to wait: Retry-After as seconds or an HTTP date, capped; backoff when absent."""
     seconds = retry_after_seconds(value)
     return -1.0 if seconds is None else min(max(seconds, 0.0), cap)
+
+
+def _stray(status: int, what: str) -> Verdict:
+    """A reply that answers another request: this one's own reply was never read."""
+    return Verdict(
+        Outcome.UNKNOWN,
+        status,
+        f"the server answered {status} {what}: the connection was out of step (a stray "
+        "reply), so this request's own reply was not read; the connection was closed",
+        out_of_step=True,
+    )
 
 
 def _same_recipient(named: Any, recipient: str) -> bool:
