@@ -403,6 +403,3 @@ def decide(request: Request, state: KeyState) -> tuple[Action, tuple[str, ...]]:
 def changed_fields(before: Mapping[str, str], after: Mapping[str, str]) -> tuple[str, ...]:
     names = sorted(set(before) | set(after))
     return tuple(n for n in names if before.get(n) != after.get(n))
-
-
-# -- plan files --------------------------------------------------------------------------------
