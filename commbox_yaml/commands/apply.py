@@ -12,7 +12,7 @@ from commbox_yaml.commands._help import PROJECT_ENV, SEND_ENV, epilog
 from commbox_yaml.commands.plan import add_detail_option, add_selection_options, compute_plan
 from commbox_yaml.commands.reconcile import reconcile_first
 from commbox_yaml.commands.remote import api_token, destination, remote_client
-from commbox_yaml.commands.sending import confirm, send_planned
+from commbox_yaml.commands.sending import confirm, send_planned, summary_line, tally
 from commbox_yaml.commands.testsend import check_options as check_test_options
 from commbox_yaml.commands.testsend import run_test_sends
 from commbox_yaml.context import Context
@@ -195,8 +195,7 @@ def _finish(
     results: list[SendResult],
     refused: str | None,
 ) -> int:
-    counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
-    failed = counts[Outcome.FAILED] + counts[Outcome.UNKNOWN] > 0 or refused is not None
+    counts, failed = tally(results, refused)
     if args.json:
         ctx.console.json_with_list(
             {
@@ -213,16 +212,7 @@ def _finish(
         ctx.console.out()
         ctx.console.out(_nothing_to_send(plan))
         return 0
-    line = (
-        f"Apply complete: {counts[Outcome.SENT]} sent, {counts[Outcome.FAILED]} failed, "
-        f"{counts[Outcome.UNKNOWN]} unknown."
-    )
-    if counts[Outcome.NOT_SENT]:
-        line = line.replace("complete", "stopped")[:-1] + f", {counts[Outcome.NOT_SENT]} not sent."
-    if counts[Outcome.TAKEN]:
-        line = line[:-1] + f", {counts[Outcome.TAKEN]} taken by another apply."
-    if counts[Outcome.HELD]:
-        line = line[:-1] + f", {counts[Outcome.HELD]} held (their parent was not sent)."
+    line = summary_line("Apply", counts)
     ctx.console.out(ctx.console.style(line, "bold", "red" if failed else "green"))
     if counts[Outcome.UNKNOWN]:
         ctx.console.out(

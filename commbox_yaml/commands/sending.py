@@ -17,7 +17,7 @@ from commbox_yaml.ledger import LedgerStore
 from commbox_yaml.output import Console
 from commbox_yaml.plan import PlannedMessage
 from commbox_yaml.report.progress import Progress
-from commbox_yaml.send import Sender, SendResult
+from commbox_yaml.send import Outcome, Sender, SendResult
 
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -86,3 +86,28 @@ def confirm(console: Console, count: int, as_json: bool, noun: str, otherwise: s
     console.stdout.flush()
     if sys.stdin.readline().strip() != "yes":
         raise UserError("apply cancelled; nothing was sent")
+
+
+def tally(results: Sequence[SendResult], refused: str | None) -> tuple[dict[Outcome, int], bool]:
+    """How many results of each outcome, and whether the run failed (exit 1)."""
+    counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
+    failed = counts[Outcome.FAILED] + counts[Outcome.UNKNOWN] > 0 or refused is not None
+    return counts, failed
+
+
+def summary_line(what: str, counts: dict[Outcome, int]) -> str:
+    """`Apply complete: 3 sent, 0 failed, 0 unknown.`; `stopped`, with the count not sent,
+    when a signal or a refusal stopped it; and the keys another apply took, the replies held."""
+    parts = [
+        f"{counts[Outcome.SENT]} sent",
+        f"{counts[Outcome.FAILED]} failed",
+        f"{counts[Outcome.UNKNOWN]} unknown",
+    ]
+    if counts[Outcome.NOT_SENT]:
+        parts.append(f"{counts[Outcome.NOT_SENT]} not sent")
+    if counts[Outcome.TAKEN]:
+        parts.append(f"{counts[Outcome.TAKEN]} taken by another apply")
+    if counts[Outcome.HELD]:
+        parts.append(f"{counts[Outcome.HELD]} held (their parent was not sent)")
+    state = "stopped" if counts[Outcome.NOT_SENT] else "complete"
+    return f"{what} {state}: {', '.join(parts)}."

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from commbox_yaml.commands.remote import remote_client
-from commbox_yaml.commands.sending import confirm, send_planned
+from commbox_yaml.commands.sending import confirm, send_planned, summary_line, tally
 from commbox_yaml.context import Context
 from commbox_yaml.errors import UserError, ValidationFailed
 from commbox_yaml.ledger import LedgerStore
@@ -109,8 +109,7 @@ def _finish(
     results: Sequence[SendResult],
     refused: str | None,
 ) -> int:
-    counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
-    failed = counts[Outcome.FAILED] + counts[Outcome.UNKNOWN] > 0 or refused is not None
+    counts, failed = tally(results, refused)
     console = ctx.console
     if args.json:
         by_key = {r.key: r for r in results}
@@ -137,12 +136,7 @@ def _finish(
         console.out()
         console.out("Nothing to test-send: no targeted message has a matching --test-to.")
         return 0
-    line = (
-        f"Test sends complete: {counts[Outcome.SENT]} sent, {counts[Outcome.FAILED]} failed, "
-        f"{counts[Outcome.UNKNOWN]} unknown."
-    )
-    if counts[Outcome.NOT_SENT]:
-        line = line.replace("complete", "stopped")[:-1] + f", {counts[Outcome.NOT_SENT]} not sent."
+    line = summary_line("Test sends", counts)
     console.out(console.style(line, "bold", "red" if failed else "green"))
     if counts[Outcome.UNKNOWN]:
         console.out(
